@@ -1,0 +1,457 @@
+//! From bytes to a [`Parsed`] message. Parsing degrades, it does not fail: whatever the
+//! bytes, [`parse`] returns a value, with what was wrong listed in `defects`.
+//!
+//! Text is decoded here rather than by mail-parser so that the charset actually used is
+//! known and recorded: the declared one when the bytes fit it, otherwise one detected
+//! from the bytes (chardetng), and the message is flagged as mislabelled.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use mail_parser::decoders::base64::base64_decode;
+use mail_parser::decoders::charsets::map::charset_decoder;
+use mail_parser::decoders::quoted_printable::quoted_printable_decode;
+use mail_parser::{Address, Encoding, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
+use sha2::{Digest, Sha256};
+
+/// Something wrong with a message. Stored as its `name()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Defect {
+    /// No header section could be read at all.
+    NotParseable,
+    NoDate,
+    /// A Date header that could not be read as a date.
+    BadDate,
+    NoMessageId,
+    NoFrom,
+    /// mail-parser reported an encoding or structure problem in a part.
+    BrokenMime,
+    /// A multipart message whose closing boundary never comes: cut short.
+    Truncated,
+    /// The bytes did not fit the declared charset; another was detected and used.
+    CharsetMislabelled,
+    /// A declared charset nobody knows; the text was decoded by detection.
+    UnknownCharset,
+    /// Even the detected charset left undecodable bytes (shown as U+FFFD).
+    UndecodableText,
+    /// Another message has the same Message-ID with different content.
+    MessageIdConflict,
+}
+
+impl Defect {
+    pub const ALL: [Defect; 11] = [
+        Defect::NotParseable,
+        Defect::NoDate,
+        Defect::BadDate,
+        Defect::NoMessageId,
+        Defect::NoFrom,
+        Defect::BrokenMime,
+        Defect::Truncated,
+        Defect::CharsetMislabelled,
+        Defect::UnknownCharset,
+        Defect::UndecodableText,
+        Defect::MessageIdConflict,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Defect::NotParseable => "not-parseable",
+            Defect::NoDate => "no-date",
+            Defect::BadDate => "bad-date",
+            Defect::NoMessageId => "no-message-id",
+            Defect::NoFrom => "no-from",
+            Defect::BrokenMime => "broken-mime",
+            Defect::Truncated => "truncated",
+            Defect::CharsetMislabelled => "charset-mislabelled",
+            Defect::UnknownCharset => "unknown-charset",
+            Defect::UndecodableText => "undecodable-text",
+            Defect::MessageIdConflict => "message-id-conflict",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Defect> {
+        Defect::ALL.into_iter().find(|d| d.name() == name)
+    }
+}
+
+impl fmt::Display for Defect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name and address as written in a header.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Mailbox {
+    pub name: Option<String>,
+    pub address: Option<String>,
+}
+
+impl fmt::Display for Mailbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.name, &self.address) {
+            (Some(n), Some(a)) => write!(f, "{n} <{a}>"),
+            (Some(n), None) => f.write_str(n),
+            (None, Some(a)) => f.write_str(a),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+/// The date of a message: the instant, and the offset it was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailDate {
+    pub timestamp: i64,
+    /// Offset from UTC in seconds, as written in the Date header.
+    pub offset: i32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub filename: Option<String>,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A message read for publishing and cataloguing. Owns its data.
+#[derive(Debug, Clone, Default)]
+pub struct Parsed {
+    pub message_id: Option<String>,
+    pub date: Option<MailDate>,
+    pub from: Vec<Mailbox>,
+    pub to: Vec<Mailbox>,
+    pub cc: Vec<Mailbox>,
+    pub subject: Option<String>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    /// The header section as written (lossy UTF-8), for the "all headers" view.
+    pub header_block: String,
+    /// The readable text: text/plain parts, or the text of the HTML when there is none.
+    pub text: String,
+    /// The HTML body as sent: *not* sanitised. Publish only through [`crate::sanitize_html`].
+    pub html: Option<String>,
+    pub attachments: Vec<Attachment>,
+    /// Charset used for each text part, e.g. `utf-8`, `windows-1252 (detected; declared us-ascii)`.
+    pub charsets: Vec<String>,
+    pub defects: Vec<Defect>,
+}
+
+impl Parsed {
+    /// SHA-256 of what makes two copies the same email for a reader: From, To, Cc, Date,
+    /// Subject, body text and attachments. Message-ID and transport or folder headers
+    /// (Received, X-Folder, X-FileName…) are left out, so the per-folder copies of one
+    /// Enron email, each with its own Message-ID, share a fingerprint.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        let mut field = |name: &str, value: &[u8]| {
+            h.update(name.as_bytes());
+            h.update((value.len() as u64).to_le_bytes());
+            h.update(value);
+        };
+        for (name, list) in [("from", &self.from), ("to", &self.to), ("cc", &self.cc)] {
+            let joined = list
+                .iter()
+                .map(|m| m.address.as_deref().unwrap_or_default().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+                .join(",");
+            field(name, joined.as_bytes());
+        }
+        let date = self.date.map(|d| d.timestamp.to_string()).unwrap_or_default();
+        field("date", date.as_bytes());
+        field("subject", self.subject.as_deref().unwrap_or_default().trim().as_bytes());
+        field("text", normalise_text(&self.text).as_bytes());
+        field("html", self.html.as_deref().map(normalise_text).unwrap_or_default().as_bytes());
+        for a in &self.attachments {
+            field("attachment", &Sha256::digest(&a.bytes));
+        }
+        h.finalize().into()
+    }
+}
+
+/// Line endings unified, trailing blanks of each line and of the whole text removed.
+fn normalise_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+pub fn parse(raw: &[u8]) -> Parsed {
+    let mut out = Parsed::default();
+    let Some(message) = MessageParser::default().parse(raw) else {
+        out.defects.push(Defect::NotParseable);
+        out.text = String::from_utf8_lossy(raw).into_owned();
+        out.defects.extend([Defect::NoDate, Defect::NoMessageId, Defect::NoFrom]);
+        return out;
+    };
+    let root = message.root_part();
+    out.header_block =
+        String::from_utf8_lossy(raw.get(..root.offset_body as usize).unwrap_or(raw)).into_owned();
+    out.message_id = message.message_id().map(str::to_string);
+    if out.message_id.is_none() {
+        out.defects.push(Defect::NoMessageId);
+    }
+    match message.date() {
+        Some(d) if d.is_valid() => {
+            let sign = if d.tz_before_gmt { -1 } else { 1 };
+            out.date = Some(MailDate {
+                timestamp: d.to_timestamp(),
+                offset: sign * (d.tz_hour as i32 * 3600 + d.tz_minute as i32 * 60),
+            });
+        }
+        Some(_) => out.defects.push(Defect::BadDate),
+        None if message.header_raw("Date").is_some() => out.defects.push(Defect::BadDate),
+        None => out.defects.push(Defect::NoDate),
+    }
+    out.from = mailboxes(message.from());
+    if out.from.iter().all(|m| m.address.is_none()) {
+        out.defects.push(Defect::NoFrom);
+    }
+    out.to = mailboxes(message.to());
+    out.cc = mailboxes(message.cc());
+    out.subject = message.subject().map(str::to_string);
+    out.in_reply_to = ids(message.in_reply_to());
+    out.references = ids(message.references());
+
+    let mut text_parts = Vec::new();
+    let mut html_parts = Vec::new();
+    for (i, part) in message.parts.iter().enumerate() {
+        if part.is_encoding_problem {
+            push_once(&mut out.defects, Defect::BrokenMime);
+        }
+        let i = i as u32;
+        let in_text = message.text_body.contains(&i);
+        let in_html = message.html_body.contains(&i);
+        match &part.body {
+            PartType::Text(_) if in_text => {
+                text_parts.push(decode_text(&message.raw_message, part, &mut out));
+            }
+            PartType::Html(_) if in_html || in_text => {
+                let html = decode_text(&message.raw_message, part, &mut out);
+                if in_text && !message.html_body.contains(&i) {
+                    text_parts.push(mail_parser::decoders::html::html_to_text(&html));
+                }
+                if in_html {
+                    html_parts.push(html);
+                }
+            }
+            _ => {}
+        }
+    }
+    // A message cut short leaves its text part among the attachments: read it as the body.
+    let mut body_from_attachments = Vec::new();
+    if text_parts.is_empty() && html_parts.is_empty() {
+        for &id in &message.attachments {
+            let Some(part) = message.part(id) else { continue };
+            if matches!(part.body, PartType::Text(_)) && part.attachment_name().is_none() {
+                text_parts.push(decode_text(&message.raw_message, part, &mut out));
+                body_from_attachments.push(id);
+            }
+        }
+    }
+    out.text = text_parts.join("\n");
+    if out.text.trim().is_empty() && !html_parts.is_empty() {
+        out.text = mail_parser::decoders::html::html_to_text(&html_parts.join("\n"));
+    }
+    if !html_parts.is_empty() {
+        out.html = Some(html_parts.join("\n"));
+    }
+    for &id in &message.attachments {
+        if body_from_attachments.contains(&id) {
+            continue;
+        }
+        let Some(part) = message.part(id) else { continue };
+        let bytes: Cow<[u8]> = match &part.body {
+            PartType::Message(nested) => Cow::Borrowed(nested.raw_message()),
+            PartType::Text(t) | PartType::Html(t) => Cow::Borrowed(t.as_bytes()),
+            PartType::Binary(b) | PartType::InlineBinary(b) => Cow::Borrowed(b.as_ref()),
+            PartType::Multipart(_) => continue,
+        };
+        let content_type = part
+            .content_type()
+            .map(|ct| match ct.subtype() {
+                Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                None => ct.ctype().to_string(),
+            })
+            .unwrap_or_else(|| "application/octet-stream".to_string())
+            .to_ascii_lowercase();
+        out.attachments.push(Attachment {
+            filename: part.attachment_name().map(str::to_string),
+            content_type,
+            bytes: bytes.into_owned(),
+        });
+    }
+    if is_truncated(&message) {
+        push_once(&mut out.defects, Defect::Truncated);
+    }
+    out
+}
+
+fn push_once(defects: &mut Vec<Defect>, d: Defect) {
+    if !defects.contains(&d) {
+        defects.push(d);
+    }
+}
+
+/// A multipart message whose top-level closing boundary (`--b--`) never comes.
+fn is_truncated(message: &mail_parser::Message<'_>) -> bool {
+    let Some(ct) = message.root_part().content_type() else {
+        return false;
+    };
+    if !ct.ctype().eq_ignore_ascii_case("multipart") {
+        return false;
+    }
+    let Some(boundary) = ct.attribute("boundary") else {
+        return false;
+    };
+    let closing = format!("--{boundary}--");
+    let raw = message.raw_message();
+    !raw.windows(closing.len()).any(|w| w == closing.as_bytes())
+}
+
+fn mailboxes(address: Option<&Address<'_>>) -> Vec<Mailbox> {
+    let Some(address) = address else {
+        return Vec::new();
+    };
+    address
+        .iter()
+        .map(|a| Mailbox {
+            name: a.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_string),
+            address: a.address.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_string),
+        })
+        .filter(|m| m.name.is_some() || m.address.is_some())
+        .collect()
+}
+
+fn ids(value: &HeaderValue<'_>) -> Vec<String> {
+    match value {
+        HeaderValue::Text(t) => vec![t.to_string()],
+        HeaderValue::TextList(list) => list.iter().map(|t| t.to_string()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Decodes one text part from its transfer-decoded bytes, recording the charset used.
+fn decode_text(raw: &[u8], part: &MessagePart<'_>, out: &mut Parsed) -> String {
+    let body = raw
+        .get(part.offset_body as usize..part.offset_end as usize)
+        .unwrap_or_default();
+    let bytes: Cow<[u8]> = match part.encoding {
+        Encoding::QuotedPrintable => quoted_printable_decode(body).map(Cow::Owned).unwrap_or(Cow::Borrowed(body)),
+        Encoding::Base64 => match base64_decode(body) {
+            Some(b) => Cow::Owned(b),
+            None => {
+                push_once(&mut out.defects, Defect::BrokenMime);
+                // Fall back to what mail-parser made of it.
+                return match &part.body {
+                    PartType::Text(t) | PartType::Html(t) => t.to_string(),
+                    _ => String::new(),
+                };
+            }
+        },
+        Encoding::None => Cow::Borrowed(body),
+    };
+    let declared = part
+        .content_type()
+        .and_then(|ct| ct.attribute("charset"))
+        .map(|c| c.trim().to_ascii_lowercase());
+    let (text, used) = decode_charset(&bytes, declared.as_deref(), &mut out.defects);
+    out.charsets.push(used);
+    text
+}
+
+/// Decodes `bytes` declared as `declared`; returns the text and a note of the charset used.
+pub fn decode_charset(bytes: &[u8], declared: Option<&str>, defects: &mut Vec<Defect>) -> (String, String) {
+    let declared_enc = declared.and_then(|d| encoding_rs::Encoding::for_label(d.as_bytes()));
+    let is_ascii_label = matches!(declared, None | Some("us-ascii" | "ascii" | "ansi_x3.4-1968"));
+    if bytes.is_ascii() && (is_ascii_label || declared_enc.is_some_and(|e| e.is_ascii_compatible())) {
+        let text = String::from_utf8(bytes.to_vec()).expect("ascii is utf-8");
+        return (text, declared.unwrap_or("us-ascii").to_string());
+    }
+    if is_ascii_label || declared_enc == Some(encoding_rs::UTF_8) {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            let used = if is_ascii_label { "utf-8 (detected; declared us-ascii)" } else { "utf-8" };
+            if is_ascii_label && declared.is_some() {
+                push_once(defects, Defect::CharsetMislabelled);
+            }
+            return (text.to_string(), used.to_string());
+        }
+    } else if let Some(enc) = declared_enc {
+        let (text, had_errors) = enc.decode_without_bom_handling(bytes);
+        if !had_errors {
+            return (text.into_owned(), enc.name().to_ascii_lowercase());
+        }
+    } else if let Some(name) = declared {
+        // Labels encoding_rs does not know (utf-7, some IBM pages) but mail-parser does.
+        if let Some(decoder) = charset_decoder(name.as_bytes()) {
+            return (decoder(bytes), name.to_string());
+        }
+        push_once(defects, Defect::UnknownCharset);
+    }
+    let mut detector = chardetng::EncodingDetector::new();
+    detector.feed(bytes, true);
+    let enc = detector.guess(None, true);
+    let (text, had_errors) = enc.decode_without_bom_handling(bytes);
+    if had_errors {
+        push_once(defects, Defect::UndecodableText);
+    }
+    if declared.is_some() && !defects.contains(&Defect::UnknownCharset) {
+        push_once(defects, Defect::CharsetMislabelled);
+    }
+    let used = format!(
+        "{} (detected; declared {})",
+        enc.name().to_ascii_lowercase(),
+        declared.unwrap_or("none")
+    );
+    (text.into_owned(), used)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mislabelled_latin1_is_detected() {
+        let mut defects = Vec::new();
+        let (text, used) = decode_charset("caf\u{e9} cr\u{e8}me br\u{fb}l\u{e9}e".as_bytes(), Some("utf-8"), &mut defects);
+        assert_eq!(text, "café crème brûlée");
+        assert_eq!(used, "utf-8");
+        let latin1 = b"caf\xe9 cr\xe8me br\xfbl\xe9e, d\xe9j\xe0 vu";
+        let (text, used) = decode_charset(latin1, Some("us-ascii"), &mut defects);
+        assert_eq!(text, "café crème brûlée, déjà vu");
+        assert!(used.contains("detected; declared us-ascii"), "{used}");
+        assert!(defects.contains(&Defect::CharsetMislabelled));
+    }
+
+    #[test]
+    fn declared_charset_is_used_and_recorded() {
+        let mut defects = Vec::new();
+        let (text, used) = decode_charset(b"\xcf\xf0\xe8\xe2\xe5\xf2", Some("windows-1251"), &mut defects);
+        assert_eq!(text, "Привет");
+        assert_eq!(used, "windows-1251");
+        assert!(defects.is_empty());
+    }
+
+    #[test]
+    fn broken_message_is_kept_and_flagged() {
+        let p = parse(b"Subject: hi\nContent-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nhello\n");
+        assert!(p.defects.contains(&Defect::NoDate));
+        assert!(p.defects.contains(&Defect::NoFrom));
+        assert!(p.defects.contains(&Defect::Truncated));
+        assert!(p.text.contains("hello"));
+        let p = parse(b"");
+        assert!(p.defects.contains(&Defect::NotParseable));
+    }
+
+    #[test]
+    fn fingerprint_ignores_message_id_and_transport_headers() {
+        let a = parse(b"Message-ID: <1@x>\nX-Folder: inbox\nFrom: a@x\nTo: b@x\nDate: Mon, 1 Jan 2001 10:00:00 +0000\nSubject: s\n\nbody\n");
+        let b = parse(b"Message-ID: <2@x>\nX-Folder: sent\nReceived: by y\nFrom: a@x\nTo: b@x\nDate: Mon, 1 Jan 2001 10:00:00 +0000\nSubject: s\n\nbody  \n\n");
+        let c = parse(b"Message-ID: <1@x>\nFrom: a@x\nTo: b@x\nDate: Mon, 1 Jan 2001 10:00:00 +0000\nSubject: s\n\nother body\n");
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_ne!(a.fingerprint(), c.fingerprint());
+    }
+}

@@ -1,0 +1,467 @@
+//! Reading mail out of whatever a publisher was handed. The principal function is
+//! [`read_path`]: give it a file or directory and a callback, and it calls back with one
+//! [`Event`] per message found, per file finished and per file skipped, detecting the
+//! format of each file itself (mbox in its variants, gzip, zip, tar, tar.gz, single
+//! messages as in Maildir, Maildir++, Enron trees and `.eml` directories).
+//!
+//! It streams: a file is never read whole unless it is a single message; an mbox or a tar
+//! is read one message at a time. Errors are events too, naming the file, so that one
+//! unreadable file does not stop an ingest.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use flate2::read::MultiGzDecoder;
+
+use crate::mbox::{MboxReader, is_envelope, is_header_line};
+
+/// Where a message was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The file, as a path relative to the ingested root, with `!/` separating an
+    /// archive from a member inside it (`dump.zip!/allen-p/inbox/1.`).
+    pub file: String,
+    /// For an mbox, the byte offset of the message's envelope line in the (decompressed) file.
+    pub offset: Option<u64>,
+    /// The mail folder: Maildir `cur`/`new` removed, Maildir++ `.a.b` written `a/b`,
+    /// an mbox's file name without extension.
+    pub folder: String,
+    /// Maildir flags from the file name (`:2,FS` gives `FS`).
+    pub flags: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum Event {
+    Message { origin: Origin, bytes: Vec<u8> },
+    /// A file (or archive member) was read; `messages` found in it.
+    FileRead { file: String, messages: u64 },
+    /// A file that holds no mail (an index, a picture, a Maildir `tmp` file).
+    Skipped { file: String, reason: String },
+    /// A file that could not be read; what was read before the error was delivered.
+    Error { file: String, error: String },
+}
+
+/// Counts bytes read from the input files on disk, for progress reporting.
+#[derive(Debug, Default, Clone)]
+pub struct ByteCounter(Arc<AtomicU64>);
+
+impl ByteCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+struct Counting<R> {
+    inner: R,
+    counter: ByteCounter,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.0.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for Counting<R> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+/// Total size of the regular files under `path`, for a progress bar's denominator.
+pub fn total_size(path: &Path) -> u64 {
+    walkdir::WalkDir::new(path)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Archives inside archives are followed this deep; deeper ones are skipped and said so.
+const MAX_NESTING: usize = 4;
+
+/// Reads every message under `root` (a file or a directory), in a stable order.
+/// Returns `Err` only when `root` itself cannot be read.
+pub fn read_path(
+    root: &Path,
+    counter: &ByteCounter,
+    on_event: &mut dyn FnMut(Event),
+) -> io::Result<()> {
+    let meta = std::fs::metadata(root)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", root.display())))?;
+    if meta.is_file() {
+        let name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        return read_file(root, &name, counter, on_event);
+    }
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name();
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                let file = e
+                    .path()
+                    .map(|p| rel(root, p))
+                    .unwrap_or_else(|| root.display().to_string());
+                on_event(Event::Error {
+                    file,
+                    error: e.to_string(),
+                });
+                continue;
+            }
+        };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let name = rel(root, entry.path());
+        read_file(entry.path(), &name, counter, on_event)?;
+    }
+    Ok(())
+}
+
+fn rel(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+fn read_file(
+    path: &Path,
+    name: &str,
+    counter: &ByteCounter,
+    on_event: &mut dyn FnMut(Event),
+) -> io::Result<()> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            on_event(Event::Error {
+                file: name.to_string(),
+                error: e.to_string(),
+            });
+            return Ok(());
+        }
+    };
+    let mut input = BufReader::with_capacity(
+        256 << 10,
+        Counting {
+            inner: file,
+            counter: counter.clone(),
+        },
+    );
+    let head = match input.fill_buf() {
+        Ok(head) => head,
+        Err(e) => {
+            on_event(Event::Error {
+                file: name.to_string(),
+                error: e.to_string(),
+            });
+            return Ok(());
+        }
+    };
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        // Zip needs to seek to its central directory at the end of the file.
+        let reader = input.into_inner();
+        read_zip(reader, name, 0, on_event);
+        return Ok(());
+    }
+    read_stream(&mut input, name, 0, on_event);
+    Ok(())
+}
+
+/// Reads one stream whose format is not yet known.
+fn read_stream(input: &mut dyn BufRead, name: &str, depth: usize, on_event: &mut dyn FnMut(Event)) {
+    if let Err(e) = detect_and_read(input, name, depth, on_event) {
+        on_event(Event::Error {
+            file: name.to_string(),
+            error: e.to_string(),
+        });
+    }
+}
+
+fn detect_and_read(
+    input: &mut dyn BufRead,
+    name: &str,
+    depth: usize,
+    on_event: &mut dyn FnMut(Event),
+) -> io::Result<()> {
+    let head = input.fill_buf()?.to_vec();
+    if head.is_empty() {
+        on_event(Event::Skipped {
+            file: name.to_string(),
+            reason: "empty file".into(),
+        });
+        return Ok(());
+    }
+    let is_archive = head.starts_with(&[0x1f, 0x8b])
+        || is_tar(&head)
+        || head.starts_with(b"PK\x03\x04")
+        || head.starts_with(b"PK\x05\x06");
+    if is_archive && depth >= MAX_NESTING {
+        on_event(Event::Skipped {
+            file: name.to_string(),
+            reason: format!("archive nested more than {MAX_NESTING} deep"),
+        });
+        return Ok(());
+    }
+    if head.starts_with(&[0x1f, 0x8b]) {
+        let mut inner = BufReader::with_capacity(256 << 10, MultiGzDecoder::new(input));
+        let inner_name = strip_gz(name);
+        return detect_and_read(&mut inner, &inner_name, depth + 1, on_event);
+    }
+    if is_tar(&head) {
+        return read_tar(input, name, depth, on_event);
+    }
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        // A zip inside a tar or gzip stream: it must be held to be read.
+        let mut bytes = Vec::new();
+        input.read_to_end(&mut bytes)?;
+        read_zip(io::Cursor::new(bytes), name, depth + 1, on_event);
+        return Ok(());
+    }
+    let body = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&head);
+    let first_line = body.split(|&b| b == b'\n').next().unwrap_or_default();
+    if first_line.starts_with(b"From ") && !is_header_line(first_line) {
+        // "From " without a colon: an mbox envelope. (A header "From: x" has a colon.)
+        if is_envelope(first_line) || looks_like_message(after_first_line(body)) {
+            return read_mbox(input, name, on_event);
+        }
+    }
+    if looks_like_message(body) {
+        let mut bytes = Vec::new();
+        input.read_to_end(&mut bytes)?;
+        let (origin, skip) = maildir_origin(name);
+        if let Some(reason) = skip {
+            on_event(Event::Skipped {
+                file: name.to_string(),
+                reason,
+            });
+            return Ok(());
+        }
+        on_event(Event::Message { origin, bytes });
+        on_event(Event::FileRead {
+            file: name.to_string(),
+            messages: 1,
+        });
+        return Ok(());
+    }
+    on_event(Event::Skipped {
+        file: name.to_string(),
+        reason: "not mail".into(),
+    });
+    Ok(())
+}
+
+fn after_first_line(body: &[u8]) -> &[u8] {
+    match body.iter().position(|&b| b == b'\n') {
+        Some(i) => &body[i + 1..],
+        None => &[],
+    }
+}
+
+/// A single RFC 5322 message starts with a header line; files of other kinds (indexes,
+/// pictures, `maildirfolder` markers, Dovecot lists) do not.
+fn looks_like_message(head: &[u8]) -> bool {
+    let mut lines = head.split(|&b| b == b'\n');
+    let Some(first) = lines.next() else {
+        return false;
+    };
+    if !is_header_line(first) || first.contains(&0) {
+        return false;
+    }
+    // Two header lines, or one followed by the end of the headers, rule out a stray colon.
+    match lines.next() {
+        Some(second) => {
+            is_header_line(second)
+                || second.starts_with(b" ")
+                || second.starts_with(b"\t")
+                || second == b"\r"
+                || second.is_empty()
+        }
+        None => true,
+    }
+}
+
+fn is_tar(head: &[u8]) -> bool {
+    head.len() >= 262 && &head[257..262] == b"ustar"
+}
+
+fn strip_gz(name: &str) -> String {
+    for ext in [".tgz", ".gz"] {
+        if let Some(stem) = name.strip_suffix(ext) {
+            return if ext == ".tgz" {
+                format!("{stem}.tar")
+            } else {
+                stem.to_string()
+            };
+        }
+    }
+    name.to_string()
+}
+
+fn read_mbox(input: &mut dyn BufRead, name: &str, on_event: &mut dyn FnMut(Event)) -> io::Result<()> {
+    let folder = mbox_folder(name);
+    let mut count = 0;
+    for message in MboxReader::new(input) {
+        let message = message?;
+        count += 1;
+        on_event(Event::Message {
+            origin: Origin {
+                file: name.to_string(),
+                offset: Some(message.offset),
+                folder: folder.clone(),
+                flags: None,
+            },
+            bytes: message.bytes,
+        });
+    }
+    on_event(Event::FileRead {
+        file: name.to_string(),
+        messages: count,
+    });
+    Ok(())
+}
+
+fn read_tar(input: &mut dyn BufRead, name: &str, depth: usize, on_event: &mut dyn FnMut(Event)) -> io::Result<()> {
+    let mut archive = tar::Archive::new(input);
+    for entry in archive.entries()? {
+        let entry = entry?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let member = format!("{name}!/{}", entry.path()?.to_string_lossy());
+        let mut reader = BufReader::with_capacity(64 << 10, entry);
+        read_stream(&mut reader, &member, depth + 1, on_event);
+    }
+    on_event(Event::FileRead {
+        file: name.to_string(),
+        messages: 0,
+    });
+    Ok(())
+}
+
+fn read_zip<R: Read + Seek>(reader: R, name: &str, depth: usize, on_event: &mut dyn FnMut(Event)) {
+    let mut archive = match zip::ZipArchive::new(reader) {
+        Ok(a) => a,
+        Err(e) => {
+            on_event(Event::Error {
+                file: name.to_string(),
+                error: format!("not a readable zip archive: {e}"),
+            });
+            return;
+        }
+    };
+    for i in 0..archive.len() {
+        let entry = match archive.by_index(i) {
+            Ok(e) => e,
+            Err(e) => {
+                on_event(Event::Error {
+                    file: format!("{name}!/#{i}"),
+                    error: e.to_string(),
+                });
+                continue;
+            }
+        };
+        if !entry.is_file() {
+            continue;
+        }
+        let member = format!("{name}!/{}", entry.name());
+        let mut reader = BufReader::with_capacity(64 << 10, entry);
+        read_stream(&mut reader, &member, depth + 1, on_event);
+    }
+    on_event(Event::FileRead {
+        file: name.to_string(),
+        messages: 0,
+    });
+}
+
+/// The folder of a single-message file, from its path: Maildir's `cur`/`new` dropped,
+/// Maildir++ `.a.b` read as `a/b`, archive prefixes removed. A file in a Maildir `tmp`
+/// is still being delivered and is skipped, as every Maildir reader does.
+fn maildir_origin(name: &str) -> (Origin, Option<String>) {
+    let inner = name.rsplit("!/").next().unwrap_or(name);
+    let mut parts: Vec<&str> = inner.split('/').collect();
+    let file_name = parts.pop().unwrap_or_default();
+    let mut skip = None;
+    let mut folder: Vec<String> = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        match *part {
+            "cur" | "new" if last => {}
+            "tmp" if last => skip = Some("Maildir tmp file (delivery not finished)".to_string()),
+            p if p.starts_with('.') && p.len() > 1 && p != ".." => {
+                folder.extend(p[1..].split('.').map(str::to_string));
+            }
+            p => folder.push(p.to_string()),
+        }
+    }
+    let flags = file_name
+        .split_once(":2,")
+        .or_else(|| file_name.split_once("!2,"))
+        .map(|(_, f)| f.to_string());
+    let folder = if folder.is_empty() {
+        "INBOX".to_string()
+    } else {
+        folder.join("/")
+    };
+    (
+        Origin {
+            file: name.to_string(),
+            offset: None,
+            folder,
+            flags,
+        },
+        skip,
+    )
+}
+
+fn mbox_folder(name: &str) -> String {
+    let inner = name.rsplit("!/").next().unwrap_or(name);
+    let mut folder = inner.to_string();
+    for ext in [".mbox", ".mbx", ".txt"] {
+        if let Some(stem) = folder.strip_suffix(ext) {
+            folder = stem.to_string();
+            break;
+        }
+    }
+    folder
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maildir_folders() {
+        let (o, skip) = maildir_origin("mail/.lists.dev/cur/123.host:2,FS");
+        assert_eq!(o.folder, "mail/lists/dev");
+        assert_eq!(o.flags.as_deref(), Some("FS"));
+        assert!(skip.is_none());
+        let (o, _) = maildir_origin("allen-p/all_documents/12.");
+        assert_eq!(o.folder, "allen-p/all_documents");
+        let (_, skip) = maildir_origin("x/tmp/1.host");
+        assert!(skip.is_some());
+        let (o, _) = maildir_origin("dump.zip!/bob/inbox/3.");
+        assert_eq!(o.folder, "bob/inbox");
+    }
+
+    #[test]
+    fn detects_messages_not_other_files() {
+        assert!(looks_like_message(b"Message-ID: <x@y>\nDate: now\n"));
+        assert!(looks_like_message(b"Received: from x\n\tby y\n"));
+        assert!(!looks_like_message(b"\x89PNG\r\n"));
+        assert!(!looks_like_message(b"Hello: there is a colon in this sentence, see\nthe rest"));
+        assert!(!looks_like_message(b"1 2 3\n"));
+    }
+}

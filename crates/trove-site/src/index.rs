@@ -1,0 +1,303 @@
+//! The search index over published messages (tantivy), kept in `SITE/index`.
+//!
+//! It is derived data: built from `messages/*.json` by releases and rebuildable from them,
+//! so it is not covered by the signed manifests. Only released emails are ever added.
+
+use std::ops::Bound;
+use std::path::Path;
+
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::{DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
+
+use crate::query::{Expr, TextField};
+use crate::{PublishedMessage, Result, SiteError, io_err};
+
+const TOKENIZER: &str = "trove";
+
+struct Fields {
+    number: Field,
+    release: Field,
+    date: Field,
+    from: Field,
+    to: Field,
+    cc: Field,
+    subject: Field,
+    body: Field,
+    filename: Field,
+    from_display: Field,
+    subject_display: Field,
+    date_display: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let fields = Fields {
+        number: b.add_u64_field("number", INDEXED | STORED | FAST),
+        release: b.add_u64_field("release", INDEXED | FAST),
+        date: b.add_i64_field("date", INDEXED | FAST),
+        from: b.add_text_field("from", text.clone()),
+        to: b.add_text_field("to", text.clone()),
+        cc: b.add_text_field("cc", text.clone()),
+        subject: b.add_text_field("subject", text.clone()),
+        body: b.add_text_field("body", text.clone()),
+        filename: b.add_text_field("filename", text),
+        from_display: b.add_text_field("from_display", STORED),
+        subject_display: b.add_text_field("subject_display", STORED),
+        date_display: b.add_text_field("date_display", STORED),
+    };
+    (b.build(), fields)
+}
+
+fn register_tokenizer(index: &Index) {
+    let analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(60))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .build();
+    index.tokenizers().register(TOKENIZER, analyzer);
+}
+
+/// Emails with no readable date sort as the oldest.
+const NO_DATE: i64 = i64::MIN;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    Relevance,
+    Newest,
+    Oldest,
+}
+
+impl Sort {
+    pub fn parse(s: &str) -> Option<Sort> {
+        match s {
+            "relevance" | "" => Some(Sort::Relevance),
+            "newest" | "date" => Some(Sort::Newest),
+            "oldest" => Some(Sort::Oldest),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Sort::Relevance => "relevance",
+            Sort::Newest => "newest",
+            Sort::Oldest => "oldest",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Hit {
+    pub number: u64,
+    pub date: Option<String>,
+    pub from: String,
+    pub subject: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SearchResults {
+    /// How many emails match, in all.
+    pub total: u64,
+    pub hits: Vec<Hit>,
+}
+
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir`, creating an empty one if there is none.
+    pub fn open_or_create(dir: &Path) -> Result<SearchIndex> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let (schema, fields) = schema();
+        let directory = tantivy::directory::MmapDirectory::open(dir)
+            .map_err(|e| SiteError::Format { path: dir.to_path_buf(), message: e.to_string() })?;
+        let index = Index::open_or_create(directory, schema)?;
+        register_tokenizer(&index);
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        Ok(SearchIndex { index, reader, fields })
+    }
+
+    /// Opens an existing index for reading.
+    pub fn open(dir: &Path) -> Result<SearchIndex> {
+        let (_, fields) = schema();
+        let index = Index::open_in_dir(dir)?;
+        register_tokenizer(&index);
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::OnCommitWithDelay).try_into()?;
+        Ok(SearchIndex { index, reader, fields })
+    }
+
+    pub fn writer(&self) -> Result<IndexWriter> {
+        Ok(self.index.writer_with_num_threads(1, 64 << 20)?)
+    }
+
+    /// Removes every email of release `release` (before re-adding it after a crash).
+    pub fn delete_release(&self, writer: &IndexWriter, release: u32) {
+        writer.delete_term(Term::from_field_u64(self.fields.release, release as u64));
+    }
+
+    pub fn add(&self, writer: &IndexWriter, m: &PublishedMessage) -> Result<()> {
+        let f = &self.fields;
+        let mut doc = TantivyDocument::default();
+        doc.add_u64(f.number, m.number);
+        doc.add_u64(f.release, m.release as u64);
+        doc.add_i64(f.date, m.timestamp.unwrap_or(NO_DATE));
+        for (field, people) in [(f.from, &m.from), (f.to, &m.to), (f.cc, &m.cc)] {
+            for p in people {
+                doc.add_text(field, p.display());
+            }
+        }
+        doc.add_text(f.subject, &m.subject);
+        doc.add_text(f.body, &m.text);
+        for a in &m.attachments {
+            if let Some(name) = &a.filename {
+                doc.add_text(f.filename, name);
+            }
+        }
+        doc.add_text(f.from_display, m.from_line());
+        doc.add_text(f.subject_display, &m.subject);
+        doc.add_text(f.date_display, m.date.as_deref().unwrap_or_default());
+        writer.add_document(doc)?;
+        Ok(())
+    }
+
+    pub fn reload(&self) -> Result<()> {
+        Ok(self.reader.reload()?)
+    }
+
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Runs a query in the search language. `max_number` caps the public numbers returned:
+    /// the index may hold emails of a release whose manifest is not yet written.
+    pub fn search(
+        &self,
+        query: &str,
+        sort: Sort,
+        offset: usize,
+        limit: usize,
+        max_number: u64,
+    ) -> Result<SearchResults> {
+        let expr = crate::query::parse(query)?;
+        let q = self.build(&expr);
+        let cap: Box<dyn Query> = Box::new(RangeQuery::new(
+            Bound::Unbounded,
+            Bound::Included(Term::from_field_u64(self.fields.number, max_number)),
+        ));
+        let q: Box<dyn Query> = Box::new(BooleanQuery::new(vec![(Occur::Must, q), (Occur::Must, cap)]));
+        let searcher = self.reader.searcher();
+        let total = searcher.search(&q, &Count)? as u64;
+        let top = TopDocs::with_limit(limit.max(1)).and_offset(offset);
+        let addrs: Vec<DocAddress> = match sort {
+            Sort::Relevance if !matches!(expr, Expr::All) => searcher.search(&q, &top)?.into_iter().map(|(_, a)| a).collect(),
+            Sort::Oldest => searcher
+                .search(&q, &top.order_by_fast_field::<i64>("date", Order::Asc))?
+                .into_iter()
+                .map(|(_, a)| a)
+                .collect(),
+            _ => searcher
+                .search(&q, &top.order_by_fast_field::<i64>("date", Order::Desc))?
+                .into_iter()
+                .map(|(_, a)| a)
+                .collect(),
+        };
+        let mut hits = Vec::with_capacity(addrs.len());
+        for addr in addrs.into_iter().take(limit) {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let s = |field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let date = s(self.fields.date_display);
+            hits.push(Hit {
+                number: doc.get_first(self.fields.number).and_then(|v| v.as_u64()).unwrap_or_default(),
+                date: (!date.is_empty()).then_some(date),
+                from: s(self.fields.from_display),
+                subject: s(self.fields.subject_display),
+            });
+        }
+        Ok(SearchResults { total, hits })
+    }
+
+    /// The query terms of `query` in the body field, for snippets.
+    pub fn snippet(&self, query: &str, text: &str, max_chars: usize) -> Option<String> {
+        let expr = crate::query::parse(query).ok()?;
+        let q = self.build(&expr);
+        let searcher = self.reader.searcher();
+        let mut g = tantivy::snippet::SnippetGenerator::create(&searcher, &*q, self.fields.body).ok()?;
+        g.set_max_num_chars(max_chars);
+        let s = g.snippet(text);
+        (!s.fragment().is_empty()).then(|| s.to_html())
+    }
+
+    fn field(&self, f: TextField) -> Field {
+        match f {
+            TextField::From => self.fields.from,
+            TextField::To => self.fields.to,
+            TextField::Cc => self.fields.cc,
+            TextField::Subject => self.fields.subject,
+            TextField::Body => self.fields.body,
+            TextField::Filename => self.fields.filename,
+        }
+    }
+
+    fn text_query(&self, field: Field, words: &str, phrase: bool) -> Box<dyn Query> {
+        let mut analyzer = self.index.tokenizers().get(TOKENIZER).expect("registered");
+        let mut stream = analyzer.token_stream(words);
+        let mut terms = Vec::new();
+        while stream.advance() {
+            terms.push(Term::from_field_text(field, &stream.token().text));
+        }
+        match terms.len() {
+            0 => Box::new(EmptyQuery),
+            1 => Box::new(TermQuery::new(terms.pop().expect("one"), IndexRecordOption::WithFreqs)),
+            // "k..allen@enron.com" and quoted phrases: the words in order.
+            _ if phrase || !words.contains(' ') => Box::new(PhraseQuery::new(terms)),
+            _ => Box::new(BooleanQuery::new(
+                terms
+                    .into_iter()
+                    .map(|t| (Occur::Must, Box::new(TermQuery::new(t, IndexRecordOption::WithFreqs)) as Box<dyn Query>))
+                    .collect(),
+            )),
+        }
+    }
+
+    fn build(&self, expr: &Expr) -> Box<dyn Query> {
+        match expr {
+            Expr::All => Box::new(AllQuery),
+            Expr::Text { field: Some(f), words, phrase } => self.text_query(self.field(*f), words, *phrase),
+            Expr::Text { field: None, words, phrase } => {
+                let f = &self.fields;
+                Box::new(BooleanQuery::new(
+                    [f.subject, f.from, f.to, f.cc, f.body, f.filename]
+                        .into_iter()
+                        .map(|field| (Occur::Should, self.text_query(field, words, *phrase)))
+                        .collect(),
+                ))
+            }
+            Expr::Date { from, to } => {
+                let term = |t: i64| Term::from_field_i64(self.fields.date, t);
+                Box::new(RangeQuery::new(
+                    from.map_or(Bound::Excluded(term(NO_DATE)), |t| Bound::Included(term(t))),
+                    to.map_or(Bound::Unbounded, |t| Bound::Excluded(term(t))),
+                ))
+            }
+            Expr::Not(inner) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, Box::new(AllQuery)),
+                (Occur::MustNot, self.build(inner)),
+            ])),
+            Expr::And(parts) => Box::new(BooleanQuery::new(parts.iter().map(|p| (Occur::Must, self.build(p))).collect())),
+            Expr::Or(parts) => Box::new(BooleanQuery::new(parts.iter().map(|p| (Occur::Should, self.build(p))).collect())),
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The public site of trove: a plain directory anyone can copy, serve and check.
+//!
+//! The principal type is [`Site`], a handle on such a directory. Releases append to it
+//! through [`ReleaseWriter`]; readers, the web server, mirrors and `trove verify` only
+//! read it. Layout (format `trove-site/1`):
+//!
+//! ```text
+//! site.json                     format, site title, public key (hex)
+//! public-key.pem                the same Ed25519 key, for openssl and other tools
+//! releases/000001.json          release manifest (see [`Manifest`])
+//! releases/000001.json.sig      raw 64-byte Ed25519 signature over the manifest's bytes
+//! messages/0000/1.json          published form of email 1 ([`PublishedMessage`])
+//! messages/0000/1.eml           its raw source
+//! attachments/ab/ab12…          attachment bytes, named by their SHA-256
+//! index/                        search index (derived from messages/, not signed)
+//! ```
+//!
+//! Architecture invariant: nothing in this crate reads a workspace. What is in the site
+//! directory is public by definition; what is not cannot be served.
+
+mod index;
+mod manifest;
+mod message;
+pub mod query;
+mod verify;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
+pub use index::{Hit, SearchIndex, SearchResults, Sort};
+pub use manifest::{FileEntry, Manifest, NumberRange, ReleaseWriter, merkle_root};
+pub use message::{MESSAGE_FORMAT, Person, PublishedAttachment, PublishedMessage};
+pub use query::QueryError;
+pub use verify::{VerifyReport, verify_site};
+
+pub const SITE_FORMAT: &str = "trove-site/1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+    #[error("{path} is not a trove site (no site.json)")]
+    NotASite { path: PathBuf },
+    #[error(
+        "the site at {path} is signed with key {found}, not with this workspace's key {expected}"
+    )]
+    KeyMismatch {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error("search index: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    #[error("{0}")]
+    Query(#[from] QueryError),
+}
+
+pub type Result<T, E = SiteError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SiteError + '_ {
+    move |source| SiteError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// `site.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SiteInfo {
+    pub format: String,
+    pub title: String,
+    /// Ed25519 public key, hex.
+    pub public_key: String,
+}
+
+/// A site directory.
+#[derive(Debug, Clone)]
+pub struct Site {
+    root: PathBuf,
+    info: SiteInfo,
+}
+
+impl Site {
+    /// Opens an existing site.
+    pub fn open(root: &Path) -> Result<Site> {
+        let path = root.join("site.json");
+        let bytes = fs::read(&path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                SiteError::NotASite {
+                    path: root.to_path_buf(),
+                }
+            } else {
+                SiteError::Io {
+                    path: path.clone(),
+                    source: e,
+                }
+            }
+        })?;
+        let info: SiteInfo = serde_json::from_slice(&bytes).map_err(|e| SiteError::Format {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if info.format != SITE_FORMAT {
+            return Err(SiteError::Format {
+                path,
+                message: format!("format {:?}, this trove reads {SITE_FORMAT:?}", info.format),
+            });
+        }
+        Ok(Site {
+            root: root.to_path_buf(),
+            info,
+        })
+    }
+
+    /// Opens the site at `root`, creating it for `key` if it does not exist yet.
+    /// A site created by another key is refused.
+    pub fn open_or_create(root: &Path, title: &str, key: &VerifyingKey) -> Result<Site> {
+        let expected = hex::encode(key.as_bytes());
+        if root.join("site.json").exists() {
+            let site = Site::open(root)?;
+            if site.info.public_key != expected {
+                return Err(SiteError::KeyMismatch {
+                    path: root.to_path_buf(),
+                    found: site.info.public_key,
+                    expected,
+                });
+            }
+            return Ok(site);
+        }
+        fs::create_dir_all(root).map_err(io_err(root))?;
+        let info = SiteInfo {
+            format: SITE_FORMAT.to_string(),
+            title: title.to_string(),
+            public_key: expected,
+        };
+        use ed25519_dalek::pkcs8::EncodePublicKey;
+        let pem = key
+            .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .map_err(|e| SiteError::Format {
+                path: root.join("public-key.pem"),
+                message: e.to_string(),
+            })?;
+        write_atomic(&root.join("public-key.pem"), pem.as_bytes())?;
+        let json = serde_json::to_vec_pretty(&info).expect("serialisable");
+        write_atomic(&root.join("site.json"), &json)?;
+        Ok(Site {
+            root: root.to_path_buf(),
+            info,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn info(&self) -> &SiteInfo {
+        &self.info
+    }
+
+    pub fn verifying_key(&self) -> Result<VerifyingKey> {
+        let path = self.root.join("site.json");
+        let bad = |message: String| SiteError::Format {
+            path: path.clone(),
+            message,
+        };
+        let bytes: [u8; 32] = hex::decode(&self.info.public_key)
+            .map_err(|e| bad(format!("public_key: {e}")))?
+            .try_into()
+            .map_err(|_| bad("public_key: not 32 bytes".into()))?;
+        VerifyingKey::from_bytes(&bytes).map_err(|e| bad(format!("public_key: {e}")))
+    }
+
+    /// Every release manifest, in order. Stops at the first number with no manifest.
+    pub fn manifests(&self) -> Result<Vec<Manifest>> {
+        let mut out = Vec::new();
+        for k in 1.. {
+            let path = self.root.join(manifest_path(k));
+            let bytes = match fs::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => return Err(SiteError::Io { path, source: e }),
+            };
+            out.push(Manifest::from_bytes(&bytes).map_err(|message| SiteError::Format {
+                path,
+                message,
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// The published form of email `number`, if it has been released.
+    pub fn message(&self, number: u64) -> Result<Option<PublishedMessage>> {
+        let path = self.root.join(message_path(number));
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| SiteError::Format {
+                    path,
+                    message: e.to_string(),
+                }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(SiteError::Io { path, source: e }),
+        }
+    }
+
+    pub fn index_dir(&self) -> PathBuf {
+        self.root.join("index")
+    }
+}
+
+/// `messages/0001/1234.json`: a thousand emails to a folder.
+pub fn message_path(number: u64) -> String {
+    format!("messages/{:04}/{number}.json", number / 1000)
+}
+
+pub fn raw_path(number: u64) -> String {
+    format!("messages/{:04}/{number}.eml", number / 1000)
+}
+
+pub fn attachment_path(sha256_hex: &str) -> String {
+    format!("attachments/{}/{sha256_hex}", &sha256_hex[..2.min(sha256_hex.len())])
+}
+
+pub fn manifest_path(release: u32) -> String {
+    format!("releases/{release:06}.json")
+}
+
+pub fn signature_path(release: u32) -> String {
+    format!("releases/{release:06}.json.sig")
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
+    fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

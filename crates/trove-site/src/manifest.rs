@@ -1,0 +1,251 @@
+//! Release manifests: what a release added, chained to the release before it and signed.
+//!
+//! A manifest is a JSON file (`releases/000001.json`); its signature is the raw 64-byte
+//! Ed25519 signature of exactly those bytes (`releases/000001.json.sig`), so anyone can
+//! check it with standard tools:
+//!
+//! ```text
+//! openssl pkeyutl -verify -pubin -inkey public-key.pem -rawin \
+//!     -in releases/000001.json -sigfile releases/000001.json.sig
+//! ```
+//!
+//! The Merkle root is over the file list sorted by path: leaf = SHA-256(0x00 ‖ path ‖ 0x00
+//! ‖ file SHA-256 as hex), node = SHA-256(0x01 ‖ left ‖ right), and an odd node at the end
+//! of a level is carried up unchanged. It lets one file be proved part of a release
+//! without the whole list.
+
+use std::path::Path;
+
+use ed25519_dalek::{Signer, SigningKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    PublishedAttachment, PublishedMessage, Result, Site, SiteError, attachment_path,
+    manifest_path, message_path, raw_path, sha256_hex, signature_path, write_atomic,
+};
+
+pub const MANIFEST_FORMAT: &str = "trove-release/1";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format: String,
+    pub release: u32,
+    pub title: String,
+    /// RFC 3339, UTC.
+    pub published_at: String,
+    /// The public numbers this release adds: a dense range following the previous release.
+    pub numbers: NumberRange,
+    /// SHA-256 (hex) of the previous release's manifest file, `None` for the first.
+    pub previous: Option<String>,
+    /// The signing key, hex; must equal the site's.
+    pub public_key: String,
+    pub merkle_root: String,
+    pub files: Vec<FileEntry>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NumberRange {
+    pub first: u64,
+    pub last: u64,
+}
+
+impl NumberRange {
+    pub fn count(&self) -> u64 {
+        if self.last >= self.first {
+            self.last - self.first + 1
+        } else {
+            0
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileEntry {
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl Manifest {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Manifest, String> {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if m.format != MANIFEST_FORMAT {
+            return Err(format!(
+                "format {:?}, this trove reads {MANIFEST_FORMAT:?}",
+                m.format
+            ));
+        }
+        Ok(m)
+    }
+}
+
+pub fn merkle_root(files: &[FileEntry]) -> String {
+    let mut sorted: Vec<&FileEntry> = files.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut level: Vec<[u8; 32]> = sorted
+        .iter()
+        .map(|f| {
+            let mut h = Sha256::new();
+            h.update([0u8]);
+            h.update(f.path.as_bytes());
+            h.update([0u8]);
+            h.update(f.sha256.as_bytes());
+            h.finalize().into()
+        })
+        .collect();
+    if level.is_empty() {
+        return hex::encode(Sha256::digest([]));
+    }
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .map(|pair| match pair {
+                [l, r] => {
+                    let mut h = Sha256::new();
+                    h.update([1u8]);
+                    h.update(l);
+                    h.update(r);
+                    h.finalize().into()
+                }
+                [one] => *one,
+                _ => unreachable!("chunks(2)"),
+            })
+            .collect();
+    }
+    hex::encode(level[0])
+}
+
+/// Writes one release into a site: messages first, then the signature and the manifest,
+/// so a release whose manifest exists is complete. Writing the same release again with the
+/// same inputs produces the same bytes.
+pub struct ReleaseWriter<'s> {
+    site: &'s Site,
+    release: u32,
+    title: String,
+    published_at: String,
+    numbers: NumberRange,
+    files: Vec<FileEntry>,
+}
+
+impl<'s> ReleaseWriter<'s> {
+    pub fn new(
+        site: &'s Site,
+        release: u32,
+        title: &str,
+        published_at: &str,
+        numbers: NumberRange,
+    ) -> ReleaseWriter<'s> {
+        ReleaseWriter {
+            site,
+            release,
+            title: title.to_string(),
+            published_at: published_at.to_string(),
+            numbers,
+            files: Vec::new(),
+        }
+    }
+
+    fn write(&mut self, rel: String, bytes: &[u8]) -> Result<()> {
+        let path = self.site.root().join(&rel);
+        write_atomic(&path, bytes)?;
+        self.files.push(FileEntry {
+            path: rel,
+            sha256: sha256_hex(bytes),
+            size: bytes.len() as u64,
+        });
+        Ok(())
+    }
+
+    /// Adds one message: its published form, raw source and attachments.
+    pub fn add_message(
+        &mut self,
+        message: &PublishedMessage,
+        raw: Option<&[u8]>,
+        attachments: &[(&PublishedAttachment, &[u8])],
+    ) -> Result<()> {
+        if !(self.numbers.first..=self.numbers.last).contains(&message.number) {
+            return Err(SiteError::Format {
+                path: self.site.root().join(message_path(message.number)),
+                message: format!(
+                    "email {} is outside release {}'s numbers {}..={}",
+                    message.number, self.release, self.numbers.first, self.numbers.last
+                ),
+            });
+        }
+        if let Some(raw) = raw {
+            self.write(raw_path(message.number), raw)?;
+        }
+        for (meta, bytes) in attachments {
+            let rel = attachment_path(&meta.sha256);
+            let path = self.site.root().join(&rel);
+            // Content-addressed: an attachment already there (an earlier email, an earlier
+            // release) is the same bytes.
+            if !path.exists() {
+                write_atomic(&path, bytes)?;
+            }
+            if !self.files.iter().any(|f| f.path == rel) {
+                self.files.push(FileEntry {
+                    path: rel,
+                    sha256: meta.sha256.clone(),
+                    size: meta.size,
+                });
+            }
+        }
+        let json = serde_json::to_vec_pretty(message).expect("serialisable");
+        self.write(message_path(message.number), &json)
+    }
+
+    /// Signs and writes the manifest. Returns it with the hex SHA-256 of its bytes.
+    pub fn finish(mut self, key: &SigningKey) -> Result<(Manifest, String)> {
+        let previous = if self.release > 1 {
+            let path = self.site.root().join(manifest_path(self.release - 1));
+            let bytes = std::fs::read(&path).map_err(crate::io_err(&path))?;
+            Some(sha256_hex(&bytes))
+        } else {
+            None
+        };
+        self.files.sort_by(|a, b| a.path.cmp(&b.path));
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT.to_string(),
+            release: self.release,
+            title: self.title,
+            published_at: self.published_at,
+            numbers: self.numbers,
+            previous,
+            public_key: hex::encode(key.verifying_key().as_bytes()),
+            merkle_root: merkle_root(&self.files),
+            files: self.files,
+        };
+        let mut bytes = serde_json::to_vec_pretty(&manifest).expect("serialisable");
+        bytes.push(b'\n');
+        let signature = key.sign(&bytes);
+        let root: &Path = self.site.root();
+        write_atomic(&root.join(signature_path(manifest.release)), &signature.to_bytes())?;
+        write_atomic(&root.join(manifest_path(manifest.release)), &bytes)?;
+        Ok((manifest, sha256_hex(&bytes)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, h: &str) -> FileEntry {
+        FileEntry {
+            path: path.into(),
+            sha256: h.into(),
+            size: 1,
+        }
+    }
+
+    #[test]
+    fn merkle_root_depends_on_every_leaf_but_not_order() {
+        let a = [entry("a", "1"), entry("b", "2"), entry("c", "3")];
+        let b = [entry("c", "3"), entry("a", "1"), entry("b", "2")];
+        let c = [entry("a", "1"), entry("b", "2"), entry("c", "4")];
+        assert_eq!(merkle_root(&a), merkle_root(&b));
+        assert_ne!(merkle_root(&a), merkle_root(&c));
+        assert_ne!(merkle_root(&a[..2]), merkle_root(&a));
+    }
+}

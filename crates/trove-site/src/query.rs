@@ -1,0 +1,401 @@
+//! The search language shared by the web page, the CLI and (later) the API.
+//!
+//! ```text
+//! query   := or
+//! or      := and ("OR" and)*
+//! and     := unary+
+//! unary   := "-" unary | primary
+//! primary := "(" or ")" | FIELD ":" value | value
+//! value   := WORD | "\"" phrase "\""
+//! ```
+//!
+//! Fields: `from:` `to:` `cc:` `subject:` `body:` `filename:`, and dates `after:` `before:`
+//! `date:A..B` with partial dates (`2001`, `2001-05`, `2001-05-14`). `after:D` includes D,
+//! `before:D` excludes it (as in Gmail). A bare word searches subject, people and body.
+//!
+//! The parser is ours rather than tantivy's so that an error can say what is wrong and at
+//! which column, in terms of this language.
+
+use std::fmt;
+
+/// A parsed query, independent of the index.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    All,
+    /// Words (one or more; several means a phrase) in a field, or in every text field.
+    Text { field: Option<TextField>, words: String, phrase: bool },
+    /// Seconds since the epoch, `[from, to)`.
+    Date { from: Option<i64>, to: Option<i64> },
+    Not(Box<Expr>),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextField {
+    From,
+    To,
+    Cc,
+    Subject,
+    Body,
+    Filename,
+}
+
+impl TextField {
+    pub fn name(self) -> &'static str {
+        match self {
+            TextField::From => "from",
+            TextField::To => "to",
+            TextField::Cc => "cc",
+            TextField::Subject => "subject",
+            TextField::Body => "body",
+            TextField::Filename => "filename",
+        }
+    }
+}
+
+const FIELDS: &str = "from: to: cc: subject: body: filename: after: before: date:";
+
+/// A query that could not be read: what is wrong, and the column (1-based, in characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryError {
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for QueryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at column {}: {}", self.column, self.message)
+    }
+}
+
+impl std::error::Error for QueryError {}
+
+impl QueryError {
+    /// The query with a caret under the column, for a terminal or a `<pre>`.
+    pub fn pointer(&self, query: &str) -> String {
+        format!("{query}\n{}^", " ".repeat(self.column.saturating_sub(1)))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    LParen,
+    RParen,
+    Or,
+    Minus,
+    /// `field:` followed by its value; value quoted or not.
+    Field(String, String, bool),
+    Word(String),
+    Phrase(String),
+}
+
+fn err(column: usize, message: impl Into<String>) -> QueryError {
+    QueryError {
+        column,
+        message: message.into(),
+    }
+}
+
+fn lex(input: &str) -> Result<Vec<(usize, Tok)>, QueryError> {
+    let chars: Vec<char> = input.chars().collect();
+    let mut i = 0;
+    let mut out = Vec::new();
+    let quoted = |i: &mut usize, start: usize| -> Result<String, QueryError> {
+        // chars[*i] is the opening quote.
+        *i += 1;
+        let mut s = String::new();
+        while *i < chars.len() && chars[*i] != '"' {
+            s.push(chars[*i]);
+            *i += 1;
+        }
+        if *i >= chars.len() {
+            return Err(err(start + 1, "this quote is never closed; add a closing \""));
+        }
+        *i += 1;
+        Ok(s)
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        let start = i;
+        match c {
+            c if c.is_whitespace() => i += 1,
+            '(' => {
+                out.push((start, Tok::LParen));
+                i += 1;
+            }
+            ')' => {
+                out.push((start, Tok::RParen));
+                i += 1;
+            }
+            '"' => {
+                let s = quoted(&mut i, start)?;
+                out.push((start, Tok::Phrase(s)));
+            }
+            '-' if i + 1 < chars.len() && !chars[i + 1].is_whitespace() => {
+                out.push((start, Tok::Minus));
+                i += 1;
+            }
+            _ => {
+                let mut word = String::new();
+                while i < chars.len() && !chars[i].is_whitespace() && !matches!(chars[i], '(' | ')' | '"') {
+                    if chars[i] == ':' && !word.is_empty() && word.chars().all(|c| c.is_ascii_alphabetic()) {
+                        break;
+                    }
+                    word.push(chars[i]);
+                    i += 1;
+                }
+                if i < chars.len() && chars[i] == ':' {
+                    i += 1;
+                    let field = word.to_ascii_lowercase();
+                    let (value, is_quoted) = if i < chars.len() && chars[i] == '"' {
+                        { let at = i; (quoted(&mut i, at)?, true) }
+                    } else {
+                        let mut v = String::new();
+                        while i < chars.len() && !chars[i].is_whitespace() && !matches!(chars[i], '(' | ')') {
+                            v.push(chars[i]);
+                            i += 1;
+                        }
+                        (v, false)
+                    };
+                    if value.is_empty() {
+                        return Err(err(start + 1, format!("{field}: needs a value right after the colon, e.g. {field}:word")));
+                    }
+                    out.push((start, Tok::Field(field, value, is_quoted)));
+                } else if word == "OR" {
+                    out.push((start, Tok::Or));
+                } else if word == "AND" {
+                    // Juxtaposition already means AND.
+                } else {
+                    out.push((start, Tok::Word(word)));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct Parser {
+    toks: Vec<(usize, Tok)>,
+    pos: usize,
+    len: usize,
+}
+
+/// Parses a query. An empty query matches everything.
+pub fn parse(input: &str) -> Result<Expr, QueryError> {
+    let toks = lex(input)?;
+    if toks.is_empty() {
+        return Ok(Expr::All);
+    }
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        len: input.chars().count(),
+    };
+    let e = p.or()?;
+    if let Some((col, t)) = p.toks.get(p.pos) {
+        let what = if *t == Tok::RParen { "this ) has no matching (" } else { "unexpected text" };
+        return Err(err(col + 1, what));
+    }
+    Ok(e)
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.pos).map(|(_, t)| t)
+    }
+
+    fn column(&self) -> usize {
+        self.toks.get(self.pos).map(|(c, _)| c + 1).unwrap_or(self.len + 1)
+    }
+
+    fn or(&mut self) -> Result<Expr, QueryError> {
+        let mut parts = vec![self.and()?];
+        while self.peek() == Some(&Tok::Or) {
+            self.pos += 1;
+            if matches!(self.peek(), None | Some(Tok::RParen) | Some(Tok::Or)) {
+                return Err(err(self.column(), "OR needs something to search for on its right"));
+            }
+            parts.push(self.and()?);
+        }
+        Ok(if parts.len() == 1 { parts.pop().expect("one") } else { Expr::Or(parts) })
+    }
+
+    fn and(&mut self) -> Result<Expr, QueryError> {
+        let mut parts = Vec::new();
+        while let Some(t) = self.peek() {
+            if matches!(t, Tok::Or | Tok::RParen) {
+                break;
+            }
+            parts.push(self.unary()?);
+        }
+        match parts.len() {
+            0 => Err(err(self.column(), match self.peek() {
+                Some(Tok::Or) => "OR needs something to search for on its left",
+                _ => "expected a word, a \"phrase\" or field:value here",
+            })),
+            1 => Ok(parts.pop().expect("one")),
+            _ => Ok(Expr::And(parts)),
+        }
+    }
+
+    fn unary(&mut self) -> Result<Expr, QueryError> {
+        if self.peek() == Some(&Tok::Minus) {
+            self.pos += 1;
+            if self.peek().is_none() {
+                return Err(err(self.column(), "- must be followed by what to exclude"));
+            }
+            return Ok(Expr::Not(Box::new(self.unary()?)));
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<Expr, QueryError> {
+        let (col, tok) = self.toks[self.pos].clone();
+        let col = col + 1;
+        self.pos += 1;
+        match tok {
+            Tok::LParen => {
+                let e = self.or()?;
+                if self.peek() != Some(&Tok::RParen) {
+                    return Err(err(col, "this ( is never closed; add a )"));
+                }
+                self.pos += 1;
+                Ok(e)
+            }
+            Tok::Word(w) => Ok(Expr::Text { field: None, words: w, phrase: false }),
+            Tok::Phrase(p) => Ok(Expr::Text { field: None, words: p, phrase: true }),
+            Tok::Field(f, v, quoted) => field_expr(&f, &v, quoted, col),
+            Tok::Or | Tok::RParen | Tok::Minus => Err(err(col, "expected a word, a \"phrase\" or field:value here")),
+        }
+    }
+}
+
+fn field_expr(field: &str, value: &str, quoted: bool, col: usize) -> Result<Expr, QueryError> {
+    let text = |f: TextField| Ok(Expr::Text { field: Some(f), words: value.to_string(), phrase: quoted });
+    let value_col = col + field.len() + 1;
+    match field {
+        "from" => text(TextField::From),
+        "to" => text(TextField::To),
+        "cc" => text(TextField::Cc),
+        "subject" => text(TextField::Subject),
+        "body" => text(TextField::Body),
+        "filename" => text(TextField::Filename),
+        "after" => {
+            let (start, _) = period(value, value_col)?;
+            Ok(Expr::Date { from: Some(start), to: None })
+        }
+        "before" => {
+            let (start, _) = period(value, value_col)?;
+            Ok(Expr::Date { from: None, to: Some(start) })
+        }
+        "date" => {
+            if let Some((a, b)) = value.split_once("..") {
+                let from = if a.is_empty() { None } else { Some(period(a, value_col)?.0) };
+                let to = if b.is_empty() { None } else { Some(period(b, value_col + a.len() + 2)?.1) };
+                Ok(Expr::Date { from, to })
+            } else {
+                let (start, end) = period(value, value_col)?;
+                Ok(Expr::Date { from: Some(start), to: Some(end) })
+            }
+        }
+        other => Err(err(
+            col,
+            format!("unknown field {other}: (known: {FIELDS}); to search for text with a colon, put it in quotes"),
+        )),
+    }
+}
+
+/// A partial date `YYYY`, `YYYY-MM` or `YYYY-MM-DD` as the UTC period `[start, end)`.
+fn period(value: &str, col: usize) -> Result<(i64, i64), QueryError> {
+    let bad = || err(col, format!("{value:?} is not a date; write YYYY, YYYY-MM or YYYY-MM-DD"));
+    let parts: Vec<&str> = value.split('-').collect();
+    let num = |s: &str, len: usize| -> Result<i32, QueryError> {
+        if s.len() != len || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        s.parse().map_err(|_| bad())
+    };
+    let year = num(parts[0], 4)?;
+    let (month, day) = match parts.len() {
+        1 => (None, None),
+        2 => (Some(num(parts[1], 2)?), None),
+        3 => (Some(num(parts[1], 2)?), Some(num(parts[2], 2)?)),
+        _ => return Err(bad()),
+    };
+    let date = |y: i32, m: i32, d: i32| -> Result<i64, QueryError> {
+        let month = time::Month::try_from(m as u8).map_err(|_| bad())?;
+        let date = time::Date::from_calendar_date(y, month, d as u8).map_err(|_| bad())?;
+        Ok(date.midnight().assume_utc().unix_timestamp())
+    };
+    Ok(match (month, day) {
+        (None, _) => (date(year, 1, 1)?, date(year + 1, 1, 1)?),
+        (Some(m), None) => {
+            let end = if m == 12 { date(year + 1, 1, 1)? } else { date(year, m + 1, 1)? };
+            (date(year, m, 1)?, end)
+        }
+        (Some(m), Some(d)) => {
+            let start = date(year, m, d)?;
+            (start, start + 86_400)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(field: Option<TextField>, w: &str, phrase: bool) -> Expr {
+        Expr::Text { field, words: w.into(), phrase }
+    }
+
+    #[test]
+    fn parses_the_language() {
+        assert_eq!(parse("").unwrap(), Expr::All);
+        assert_eq!(
+            parse("gas -from:allen \"natural gas\"").unwrap(),
+            Expr::And(vec![
+                text(None, "gas", false),
+                Expr::Not(Box::new(text(Some(TextField::From), "allen", false))),
+                text(None, "natural gas", true),
+            ])
+        );
+        assert_eq!(
+            parse("(a OR b) subject:\"x y\"").unwrap(),
+            Expr::And(vec![
+                Expr::Or(vec![text(None, "a", false), text(None, "b", false)]),
+                text(Some(TextField::Subject), "x y", true),
+            ])
+        );
+        assert_eq!(parse("well-known").unwrap(), text(None, "well-known", false));
+    }
+
+    #[test]
+    fn dates_are_periods() {
+        let Expr::Date { from, to } = parse("date:2001-05").unwrap() else { panic!() };
+        assert_eq!(from, Some(988675200));
+        assert_eq!(to, Some(988675200 + 31 * 86400));
+        assert_eq!(parse("after:2001").unwrap(), Expr::Date { from: Some(978307200), to: None });
+        let Expr::Date { from, to } = parse("date:2000..2000-12-31").unwrap() else { panic!() };
+        assert_eq!((from, to), (Some(946684800), Some(978307200)));
+    }
+
+    #[test]
+    fn errors_say_what_and_where() {
+        let e = parse("gas \"natural").unwrap_err();
+        assert_eq!(e.column, 5);
+        assert!(e.message.contains("never closed"));
+        let e = parse("subjct:gas").unwrap_err();
+        assert_eq!(e.column, 1);
+        assert!(e.message.contains("unknown field subjct:"));
+        let e = parse("after:2001-13").unwrap_err();
+        assert_eq!(e.column, 7);
+        let e = parse("(a OR b").unwrap_err();
+        assert!(e.message.contains("never closed"));
+        let e = parse("a OR").unwrap_err();
+        assert!(e.message.contains("OR needs"), "{e}");
+        let e = parse("a )").unwrap_err();
+        assert_eq!(e.column, 3);
+        assert_eq!(e.pointer("a )"), "a )\n  ^");
+    }
+}
