@@ -1,1 +1,300 @@
+//! The reader's web server over a trove site. The principal function is [`router`]: give
+//! it an [`AppState`] opened on a site directory and serve it with axum.
+//!
+//! Architecture invariant: this crate depends on trove-site only, never on the workspace,
+//! so it cannot serve anything that was not released. It further serves only the emails
+//! numbered by a signed manifest it has read: files of a release still being written are
+//! invisible until their manifest exists.
+//!
+//! Every page is server-rendered HTML that works with JavaScript off. Every response
+//! carries a Content-Security-Policy that forbids scripts, frames and remote resources,
+//! so even email HTML that slipped past the sanitiser could not run or fetch anything.
+//! Attachments are always served as downloads (`application/octet-stream`, `attachment`).
 
+mod pages;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use tower_http::set_header::SetResponseHeaderLayer;
+use trove_site::{Manifest, SearchIndex, Site, Sort};
+
+/// What the server knows about the site, refreshed when a new release appears.
+struct Published {
+    manifests: Vec<Manifest>,
+    /// The highest public number vouched for by a signed manifest.
+    max_number: u64,
+    checked: Instant,
+}
+
+pub struct AppState {
+    site: Site,
+    index: Option<SearchIndex>,
+    published: RwLock<Published>,
+}
+
+/// How often the server looks for a newly written release.
+const REFRESH: Duration = Duration::from_secs(2);
+
+pub const PAGE_SIZE: usize = 20;
+
+impl AppState {
+    pub fn open(dir: &Path) -> trove_site::Result<AppState> {
+        let site = Site::open(dir)?;
+        let manifests = site.manifests()?;
+        let index = if site.index_dir().join("meta.json").exists() {
+            Some(SearchIndex::open(&site.index_dir())?)
+        } else {
+            None
+        };
+        let max_number = manifests.last().map_or(0, |m| m.numbers.last);
+        Ok(AppState {
+            site,
+            index,
+            published: RwLock::new(Published { manifests, max_number, checked: Instant::now() }),
+        })
+    }
+
+    fn refresh(&self) {
+        let stale = self.published.read().map(|p| p.checked.elapsed() > REFRESH).unwrap_or(true);
+        if !stale {
+            return;
+        }
+        if let Ok(manifests) = self.site.manifests()
+            && let Ok(mut p) = self.published.write()
+        {
+            p.max_number = manifests.last().map_or(0, |m| m.numbers.last);
+            p.manifests = manifests;
+            p.checked = Instant::now();
+            if let Some(index) = &self.index {
+                let _ = index.reload();
+            }
+        }
+    }
+
+    fn max_number(&self) -> u64 {
+        self.refresh();
+        self.published.read().map(|p| p.max_number).unwrap_or(0)
+    }
+
+    fn manifests(&self) -> Vec<Manifest> {
+        self.refresh();
+        self.published.read().map(|p| p.manifests.clone()).unwrap_or_default()
+    }
+
+    pub fn site_dir(&self) -> PathBuf {
+        self.site.root().to_path_buf()
+    }
+}
+
+/// The one error type of the handlers. A 500 logs its cause and shows the reader nothing
+/// internal.
+pub enum WebError {
+    NotFound,
+    BadRequest(String),
+    Internal(String),
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        match self {
+            WebError::NotFound => (StatusCode::NOT_FOUND, Html(pages::not_found())).into_response(),
+            WebError::BadRequest(msg) => (StatusCode::BAD_REQUEST, Html(pages::error_page("Bad request", &msg))).into_response(),
+            WebError::Internal(cause) => {
+                eprintln!("trove serve: internal error: {cause}");
+                (StatusCode::INTERNAL_SERVER_ERROR, Html(pages::error_page("Server error", "Something went wrong on our side."))).into_response()
+            }
+        }
+    }
+}
+
+impl From<trove_site::SiteError> for WebError {
+    fn from(e: trove_site::SiteError) -> Self {
+        WebError::Internal(e.to_string())
+    }
+}
+
+type Shared = Arc<AppState>;
+
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/search", get(search))
+        .route("/emailid/{n}", get(email))
+        .route("/emailid/{n}/raw", get(raw))
+        .route("/emailid/{n}/attachments/{m}", get(attachment))
+        .route("/releases", get(releases))
+        .route("/releases/{k}", get(release))
+        .route("/style.css", get(style))
+        .fallback(|| async { WebError::NotFound })
+        .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .with_state(state)
+}
+
+/// Serves `dir` on `bind` until interrupted.
+pub async fn serve(dir: &Path, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let state = AppState::open(dir).map_err(std::io::Error::other)?;
+    let app = router(Arc::new(state));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+}
+
+async fn home(State(s): State<Shared>) -> Result<Html<String>, WebError> {
+    let manifests = s.manifests();
+    Ok(Html(pages::home(&s.site.info().title, &manifests)))
+}
+
+#[derive(serde::Deserialize, Default)]
+struct SearchParams {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    sort: String,
+    #[serde(default)]
+    page: Option<usize>,
+}
+
+async fn search(State(s): State<Shared>, Query(p): Query<SearchParams>) -> Result<Response, WebError> {
+    let title = s.site.info().title.clone();
+    let Some(sort) = Sort::parse(&p.sort) else {
+        return Err(WebError::BadRequest(format!("sort must be relevance, newest or oldest, not {:?}", p.sort)));
+    };
+    let page = p.page.unwrap_or(1).max(1);
+    if page > 1_000_000 {
+        return Err(WebError::BadRequest("page number too large".into()));
+    }
+    let max = s.max_number();
+    let state = s.clone();
+    let q = p.q.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let Some(index) = &state.index else {
+            return Ok(None);
+        };
+        let results = index.search(&q, sort, (page - 1) * PAGE_SIZE, PAGE_SIZE, max)?;
+        let mut rows = Vec::with_capacity(results.hits.len());
+        for hit in &results.hits {
+            let snippet = match state.site.message(hit.number)? {
+                Some(m) if !q.trim().is_empty() => index.snippet(&q, &m.text, 240),
+                Some(m) => Some(pages::escape(&m.text.chars().take(200).collect::<String>())),
+                None => None,
+            };
+            rows.push((hit.clone(), snippet));
+        }
+        Ok::<_, trove_site::SiteError>(Some((results.total, rows)))
+    })
+    .await
+    .map_err(|e| WebError::Internal(e.to_string()))?;
+    match result {
+        Ok(Some((total, rows))) => Ok(Html(pages::search(&title, &p.q, sort, page, total, &rows)).into_response()),
+        Ok(None) => Ok(Html(pages::search(&title, &p.q, sort, page, 0, &[])).into_response()),
+        Err(trove_site::SiteError::Query(e)) => {
+            Ok((StatusCode::BAD_REQUEST, Html(pages::search_error(&title, &p.q, &e))).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The published form of email `n`, or the one 404 for unknown and unreleased alike.
+fn load(s: &AppState, n: &str) -> Result<trove_site::PublishedMessage, WebError> {
+    let n: u64 = n.parse().map_err(|_| WebError::NotFound)?;
+    if n == 0 || n > s.max_number() {
+        return Err(WebError::NotFound);
+    }
+    s.site.message(n)?.ok_or(WebError::NotFound)
+}
+
+async fn email(State(s): State<Shared>, UrlPath(n): UrlPath<String>) -> Result<Html<String>, WebError> {
+    let m = load(&s, &n)?;
+    let release = s.manifests().into_iter().find(|r| r.release == m.release);
+    Ok(Html(pages::email(&s.site.info().title, &m, release.as_ref())))
+}
+
+async fn raw(State(s): State<Shared>, UrlPath(n): UrlPath<String>) -> Result<Response, WebError> {
+    let m = load(&s, &n)?;
+    let path = s.site.root().join(trove_site::raw_path(m.number));
+    let bytes = std::fs::read(&path).map_err(|_| WebError::NotFound)?;
+    let ct = if std::str::from_utf8(&bytes).is_ok() { "text/plain; charset=utf-8" } else { "text/plain" };
+    Ok(([(header::CONTENT_TYPE, ct), (header::CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'")], bytes).into_response())
+}
+
+async fn attachment(State(s): State<Shared>, UrlPath((n, idx)): UrlPath<(String, String)>) -> Result<Response, WebError> {
+    let m = load(&s, &n)?;
+    let idx: u32 = idx.parse().map_err(|_| WebError::NotFound)?;
+    let a = m.attachments.iter().find(|a| a.index == idx).ok_or(WebError::NotFound)?;
+    let path = s.site.root().join(trove_site::attachment_path(&a.sha256));
+    let bytes = std::fs::read(&path).map_err(|_| WebError::NotFound)?;
+    let name = a.filename.clone().unwrap_or_else(|| format!("email-{}-attachment-{}", m.number, a.index));
+    let disposition = content_disposition(&name);
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
+            (header::CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).unwrap_or(HeaderValue::from_static("attachment"))),
+            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox; default-src 'none'")),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `attachment; filename="ascii fallback"; filename*=UTF-8''percent-encoded` (RFC 6266).
+fn content_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
+        .collect();
+    let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+async fn releases(State(s): State<Shared>) -> Html<String> {
+    Html(pages::releases(&s.site.info().title, &s.manifests()))
+}
+
+#[derive(serde::Deserialize, Default)]
+struct PageParam {
+    page: Option<usize>,
+}
+
+async fn release(State(s): State<Shared>, UrlPath(k): UrlPath<String>, Query(p): Query<PageParam>) -> Result<Html<String>, WebError> {
+    let k: u32 = k.parse().map_err(|_| WebError::NotFound)?;
+    let manifest = s.manifests().into_iter().find(|m| m.release == k).ok_or(WebError::NotFound)?;
+    let page = p.page.unwrap_or(1).max(1);
+    let first = manifest.numbers.first + ((page - 1) * PAGE_SIZE) as u64;
+    let mut emails = Vec::new();
+    for n in first..=manifest.numbers.last.min(first + PAGE_SIZE as u64 - 1) {
+        if let Some(m) = s.site.message(n)? {
+            emails.push(m);
+        }
+    }
+    Ok(Html(pages::release(&s.site.info().title, &manifest, page, &emails)))
+}
+
+async fn style() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], pages::CSS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_disposition;
+
+    #[test]
+    fn disposition_is_always_attachment_and_safe() {
+        let d = content_disposition("r\u{e9}sum\u{e9} \"x\".pdf");
+        assert!(d.starts_with("attachment; filename=\"r_sum_ _x_.pdf\""), "{d}");
+        assert!(d.contains("filename*=UTF-8''r%C3%A9sum%C3%A9"), "{d}");
+    }
+}

@@ -1,1 +1,167 @@
+//! The private side of trove. The principal type is [`Workspace`]: a directory holding
+//! the original bytes of every message (content-addressed, zstd-compressed), the catalogue
+//! (SQLite), the signing key and the config. Ingest fills it; release cuts installments
+//! from it into a public site.
+//!
+//! ```text
+//! trove.toml            config, with comments
+//! catalogue.sqlite      messages, every place each was found, files read, releases, log
+//! blobs/ab/ab12….zst    original bytes, named by the SHA-256 of the uncompressed bytes
+//! keys/signing.key      Ed25519 secret key (hex), mode 0600
+//! ```
+//!
+//! Architecture invariant: the workspace writes a site only through trove-site's
+//! `ReleaseWriter`, and only messages that a release has numbered.
 
+mod blobs;
+mod catalogue;
+mod config;
+mod ingest;
+mod release;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use catalogue::{Status, SCHEMA_VERSION};
+pub use config::Config;
+pub use ingest::{IngestStats, Progress};
+pub use release::{ReleaseOutcome, Selection};
+
+use blobs::BlobStore;
+use catalogue::Catalogue;
+use trove_site::SigningKey;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path} is not a trove workspace (no trove.toml); create one with `trove init {path}`")]
+    NotAWorkspace { path: PathBuf },
+    #[error("{path} already exists and is not empty; choose a new directory")]
+    AlreadyExists { path: PathBuf },
+    #[error("catalogue {path}: {source}")]
+    Catalogue { path: PathBuf, source: rusqlite::Error },
+    #[error("catalogue schema v{found} is newer than this trove (v{max}); upgrade trove")]
+    SchemaTooNew { found: u32, max: u32 },
+    #[error("{path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Key { path: PathBuf, message: String },
+    #[error("original {content_id} is missing from the blob store ({path})")]
+    MissingBlob { content_id: String, path: PathBuf },
+    #[error(transparent)]
+    Site(#[from] trove_site::SiteError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+pub type Result<T, E = WorkspaceError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WorkspaceError + '_ {
+    move |source| WorkspaceError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub struct Workspace {
+    root: PathBuf,
+    config: Config,
+    catalogue: Catalogue,
+    blobs: BlobStore,
+}
+
+impl Workspace {
+    /// Creates a new workspace in `root`, which must not exist or be empty.
+    pub fn init(root: &Path) -> Result<Workspace> {
+        if root.exists() {
+            let mut entries = fs::read_dir(root).map_err(io_err(root))?;
+            if entries.next().is_some() {
+                return Err(WorkspaceError::AlreadyExists {
+                    path: root.to_path_buf(),
+                });
+            }
+        }
+        fs::create_dir_all(root.join("keys")).map_err(io_err(root))?;
+        fs::create_dir_all(root.join("blobs")).map_err(io_err(root))?;
+        write_key(&root.join("keys/signing.key"))?;
+        let config_path = root.join("trove.toml");
+        fs::write(&config_path, config::DEFAULT).map_err(io_err(&config_path))?;
+        let ws = Workspace::open(root)?;
+        ws.catalogue.log("init", &format!("workspace created at {}", root.display()))?;
+        Ok(ws)
+    }
+
+    pub fn open(root: &Path) -> Result<Workspace> {
+        let config_path = root.join("trove.toml");
+        if !config_path.exists() {
+            return Err(WorkspaceError::NotAWorkspace {
+                path: root.to_path_buf(),
+            });
+        }
+        let config = Config::load(&config_path)?;
+        let catalogue = Catalogue::open(&root.join("catalogue.sqlite"))?;
+        Ok(Workspace {
+            root: root.to_path_buf(),
+            config,
+            catalogue,
+            blobs: BlobStore::new(root.join("blobs")),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The site directory from the config, relative to the workspace.
+    pub fn site_dir(&self) -> PathBuf {
+        self.root.join(&self.config.site)
+    }
+
+    pub fn status(&self) -> Result<Status> {
+        self.catalogue.status()
+    }
+
+    pub fn signing_key(&self) -> Result<SigningKey> {
+        read_key(&self.root.join("keys/signing.key"))
+    }
+
+    /// The original bytes of a message, by content id.
+    pub fn original(&self, content_id: &str) -> Result<Vec<u8>> {
+        self.blobs.get(content_id)
+    }
+}
+
+fn write_key(path: &Path) -> Result<()> {
+    let mut secret = [0u8; 32];
+    getrandom::getrandom(&mut secret).map_err(|e| WorkspaceError::Key {
+        path: path.to_path_buf(),
+        message: format!("no randomness for a key: {e}"),
+    })?;
+    let text = format!("{}\n", hex::encode(secret));
+    fs::write(path, text).map_err(io_err(path))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io_err(path))?;
+    }
+    Ok(())
+}
+
+fn read_key(path: &Path) -> Result<SigningKey> {
+    let text = fs::read_to_string(path).map_err(io_err(path))?;
+    let bad = |message: &str| WorkspaceError::Key {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    };
+    let bytes: [u8; 32] = hex::decode(text.trim())
+        .map_err(|_| bad("not a hex Ed25519 secret key"))?
+        .try_into()
+        .map_err(|_| bad("an Ed25519 secret key is 32 bytes"))?;
+    Ok(SigningKey::from_bytes(&bytes))
+}

@@ -1,1 +1,302 @@
-fn main() {}
+//! The `trove` command: CLI wiring over the library crates. Errors become one clear line
+//! and an exit code: 0 ok, 1 operational failure, 2 bad usage.
+
+mod progress;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, Subcommand};
+use trove_workspace::{Selection, Workspace};
+
+#[derive(Parser)]
+#[command(name = "trove", version, about = "Publish a large email archive so that anyone can read it, search it and check it.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a workspace: catalogue, original store, signing key, config.
+    #[command(after_help = "Example:\n  trove init ~/leak-ws")]
+    Init { workspace: PathBuf },
+
+    /// Read mail into a workspace: mbox (any variant, .gz), Maildir, Maildir++, Enron-style
+    /// trees, .eml directories, zip/tar/tar.gz archives of these. Safe to re-run.
+    #[command(after_help = "Example:\n  trove ingest ~/leak-ws ~/dump/maildir ~/dump/lists.mbox.gz")]
+    Ingest {
+        workspace: PathBuf,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print no progress, only the summary.
+        #[arg(long)]
+        quiet: bool,
+    },
+
+    /// Counts of what the workspace holds.
+    #[command(after_help = "Example:\n  trove status ~/leak-ws --json")]
+    Status {
+        workspace: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Publish the next emails (oldest first) as a signed release in the site.
+    #[command(after_help = "Examples:\n  trove release ~/leak-ws --next 1000 --title \"Part 1\"\n  trove release ~/leak-ws --all --site /srv/archive")]
+    Release {
+        workspace: PathBuf,
+        /// How many emails to publish.
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        next: Option<u64>,
+        /// Publish every unreleased email.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        title: Option<String>,
+        /// The site directory (default: `site` in trove.toml).
+        #[arg(long)]
+        site: Option<PathBuf>,
+    },
+
+    /// Check every signature, the chain of releases and every file's hash.
+    #[command(after_help = "Example:\n  trove verify /srv/archive")]
+    Verify { site: PathBuf },
+
+    /// Search the published emails of a site, with the same engine as the web.
+    #[command(after_help = "Examples:\n  trove search /srv/archive 'from:allen \"gas prices\" after:2001-01'\n  trove search /srv/archive 'subject:meeting -from:lay' --sort newest --json")]
+    Search {
+        site: PathBuf,
+        query: String,
+        /// relevance, newest or oldest.
+        #[arg(long, default_value = "relevance")]
+        sort: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Serve a site to readers over HTTP.
+    #[command(after_help = "Example:\n  trove serve /srv/archive --bind 127.0.0.1:8080")]
+    Serve {
+        site: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: SocketAddr,
+    },
+
+    /// Ingest a sample of real Enron mail, release it in three installments, and serve it.
+    #[command(after_help = "Example:\n  trove demo   # then open the printed URL")]
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: SocketAddr,
+        /// Where to build the demo workspace and site (default: a new temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Build everything, print the URL, and exit without serving.
+        #[arg(long)]
+        no_serve: bool,
+    },
+}
+
+/// A user error (exit 2) rather than an operational failure (exit 1).
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("trove: {e:#}");
+            if e.downcast_ref::<Usage>().is_some() { ExitCode::from(2) } else { ExitCode::from(1) }
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Init { workspace } => {
+            let ws = Workspace::init(&workspace)?;
+            let key = ws.signing_key()?;
+            println!("Created workspace {}", workspace.display());
+            println!("  config:      {}", workspace.join("trove.toml").display());
+            println!("  signing key: {} (keep it private; public key {})", workspace.join("keys/signing.key").display(), hex_key(&key));
+            println!("Next: trove ingest {} PATH...", workspace.display());
+        }
+        Command::Ingest { workspace, paths, quiet } => {
+            let mut ws = Workspace::open(&workspace)?;
+            let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+            let progress = progress::IngestProgress::new(quiet);
+            let stats = ws.ingest(&paths, &progress)?;
+            progress.finish();
+            progress::print_summary(&stats);
+        }
+        Command::Status { workspace, json } => {
+            let ws = Workspace::open(&workspace)?;
+            let s = ws.status()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!("Workspace {}", workspace.display());
+                println!("  emails:          {} ({} released, {} not yet)", s.messages, s.released, s.unreleased);
+                println!("  files read:      {}", s.files_read);
+                println!("  duplicates:      {} (extra copies collapsed into their email)", s.duplicates);
+                println!("  flagged:         {}", s.flagged);
+                for (reason, n) in &s.flagged_by_reason {
+                    println!("    {reason:<22} {n}");
+                }
+                println!("  skipped files:   {}", s.skipped_files);
+                println!("  releases:        {}", s.releases);
+                println!("  original bytes:  {}", s.original_bytes);
+            }
+        }
+        Command::Release { workspace, next, all, title, site } => {
+            let mut ws = Workspace::open(&workspace)?;
+            let site = site.unwrap_or_else(|| ws.site_dir());
+            let selection = match (next, all) {
+                (_, true) => Selection::All,
+                (Some(0), _) => return Err(Usage("--next must be at least 1".into()).into()),
+                (Some(n), _) => Selection::Next(n),
+                (None, false) => unreachable!("clap requires --next or --all"),
+            };
+            release_all(&mut ws, &site, selection, title.as_deref())?;
+        }
+        Command::Verify { site } => {
+            let report = trove_site::verify_site(&site);
+            for line in &report.lines {
+                println!("{line}");
+            }
+            if let Some(problem) = report.failure {
+                eprintln!("trove: verify FAILED: {problem}");
+                return Ok(ExitCode::from(1));
+            }
+            println!(
+                "OK: {} releases, {} emails, {} files checked; every signature, the chain and every hash verify.",
+                report.releases, report.emails, report.files
+            );
+        }
+        Command::Search { site, query, sort, limit, offset, json } => {
+            let sort = trove_site::Sort::parse(&sort).ok_or_else(|| Usage(format!("--sort must be relevance, newest or oldest, not {sort:?}")))?;
+            let s = trove_site::Site::open(&site)?;
+            let max = s.manifests()?.last().map_or(0, |m| m.numbers.last);
+            let index = trove_site::SearchIndex::open(&s.index_dir()).with_context(|| format!("{}: no search index", s.index_dir().display()))?;
+            let results = match index.search(&query, sort, offset, limit, max) {
+                Ok(r) => r,
+                Err(trove_site::SiteError::Query(e)) => {
+                    return Err(Usage(format!("bad query {e}\n{}", e.pointer(&query))).into());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&results)?);
+            } else {
+                println!("{} emails match", results.total);
+                for h in &results.hits {
+                    println!("{:>7}  {:<25}  {:<35}  {}", h.number, h.date.as_deref().unwrap_or("(no date)"), clip(&h.from, 35), h.subject);
+                }
+            }
+        }
+        Command::Serve { site, bind } => serve(&site, bind)?,
+        Command::Demo { bind, dir, no_serve } => demo(bind, dir, no_serve)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hex_key(key: &trove_site::SigningKey) -> String {
+    key.verifying_key().as_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+}
+
+fn release_all(ws: &mut Workspace, site: &Path, selection: Selection, title: Option<&str>) -> Result<()> {
+    loop {
+        match ws.release(site, selection, title)? {
+            None => {
+                println!("Nothing to release: every email in the workspace is already published.");
+                return Ok(());
+            }
+            Some(r) => {
+                let verb = if r.resumed { "Finished interrupted" } else { "Published" };
+                println!(
+                    "{verb} release {} \"{}\": emails {}..={} ({} files), manifest sha256 {}",
+                    r.release, r.title, r.numbers.first, r.numbers.last, r.files, r.manifest_sha256
+                );
+                if !r.resumed {
+                    println!("Site: {}", site.display());
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+fn serve(site: &Path, bind: SocketAddr) -> Result<()> {
+    trove_site::Site::open(site)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind}"))?;
+        let addr = listener.local_addr()?;
+        println!("Serving {} at http://{addr}/ (Ctrl-C to stop)", site.display());
+        trove_web::serve(site, listener).await.map_err(|e| anyhow!(e))
+    })
+}
+
+const DEMO_MBOX: &[u8] = include_bytes!("../demo/enron-allen-p-sample.mbox");
+
+fn demo(bind: SocketAddr, dir: Option<PathBuf>, no_serve: bool) -> Result<()> {
+    let dir = match dir {
+        Some(d) => d,
+        None => std::env::temp_dir().join(format!("trove-demo-{}", std::process::id())),
+    };
+    if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
+        bail!("{} is not empty; give --dir a new directory", dir.display());
+    }
+    let ws_dir = dir.join("workspace");
+    let input = dir.join("input");
+    std::fs::create_dir_all(&input).with_context(|| format!("{}", input.display()))?;
+    let mbox = input.join("enron-allen-p-sample.mbox.gz");
+    {
+        use std::io::Write;
+        let file = std::fs::File::create(&mbox).with_context(|| format!("{}", mbox.display()))?;
+        let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+        gz.write_all(DEMO_MBOX)?;
+        gz.finish()?;
+    }
+    println!("trove demo: building in {}", dir.display());
+    let mut ws = Workspace::init(&ws_dir)?;
+    let progress = progress::IngestProgress::new(true);
+    let stats = ws.ingest(&[mbox.as_path()], &progress)?;
+    progress::print_summary(&stats);
+    let site = ws.site_dir();
+    let total = ws.status()?.messages;
+    let part = total.div_ceil(3).max(1);
+    for (i, title) in ["Part one", "Part two", "Part three"].iter().enumerate() {
+        let selection = if i == 2 { Selection::All } else { Selection::Next(part) };
+        release_all(&mut ws, &site, selection, Some(title))?;
+    }
+    let report = trove_site::verify_site(&site);
+    if let Some(problem) = report.failure {
+        bail!("the demo site does not verify: {problem}");
+    }
+    println!("Verified: {} releases, {} emails, {} files.", report.releases, report.emails, report.files);
+    if no_serve {
+        println!("Site ready at {}; serve it with: trove serve {}", site.display(), site.display());
+        return Ok(());
+    }
+    serve(&site, bind)
+}

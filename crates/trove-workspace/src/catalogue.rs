@@ -1,0 +1,173 @@
+//! The catalogue: one SQLite file. Schema v1:
+//!
+//! - `messages`: one row per distinct email (content id of its first copy, dedupe
+//!   fingerprint, the fields releases sort and report by, defects, public number once
+//!   released).
+//! - `copies`: every place an email was found (source root, file, mbox offset, folder,
+//!   Maildir flags) and the content id of that copy's own bytes. Unique per place, so
+//!   reading the same file twice adds nothing.
+//! - `files`, `skipped`: what ingest read, and what it passed over and why.
+//! - `releases`: each installment; `state` is `writing` until its manifest is signed.
+//! - `log`: every command that changed the workspace.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{Result, WorkspaceError};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    content_id TEXT NOT NULL UNIQUE,
+    fingerprint TEXT NOT NULL,
+    message_id TEXT,
+    date INTEGER,
+    from_addr TEXT,
+    subject TEXT,
+    size INTEGER NOT NULL,
+    defects TEXT NOT NULL DEFAULT '',
+    charsets TEXT NOT NULL DEFAULT '',
+    number INTEGER UNIQUE,
+    release INTEGER
+);
+CREATE INDEX IF NOT EXISTS messages_fingerprint ON messages(fingerprint);
+CREATE INDEX IF NOT EXISTS messages_message_id ON messages(message_id);
+CREATE INDEX IF NOT EXISTS messages_order ON messages(number, date, content_id);
+CREATE TABLE IF NOT EXISTS copies (
+    message INTEGER NOT NULL REFERENCES messages(id),
+    content_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    file TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    folder TEXT NOT NULL,
+    flags TEXT,
+    UNIQUE (source, file, offset)
+);
+CREATE INDEX IF NOT EXISTS copies_message ON copies(message);
+CREATE INDEX IF NOT EXISTS copies_content ON copies(content_id);
+CREATE TABLE IF NOT EXISTS files (
+    source TEXT NOT NULL, file TEXT NOT NULL, messages INTEGER NOT NULL,
+    PRIMARY KEY (source, file)
+);
+CREATE TABLE IF NOT EXISTS skipped (
+    source TEXT NOT NULL, file TEXT NOT NULL, reason TEXT NOT NULL,
+    PRIMARY KEY (source, file)
+);
+CREATE TABLE IF NOT EXISTS releases (
+    number INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    published_at TEXT NOT NULL,
+    first INTEGER NOT NULL,
+    last INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    manifest_sha256 TEXT
+);
+CREATE TABLE IF NOT EXISTS log (
+    time TEXT NOT NULL, command TEXT NOT NULL, detail TEXT NOT NULL
+);
+";
+
+pub struct Catalogue {
+    pub(crate) conn: Connection,
+    pub(crate) path: PathBuf,
+}
+
+/// Counts for `trove status`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Status {
+    /// Distinct emails.
+    pub messages: u64,
+    /// Files (and archive members) read.
+    pub files_read: u64,
+    /// Copies found beyond the first of each email.
+    pub duplicates: u64,
+    /// Emails with at least one defect.
+    pub flagged: u64,
+    pub flagged_by_reason: BTreeMap<String, u64>,
+    pub skipped_files: u64,
+    pub released: u64,
+    pub unreleased: u64,
+    pub releases: u64,
+    pub original_bytes: u64,
+}
+
+impl Catalogue {
+    pub fn open(path: &Path) -> Result<Catalogue> {
+        let err = |source| WorkspaceError::Catalogue { path: path.to_path_buf(), source };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
+            .map_err(err)?;
+        let found: Option<u32> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()
+            .unwrap_or(None)
+            .and_then(|v| v.parse().ok());
+        if let Some(found) = found
+            && found > SCHEMA_VERSION
+        {
+            return Err(WorkspaceError::SchemaTooNew { found, max: SCHEMA_VERSION });
+        }
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
+            [SCHEMA_VERSION.to_string()],
+        )
+        .map_err(err)?;
+        Ok(Catalogue { conn, path: path.to_path_buf() })
+    }
+
+    pub(crate) fn err(&self) -> impl FnOnce(rusqlite::Error) -> WorkspaceError + '_ {
+        move |source| WorkspaceError::Catalogue { path: self.path.clone(), source }
+    }
+
+    pub fn log(&self, command: &str, detail: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO log (time, command, detail) VALUES (?1, ?2, ?3)",
+                params![now_rfc3339(), command, detail],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    pub fn status(&self) -> Result<Status> {
+        let one = |sql: &str| -> Result<u64> {
+            self.conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map(|v| v as u64).map_err(self.err())
+        };
+        let mut s = Status {
+            messages: one("SELECT count(*) FROM messages")?,
+            files_read: one("SELECT count(*) FROM files")?,
+            flagged: one("SELECT count(*) FROM messages WHERE defects != ''")?,
+            skipped_files: one("SELECT count(*) FROM skipped")?,
+            released: one("SELECT count(*) FROM messages WHERE number IS NOT NULL")?,
+            releases: one("SELECT count(*) FROM releases WHERE state = 'published'")?,
+            original_bytes: one("SELECT coalesce(sum(size), 0) FROM messages")?,
+            ..Status::default()
+        };
+        s.duplicates = one("SELECT count(*) FROM copies")?.saturating_sub(s.messages);
+        s.unreleased = s.messages - s.released;
+        let mut stmt = self.conn.prepare("SELECT defects FROM messages WHERE defects != ''").map_err(self.err())?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(self.err())?;
+        for row in rows {
+            for d in row.map_err(self.err())?.split(',') {
+                *s.flagged_by_reason.entry(d.to_string()).or_default() += 1;
+            }
+        }
+        Ok(s)
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("0 is a valid nanosecond")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("formattable")
+}

@@ -1,0 +1,252 @@
+//! Cutting a release: number the next emails, write their published form into the site,
+//! sign the manifest, index them.
+//!
+//! Crash safety: the release row and the numbers are committed first (state `writing`),
+//! with the title and time it will carry. Files are then written, the manifest signed and
+//! written last, the index updated, and the state set to `published`. A release found in
+//! state `writing` is finished before anything else, with the same numbers, title and
+//! time, so re-running produces the same manifest bytes.
+
+use std::path::Path;
+
+use rayon::prelude::*;
+use rusqlite::params;
+use time::format_description::well_known::Rfc3339;
+use trove_site::{
+    NumberRange, Person, PublishedAttachment, PublishedMessage, ReleaseWriter, SearchIndex, Site,
+    sha256_hex,
+};
+
+use crate::catalogue::now_rfc3339;
+use crate::{Result, Workspace, WorkspaceError};
+
+#[derive(Debug, Clone, Copy)]
+pub enum Selection {
+    /// The next N unreleased emails, oldest first.
+    Next(u64),
+    All,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReleaseOutcome {
+    pub release: u32,
+    pub title: String,
+    pub numbers: NumberRange,
+    pub files: usize,
+    pub manifest_sha256: String,
+    /// A release interrupted earlier and finished now.
+    pub resumed: bool,
+}
+
+struct Row {
+    number: u64,
+    content_id: String,
+    folders: Vec<String>,
+    /// As catalogued: includes what only ingest can see, such as Message-ID conflicts.
+    defects: Vec<String>,
+}
+
+impl Workspace {
+    /// Cuts one release into `site_dir`. Returns `None` when nothing is left to release.
+    /// An interrupted release is finished first and returned instead.
+    pub fn release(
+        &mut self,
+        site_dir: &Path,
+        selection: Selection,
+        title: Option<&str>,
+    ) -> Result<Option<ReleaseOutcome>> {
+        let key = self.signing_key()?;
+        let site = Site::open_or_create(site_dir, &self.config.title, &key.verifying_key())?;
+        if let Some(pending) = self.pending_release()? {
+            return self.write_release(&site, &key, pending, true).map(Some);
+        }
+        let tx = self.catalogue.conn.transaction().map_err(|source| WorkspaceError::Catalogue {
+            path: self.catalogue.path.clone(),
+            source,
+        })?;
+        let cat_err = |source| WorkspaceError::Catalogue { path: self.catalogue.path.clone(), source };
+        let (release, next_number): (u32, u64) = tx
+            .query_row(
+                "SELECT coalesce(max(number), 0) + 1, coalesce(max(last), 0) + 1 FROM releases",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(cat_err)?;
+        let limit = match selection {
+            Selection::Next(n) => n as i64,
+            Selection::All => -1,
+        };
+        let ids: Vec<i64> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT id FROM messages WHERE number IS NULL
+                     ORDER BY date IS NULL, date, content_id LIMIT ?1",
+                )
+                .map_err(cat_err)?;
+            stmt.query_map([limit], |r| r.get(0)).map_err(cat_err)?.collect::<Result<_, _>>().map_err(cat_err)?
+        };
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let title = title.map(str::to_string).unwrap_or_else(|| format!("Release {release}"));
+        let numbers = NumberRange { first: next_number, last: next_number + ids.len() as u64 - 1 };
+        {
+            let mut set = tx.prepare("UPDATE messages SET number = ?2, release = ?3 WHERE id = ?1").map_err(cat_err)?;
+            for (i, id) in ids.iter().enumerate() {
+                set.execute(params![id, (numbers.first + i as u64) as i64, release]).map_err(cat_err)?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO releases (number, title, published_at, first, last, state) VALUES (?1, ?2, ?3, ?4, ?5, 'writing')",
+            params![release, title, now_rfc3339(), numbers.first as i64, numbers.last as i64],
+        )
+        .map_err(cat_err)?;
+        tx.commit().map_err(cat_err)?;
+        let pending = self.pending_release()?.expect("just written");
+        self.write_release(&site, &key, pending, false).map(Some)
+    }
+
+    fn pending_release(&self) -> Result<Option<(u32, String, String, NumberRange)>> {
+        use rusqlite::OptionalExtension;
+        self.catalogue
+            .conn
+            .query_row(
+                "SELECT number, title, published_at, first, last FROM releases WHERE state = 'writing' ORDER BY number LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as u32,
+                        r.get(1)?,
+                        r.get(2)?,
+                        NumberRange { first: r.get::<_, i64>(3)? as u64, last: r.get::<_, i64>(4)? as u64 },
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.catalogue.err())
+    }
+
+    fn write_release(
+        &mut self,
+        site: &Site,
+        key: &trove_site::SigningKey,
+        (release, title, published_at, numbers): (u32, String, String, NumberRange),
+        resumed: bool,
+    ) -> Result<ReleaseOutcome> {
+        let rows: Vec<Row> = {
+            let mut stmt = self
+                .catalogue
+                .conn
+                .prepare(
+                    "SELECT m.number, m.content_id, group_concat(DISTINCT c.folder), m.defects
+                     FROM messages m LEFT JOIN copies c ON c.message = m.id
+                     WHERE m.release = ?1 GROUP BY m.id ORDER BY m.number",
+                )
+                .map_err(self.catalogue.err())?;
+            stmt.query_map([release], |r| {
+                let folders: Option<String> = r.get(2)?;
+                let mut folders: Vec<String> = folders.unwrap_or_default().split(',').filter(|f| !f.is_empty()).map(str::to_string).collect();
+                folders.sort();
+                let defects: String = r.get(3)?;
+                let defects = defects.split(',').filter(|d| !d.is_empty()).map(str::to_string).collect();
+                Ok(Row { number: r.get::<_, i64>(0)? as u64, content_id: r.get(1)?, folders, defects })
+            })
+            .map_err(self.catalogue.err())?
+            .collect::<Result<_, _>>()
+            .map_err(self.catalogue.err())?
+        };
+        let mut writer = ReleaseWriter::new(site, release, &title, &published_at, numbers);
+        let index = SearchIndex::open_or_create(&site.index_dir())?;
+        let mut index_writer = index.writer()?;
+        index.delete_release(&index_writer, release);
+        for chunk in rows.chunks(512) {
+            let built: Vec<Result<(PublishedMessage, Vec<u8>, Vec<Vec<u8>>)>> = chunk
+                .par_iter()
+                .map(|row| {
+                    let raw = self.blobs.get(&row.content_id)?;
+                    let (message, attachments) = published_form(row, release, &raw);
+                    Ok((message, raw, attachments))
+                })
+                .collect();
+            for item in built {
+                let (message, raw, attachment_bytes) = item?;
+                let attachments: Vec<(&PublishedAttachment, &[u8])> =
+                    message.attachments.iter().zip(attachment_bytes.iter().map(Vec::as_slice)).collect();
+                writer.add_message(&message, Some(&raw), &attachments)?;
+                index.add(&index_writer, &message)?;
+            }
+        }
+        let (manifest, manifest_sha256) = writer.finish(key)?;
+        index_writer.commit().map_err(trove_site::SiteError::from)?;
+        self.catalogue
+            .conn
+            .execute(
+                "UPDATE releases SET state = 'published', manifest_sha256 = ?2 WHERE number = ?1",
+                params![release, manifest_sha256],
+            )
+            .map_err(self.catalogue.err())?;
+        self.catalogue.log(
+            "release",
+            &serde_json::json!({
+                "release": release, "title": title, "first": numbers.first, "last": numbers.last,
+                "site": site.root().display().to_string(), "manifest_sha256": manifest_sha256, "resumed": resumed,
+            })
+            .to_string(),
+        )?;
+        Ok(ReleaseOutcome { release, title, numbers, files: manifest.files.len(), manifest_sha256, resumed })
+    }
+}
+
+fn people(list: &[trove_mail::Mailbox]) -> Vec<Person> {
+    list.iter().map(|m| Person { name: m.name.clone(), address: m.address.clone() }).collect()
+}
+
+/// The published form of one email, and the bytes of its attachments in order.
+fn published_form(row: &Row, release: u32, raw: &[u8]) -> (PublishedMessage, Vec<Vec<u8>>) {
+    let parsed = std::panic::catch_unwind(|| trove_mail::parse(raw)).unwrap_or_else(|_| {
+        let mut p = trove_mail::Parsed::default();
+        p.defects = vec![trove_mail::Defect::NotParseable];
+        p.text = String::from_utf8_lossy(raw).into_owned();
+        p
+    });
+    let date = parsed.date.and_then(|d| {
+        let offset = time::UtcOffset::from_whole_seconds(d.offset).unwrap_or(time::UtcOffset::UTC);
+        time::OffsetDateTime::from_unix_timestamp(d.timestamp).ok()?.to_offset(offset).format(&Rfc3339).ok()
+    });
+    let mut attachments = Vec::with_capacity(parsed.attachments.len());
+    let mut bytes = Vec::with_capacity(parsed.attachments.len());
+    for (i, a) in parsed.attachments.into_iter().enumerate() {
+        attachments.push(PublishedAttachment {
+            index: i as u32 + 1,
+            filename: a.filename,
+            content_type: a.content_type,
+            size: a.bytes.len() as u64,
+            sha256: sha256_hex(&a.bytes),
+        });
+        bytes.push(a.bytes);
+    }
+    let message = PublishedMessage {
+        format: trove_site::MESSAGE_FORMAT,
+        number: row.number,
+        release,
+        message_id: parsed.message_id,
+        date,
+        timestamp: parsed.date.map(|d| d.timestamp),
+        from: people(&parsed.from),
+        to: people(&parsed.to),
+        cc: people(&parsed.cc),
+        subject: parsed.subject.unwrap_or_default(),
+        in_reply_to: parsed.in_reply_to,
+        references: parsed.references,
+        headers: parsed.header_block,
+        text: parsed.text,
+        html: parsed.html.as_deref().map(trove_mail::sanitize_html),
+        attachments,
+        folders: row.folders.clone(),
+        charsets: parsed.charsets,
+        defects: row.defects.clone(),
+        raw_sha256: Some(sha256_hex(raw)),
+        raw_size: Some(raw.len() as u64),
+    };
+    (message, bytes)
+}

@@ -1,0 +1,104 @@
+//! Ingest progress: a bar with messages/s, bytes and ETA on a terminal; a log line every
+//! few seconds otherwise (cron, CI, a pipe).
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use trove_workspace::{IngestStats, Progress};
+
+pub struct IngestProgress {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    last_log: Mutex<Instant>,
+}
+
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+impl IngestProgress {
+    pub fn new(quiet: bool) -> IngestProgress {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(4));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg} ETA {eta}")
+                    .expect("static template"),
+            );
+            bar
+        });
+        IngestProgress { bar, quiet, last_log: Mutex::new(Instant::now()) }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn rate(stats: &IngestStats) -> f64 {
+    stats.messages_seen as f64 / stats.elapsed.as_secs_f64().max(0.001)
+}
+
+impl Progress for IngestProgress {
+    fn update(&self, stats: &IngestStats) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(stats.bytes_total);
+            bar.set_position(stats.bytes_read);
+            bar.set_message(format!("{} msgs, {:.0} msgs/s", stats.messages_seen, rate(stats)));
+            return;
+        }
+        if self.quiet {
+            return;
+        }
+        let mut last = self.last_log.lock().expect("not poisoned");
+        if last.elapsed() < LOG_EVERY {
+            return;
+        }
+        *last = Instant::now();
+        let secs = stats.elapsed.as_secs_f64();
+        let eta = if stats.bytes_read > 0 && stats.bytes_total > stats.bytes_read {
+            format!("{:.0}s", secs * (stats.bytes_total - stats.bytes_read) as f64 / stats.bytes_read as f64)
+        } else {
+            "-".into()
+        };
+        eprintln!(
+            "ingest: {} messages ({:.0}/s), {:.1} of {:.1} MB read, ETA {eta}",
+            stats.messages_seen,
+            rate(stats),
+            stats.bytes_read as f64 / 1e6,
+            stats.bytes_total as f64 / 1e6
+        );
+    }
+
+    fn warn(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(format!("warning: {message}")),
+            None => eprintln!("trove: warning: {message}"),
+        }
+    }
+}
+
+pub fn print_summary(s: &IngestStats) {
+    println!(
+        "Ingest done in {:.1}s ({:.0} messages/s)",
+        s.elapsed.as_secs_f64(),
+        s.messages_seen as f64 / s.elapsed.as_secs_f64().max(0.001)
+    );
+    println!("  files read:        {}", s.files_read);
+    println!("  messages found:    {}", s.messages_seen);
+    println!("  new emails:        {}", s.messages_new);
+    println!("  duplicates:        {}", s.duplicates);
+    if s.already_ingested > 0 {
+        println!("  already ingested:  {} (recorded by an earlier run)", s.already_ingested);
+    }
+    let flagged: u64 = s.flagged.values().sum();
+    println!("  flagged:           {flagged} flags on new emails");
+    for (reason, n) in &s.flagged {
+        println!("    {reason:<22} {n}");
+    }
+    println!("  skipped non-mail:  {}", s.skipped_files);
+    if !s.errors.is_empty() {
+        println!("  unreadable:        {} (listed above)", s.errors.len());
+    }
+}
