@@ -10,9 +10,9 @@
 //!   body bytes are followed by the end of file or by the next envelope line, the body is
 //!   taken whole, so unescaped `From ` lines inside it do not split it.
 //! - **Mailman pipermail** archives (and Thunderbird's unmunged mboxes) do not escape body
-//!   lines that start with `From `. A line counts as an envelope only when it follows a
-//!   blank line (or starts the file), looks like one (`From -`, `From addr@host …`, or
-//!   `From … <asctime date>`), and is followed by a header line. "From Russia with love"
+//!   lines that start with `From `. A line counts as an envelope only when it looks like
+//!   one (`From -`, `From addr@host …`, or `From … <asctime date>`) and is followed by a
+//!   header line. "From Russia with love"
 //!   in a body is therefore body text.
 
 use std::collections::VecDeque;
@@ -225,9 +225,10 @@ impl<R: BufRead> MboxReader<R> {
 
     /// mboxo / mboxrd / pipermail: reads body lines until the next real envelope.
     fn read_scanned_body(&mut self, bytes: &mut Vec<u8>) -> io::Result<()> {
-        let mut previous_blank = true;
         while let Some((at, line)) = self.read_line()? {
-            if previous_blank && is_envelope(&line) {
+            // No blank line is required before an envelope: Netscape wrote none (MimeKit's
+            // content-length.mbox). The envelope's shape and the header line after it decide.
+            if is_envelope(&line) {
                 match self.read_line()? {
                     Some((_, next)) if is_header_line(&next) || is_envelope(&next) => {
                         self.unread(next);
@@ -238,7 +239,6 @@ impl<R: BufRead> MboxReader<R> {
                     None => {}
                 }
             }
-            previous_blank = is_blank(&line);
             push_unquoted(bytes, &line);
         }
         Ok(())

@@ -408,6 +408,7 @@ fn maildir_origin(name: &str) -> (Origin, Option<String>) {
     }
     let flags = file_name
         .split_once(":2,")
+        .or_else(|| file_name.split_once(";2,"))
         .or_else(|| file_name.split_once("!2,"))
         .map(|(_, f)| f.to_string());
     let folder = if folder.is_empty() {
