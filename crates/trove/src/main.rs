@@ -69,6 +69,8 @@ enum Command {
     #[command(after_help = "Examples:\n  trove search /srv/archive 'from:allen \"gas prices\" after:2001-01'\n  trove search /srv/archive 'subject:meeting -from:lay' --sort newest --json")]
     Search {
         site: PathBuf,
+        /// The query; it may start with `-` (`-from:lay`).
+        #[arg(allow_hyphen_values = true)]
         query: String,
         /// relevance, newest or oldest.
         #[arg(long, default_value = "relevance")]
