@@ -70,7 +70,6 @@ fn layout(site_title: &str, page_title: &str, query: &str, body: Markup) -> Stri
 fn search_form(query: &str, sort: Sort) -> Markup {
     html! {
         form.search action="/search" method="get" role="search" {
-            label for="q" class="visually-hidden" hidden { "Search the archive" }
             input #q type="search" name="q" value=(query) placeholder="Search: words, \"phrases\", from:, to:, subject:, after:2001-05" aria-label="Search the archive";
             select name="sort" aria-label="Sort order" {
                 @for s in [Sort::Relevance, Sort::Newest, Sort::Oldest] {

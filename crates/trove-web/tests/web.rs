@@ -1,0 +1,199 @@
+//! The router driven with `oneshot`, over a site written with trove-site alone.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use tower::ServiceExt;
+use trove_site::{NumberRange, Person, PublishedAttachment, PublishedMessage, ReleaseWriter, SearchIndex, Site, SigningKey, sha256_hex};
+use trove_web::{AppState, router};
+
+fn message(number: u64, subject: &str, text: &str) -> PublishedMessage {
+    PublishedMessage {
+        format: trove_site::MESSAGE_FORMAT,
+        number,
+        release: 1,
+        message_id: Some(format!("<{number}@example.com>")),
+        date: Some("2001-05-14T09:10:00-07:00".into()),
+        timestamp: Some(989_856_600 + number as i64),
+        from: vec![Person { name: Some("Phillip Allen".into()), address: Some("phillip.allen@enron.com".into()) }],
+        to: vec![Person { name: None, address: Some("john.lavorato@enron.com".into()) }],
+        cc: vec![],
+        subject: subject.into(),
+        in_reply_to: vec![],
+        references: vec![],
+        headers: format!("Subject: {subject}\n"),
+        text: text.into(),
+        html: None,
+        attachments: vec![],
+        folders: vec!["allen-p/inbox".into()],
+        charsets: vec!["us-ascii".into()],
+        defects: vec![],
+        raw_sha256: None,
+        raw_size: None,
+    }
+}
+
+/// A site with one release of two emails, and email 3 written to disk without any
+/// manifest (as if a release were interrupted): it must stay invisible.
+fn build_site(dir: &Path) {
+    let key = SigningKey::from_bytes(&[7u8; 32]);
+    let site = Site::open_or_create(dir, "Test archive", &key.verifying_key()).unwrap();
+    let mut w = ReleaseWriter::new(&site, 1, "First", "2026-01-01T00:00:00Z", NumberRange { first: 1, last: 2 });
+    let pdf = b"%PDF-1.4 <script>alert(1)</script>".to_vec();
+    let mut m1 = message(1, "Gas prices in California", "The natural gas price rose sharply this week.");
+    m1.html = Some(trove_site_sanitised());
+    m1.attachments = vec![PublishedAttachment {
+        index: 1,
+        filename: Some("report \"final\".html".into()),
+        content_type: "text/html".into(),
+        size: pdf.len() as u64,
+        sha256: sha256_hex(&pdf),
+    }];
+    let raw = b"Subject: Gas prices in California\n\nThe natural gas price rose.\n";
+    m1.raw_sha256 = Some(sha256_hex(raw));
+    m1.raw_size = Some(raw.len() as u64);
+    let m2 = message(2, "Lunch", "See you at noon.");
+    let index = SearchIndex::open_or_create(&site.index_dir()).unwrap();
+    let iw = index.writer().unwrap();
+    w.add_message(&m1, Some(raw), &[(&m1.attachments[0], &pdf)]).unwrap();
+    index.add(&iw, &m1).unwrap();
+    w.add_message(&m2, None, &[]).unwrap();
+    index.add(&iw, &m2).unwrap();
+    w.finish(&key).unwrap();
+    // Unreleased: on disk and even in the index, but no manifest names it.
+    let m3 = message(3, "Secret merger plans", "unreleased-canary text");
+    let json = serde_json::to_vec(&m3).unwrap();
+    std::fs::write(dir.join(trove_site::message_path(3)), json).unwrap();
+    index.add(&iw, &m3).unwrap();
+    let mut iw = iw;
+    iw.commit().unwrap();
+}
+
+/// What the release step stores for HTML: already sanitised.
+fn trove_site_sanitised() -> String {
+    "<p>Hello <b>there</b></p><a href=\"https://example.com/\" rel=\"noopener noreferrer nofollow\">link</a>".into()
+}
+
+async fn get(app: &axum::Router, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+    let resp = app.clone().oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap()).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), 10 << 20).await.unwrap();
+    (status, headers, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn app() -> (tempfile::TempDir, axum::Router) {
+    let tmp = tempfile::tempdir().unwrap();
+    build_site(tmp.path());
+    let state = AppState::open(tmp.path()).unwrap();
+    (tmp, router(Arc::new(state)))
+}
+
+#[tokio::test]
+async fn home_lists_releases_and_counts() {
+    let (_tmp, app) = app();
+    let (status, headers, body) = get(&app, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("2 emails published in 1 releases"), "{body}");
+    assert!(body.contains("First"));
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(!csp.contains("script-src"), "no scripts allowed at all: {csp}");
+}
+
+#[tokio::test]
+async fn email_page_shows_headers_text_and_sanitised_html() {
+    let (_tmp, app) = app();
+    let (status, _, body) = get(&app, "/emailid/1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Gas prices in California"));
+    assert!(body.contains("Phillip Allen &lt;phillip.allen@enron.com&gt;"), "addresses are escaped");
+    assert!(body.contains("The natural gas price rose sharply"));
+    assert!(body.contains("<b>there</b>"));
+    assert!(body.contains("/emailid/1/attachments/1"));
+    assert!(body.contains("/emailid/1/raw"));
+    assert!(!body.contains("<script"));
+}
+
+#[tokio::test]
+async fn unknown_and_unreleased_numbers_get_the_same_404() {
+    let (_tmp, app) = app();
+    let (s3, _, b3) = get(&app, "/emailid/3").await;
+    let (s999, _, b999) = get(&app, "/emailid/999").await;
+    let (s0, _, b0) = get(&app, "/emailid/0").await;
+    let (sx, _, bx) = get(&app, "/emailid/abc").await;
+    assert_eq!(s3, StatusCode::NOT_FOUND);
+    assert_eq!((s3, &b3), (s999, &b999));
+    assert_eq!((s3, &b3), (s0, &b0));
+    assert_eq!((s3, &b3), (sx, &bx));
+    assert!(!b3.contains("Secret"));
+    for uri in ["/emailid/3/raw", "/emailid/3/attachments/1"] {
+        let (s, _, b) = get(&app, uri).await;
+        assert_eq!((s, &b), (StatusCode::NOT_FOUND, &b999), "{uri}");
+    }
+    // Nor does search see it, though the index holds it.
+    let (_, _, body) = get(&app, "/search?q=unreleased-canary").await;
+    assert!(body.contains("No emails match"), "{body}");
+    let (_, _, body) = get(&app, "/search?q=").await;
+    assert!(body.contains("2 emails match"), "{body}");
+    assert!(!body.contains("Secret merger"));
+}
+
+#[tokio::test]
+async fn attachments_are_downloads_never_active_content() {
+    let (_tmp, app) = app();
+    let (status, headers, body) = get(&app, "/emailid/1/attachments/1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/octet-stream");
+    let cd = headers["content-disposition"].to_str().unwrap();
+    assert!(cd.starts_with("attachment;"), "{cd}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers["content-security-policy"].to_str().unwrap().contains("sandbox"));
+    assert!(body.starts_with("%PDF"));
+    let (status, _, _) = get(&app, "/emailid/1/attachments/2").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn raw_source_is_plain_text() {
+    let (_tmp, app) = app();
+    let (status, headers, body) = get(&app, "/emailid/1/raw").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(body.starts_with("Subject: Gas prices"));
+    // Email 2 was published without raw source.
+    let (status, _, _) = get(&app, "/emailid/2/raw").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn search_page_counts_snippets_and_explains_errors() {
+    let (_tmp, app) = app();
+    let (status, _, body) = get(&app, "/search?q=natural+gas").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("1 email matches"), "{body}");
+    assert!(body.contains("<b>natural</b>"), "highlighted snippet: {body}");
+    let (status, _, body) = get(&app, "/search?q=from%3Aallen+-lunch&sort=newest").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("1 email matches"), "{body}");
+    let (status, _, body) = get(&app, "/search?q=%22unclosed").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("at column 1"), "{body}");
+    assert!(body.contains("never closed"), "{body}");
+    let (status, _, _) = get(&app, "/search?q=x&sort=sideways").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn release_page_lists_its_emails_and_manifest() {
+    let (_tmp, app) = app();
+    let (status, _, body) = get(&app, "/releases/1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Merkle root"));
+    assert!(body.contains("/emailid/2"));
+    assert!(!body.contains("/emailid/3"));
+    let (status, _, _) = get(&app, "/releases/2").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
