@@ -301,7 +301,9 @@ mod tests {
 
     #[test]
     fn mboxrd_unquotes_one_level() {
-        let got = split("From a@b Thu Jan  1 00:00:00 1970\nSubject: x\n\n>From here\n>>From there\n\nFrom c@d Thu Jan  1 00:00:00 1970\nSubject: y\n\nbody\n");
+        let got = split(
+            "From a@b Thu Jan  1 00:00:00 1970\nSubject: x\n\n>From here\n>>From there\n\nFrom c@d Thu Jan  1 00:00:00 1970\nSubject: y\n\nbody\n",
+        );
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].1, "Subject: x\n\nFrom here\n>From there\n");
         assert_eq!(got[1].0, 71);
@@ -310,14 +312,18 @@ mod tests {
 
     #[test]
     fn unescaped_prose_does_not_split() {
-        let got = split("From -\nSubject: a\n\nMy film:\n\nFrom Russia with love\nYear: 1963\n\nFrom -\nSubject: b\n\nx\n");
+        let got = split(
+            "From -\nSubject: a\n\nMy film:\n\nFrom Russia with love\nYear: 1963\n\nFrom -\nSubject: b\n\nx\n",
+        );
         assert_eq!(got.len(), 2);
         assert!(got[0].1.contains("From Russia with love\nYear: 1963\n"));
     }
 
     #[test]
     fn pipermail_envelopes() {
-        let got = split("From dcm at MIT.EDU  Sat Apr  1 04:34:15 2006\nFrom: dcm at MIT.EDU\n\nhi\n\nFrom my desk I write\nthis.\n\nFrom sig at netdot.net  Wed Apr  5 21:15:39 2006\nFrom: sig at netdot.net\n\nyo\n");
+        let got = split(
+            "From dcm at MIT.EDU  Sat Apr  1 04:34:15 2006\nFrom: dcm at MIT.EDU\n\nhi\n\nFrom my desk I write\nthis.\n\nFrom sig at netdot.net  Wed Apr  5 21:15:39 2006\nFrom: sig at netdot.net\n\nyo\n",
+        );
         assert_eq!(got.len(), 2);
         assert!(got[0].1.contains("From my desk I write"));
     }
@@ -336,14 +342,17 @@ mod tests {
 
     #[test]
     fn wrong_content_length_falls_back_to_scanning() {
-        let got = split("From a@b Thu Jan  1 00:00:00 1970\nContent-Length: 3\n\nhello world\n\nFrom c@d Thu Jan  1 00:00:00 1970\nSubject: 2\n\nz\n");
+        let got = split(
+            "From a@b Thu Jan  1 00:00:00 1970\nContent-Length: 3\n\nhello world\n\nFrom c@d Thu Jan  1 00:00:00 1970\nSubject: 2\n\nz\n",
+        );
         assert_eq!(got.len(), 2);
         assert!(got[0].1.ends_with("\n\nhello world\n"));
     }
 
     #[test]
     fn crlf_and_bom() {
-        let got = split("\u{feff}From -\r\nSubject: a\r\n\r\nx\r\n\r\nFrom -\r\nSubject: b\r\n\r\ny\r\n");
+        let got =
+            split("\u{feff}From -\r\nSubject: a\r\n\r\nx\r\n\r\nFrom -\r\nSubject: b\r\n\r\ny\r\n");
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].1, "Subject: a\r\n\r\nx\r\n");
         assert_eq!(got[1].0, 30);

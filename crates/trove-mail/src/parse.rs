@@ -11,7 +11,9 @@ use std::fmt;
 use mail_parser::decoders::base64::base64_decode;
 use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::decoders::quoted_printable::quoted_printable_decode;
-use mail_parser::{Address, Encoding, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
+use mail_parser::{
+    Address, Encoding, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType,
+};
 use sha2::{Digest, Sha256};
 
 /// Something wrong with a message. Stored as its `name()`.
@@ -151,16 +153,38 @@ impl Parsed {
         for (name, list) in [("from", &self.from), ("to", &self.to), ("cc", &self.cc)] {
             let joined = list
                 .iter()
-                .map(|m| m.address.as_deref().unwrap_or_default().to_ascii_lowercase())
+                .map(|m| {
+                    m.address
+                        .as_deref()
+                        .unwrap_or_default()
+                        .to_ascii_lowercase()
+                })
                 .collect::<Vec<_>>()
                 .join(",");
             field(name, joined.as_bytes());
         }
-        let date = self.date.map(|d| d.timestamp.to_string()).unwrap_or_default();
+        let date = self
+            .date
+            .map(|d| d.timestamp.to_string())
+            .unwrap_or_default();
         field("date", date.as_bytes());
-        field("subject", self.subject.as_deref().unwrap_or_default().trim().as_bytes());
+        field(
+            "subject",
+            self.subject
+                .as_deref()
+                .unwrap_or_default()
+                .trim()
+                .as_bytes(),
+        );
         field("text", normalise_text(&self.text).as_bytes());
-        field("html", self.html.as_deref().map(normalise_text).unwrap_or_default().as_bytes());
+        field(
+            "html",
+            self.html
+                .as_deref()
+                .map(normalise_text)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
         for a in &self.attachments {
             field("attachment", &Sha256::digest(&a.bytes));
         }
@@ -179,12 +203,23 @@ fn normalise_text(text: &str) -> String {
     out
 }
 
+/// Parses one message. Never fails and never panics: mail-parser is not expected to
+/// panic, but one email must not stop an ingest, so a panic becomes `NotParseable`.
 pub fn parse(raw: &[u8]) -> Parsed {
+    std::panic::catch_unwind(|| parse_unguarded(raw)).unwrap_or_else(|_| Parsed {
+        defects: vec![Defect::NotParseable],
+        text: String::from_utf8_lossy(raw).into_owned(),
+        ..Parsed::default()
+    })
+}
+
+fn parse_unguarded(raw: &[u8]) -> Parsed {
     let mut out = Parsed::default();
     let Some(message) = MessageParser::default().parse(raw) else {
         out.defects.push(Defect::NotParseable);
         out.text = String::from_utf8_lossy(raw).into_owned();
-        out.defects.extend([Defect::NoDate, Defect::NoMessageId, Defect::NoFrom]);
+        out.defects
+            .extend([Defect::NoDate, Defect::NoMessageId, Defect::NoFrom]);
         return out;
     };
     let root = message.root_part();
@@ -245,7 +280,9 @@ pub fn parse(raw: &[u8]) -> Parsed {
     let mut body_from_attachments = Vec::new();
     if text_parts.is_empty() && html_parts.is_empty() {
         for &id in &message.attachments {
-            let Some(part) = message.part(id) else { continue };
+            let Some(part) = message.part(id) else {
+                continue;
+            };
             if matches!(part.body, PartType::Text(_)) && part.attachment_name().is_none() {
                 text_parts.push(decode_text(&message.raw_message, part, &mut out));
                 body_from_attachments.push(id);
@@ -263,7 +300,9 @@ pub fn parse(raw: &[u8]) -> Parsed {
         if body_from_attachments.contains(&id) {
             continue;
         }
-        let Some(part) = message.part(id) else { continue };
+        let Some(part) = message.part(id) else {
+            continue;
+        };
         let bytes: Cow<[u8]> = match &part.body {
             PartType::Message(nested) => Cow::Borrowed(nested.raw_message()),
             PartType::Text(t) | PartType::Html(t) => Cow::Borrowed(t.as_bytes()),
@@ -319,8 +358,18 @@ fn mailboxes(address: Option<&Address<'_>>) -> Vec<Mailbox> {
     address
         .iter()
         .map(|a| Mailbox {
-            name: a.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_string),
-            address: a.address.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_string),
+            name: a
+                .name
+                .as_deref()
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string),
+            address: a
+                .address
+                .as_deref()
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string),
         })
         .filter(|m| m.name.is_some() || m.address.is_some())
         .collect()
@@ -340,7 +389,9 @@ fn decode_text(raw: &[u8], part: &MessagePart<'_>, out: &mut Parsed) -> String {
         .get(part.offset_body as usize..part.offset_end as usize)
         .unwrap_or_default();
     let bytes: Cow<[u8]> = match part.encoding {
-        Encoding::QuotedPrintable => quoted_printable_decode(body).map(Cow::Owned).unwrap_or(Cow::Borrowed(body)),
+        Encoding::QuotedPrintable => quoted_printable_decode(body)
+            .map(Cow::Owned)
+            .unwrap_or(Cow::Borrowed(body)),
         Encoding::Base64 => match base64_decode(body) {
             Some(b) => Cow::Owned(b),
             None => {
@@ -364,16 +415,28 @@ fn decode_text(raw: &[u8], part: &MessagePart<'_>, out: &mut Parsed) -> String {
 }
 
 /// Decodes `bytes` declared as `declared`; returns the text and a note of the charset used.
-pub fn decode_charset(bytes: &[u8], declared: Option<&str>, defects: &mut Vec<Defect>) -> (String, String) {
+pub fn decode_charset(
+    bytes: &[u8],
+    declared: Option<&str>,
+    defects: &mut Vec<Defect>,
+) -> (String, String) {
     let declared_enc = declared.and_then(|d| encoding_rs::Encoding::for_label(d.as_bytes()));
-    let is_ascii_label = matches!(declared, None | Some("us-ascii" | "ascii" | "ansi_x3.4-1968"));
-    if bytes.is_ascii() && (is_ascii_label || declared_enc.is_some_and(|e| e.is_ascii_compatible())) {
+    let is_ascii_label = matches!(
+        declared,
+        None | Some("us-ascii" | "ascii" | "ansi_x3.4-1968")
+    );
+    if bytes.is_ascii() && (is_ascii_label || declared_enc.is_some_and(|e| e.is_ascii_compatible()))
+    {
         let text = String::from_utf8(bytes.to_vec()).expect("ascii is utf-8");
         return (text, declared.unwrap_or("us-ascii").to_string());
     }
     if is_ascii_label || declared_enc == Some(encoding_rs::UTF_8) {
         if let Ok(text) = std::str::from_utf8(bytes) {
-            let used = if is_ascii_label { "utf-8 (detected; declared us-ascii)" } else { "utf-8" };
+            let used = if is_ascii_label {
+                "utf-8 (detected; declared us-ascii)"
+            } else {
+                "utf-8"
+            };
             if is_ascii_label && declared.is_some() {
                 push_once(defects, Defect::CharsetMislabelled);
             }
@@ -416,7 +479,11 @@ mod tests {
     #[test]
     fn mislabelled_latin1_is_detected() {
         let mut defects = Vec::new();
-        let (text, used) = decode_charset("caf\u{e9} cr\u{e8}me br\u{fb}l\u{e9}e".as_bytes(), Some("utf-8"), &mut defects);
+        let (text, used) = decode_charset(
+            "caf\u{e9} cr\u{e8}me br\u{fb}l\u{e9}e".as_bytes(),
+            Some("utf-8"),
+            &mut defects,
+        );
         assert_eq!(text, "café crème brûlée");
         assert_eq!(used, "utf-8");
         let latin1 = b"caf\xe9 cr\xe8me br\xfbl\xe9e, d\xe9j\xe0 vu";
@@ -429,7 +496,11 @@ mod tests {
     #[test]
     fn declared_charset_is_used_and_recorded() {
         let mut defects = Vec::new();
-        let (text, used) = decode_charset(b"\xcf\xf0\xe8\xe2\xe5\xf2", Some("windows-1251"), &mut defects);
+        let (text, used) = decode_charset(
+            b"\xcf\xf0\xe8\xe2\xe5\xf2",
+            Some("windows-1251"),
+            &mut defects,
+        );
         assert_eq!(text, "Привет");
         assert_eq!(used, "windows-1251");
         assert!(defects.is_empty());

@@ -35,13 +35,25 @@ pub struct Origin {
 
 #[derive(Debug)]
 pub enum Event {
-    Message { origin: Origin, bytes: Vec<u8> },
+    Message {
+        origin: Origin,
+        bytes: Vec<u8>,
+    },
     /// A file (or archive member) was read; `messages` found in it.
-    FileRead { file: String, messages: u64 },
+    FileRead {
+        file: String,
+        messages: u64,
+    },
     /// A file that holds no mail (an index, a picture, a Maildir `tmp` file).
-    Skipped { file: String, reason: String },
+    Skipped {
+        file: String,
+        reason: String,
+    },
     /// A file that could not be read; what was read before the error was delivered.
-    Error { file: String, error: String },
+    Error {
+        file: String,
+        error: String,
+    },
 }
 
 /// Counts bytes read from the input files on disk, for progress reporting.
@@ -310,7 +322,11 @@ fn strip_gz(name: &str) -> String {
     name.to_string()
 }
 
-fn read_mbox(input: &mut dyn BufRead, name: &str, on_event: &mut dyn FnMut(Event)) -> io::Result<()> {
+fn read_mbox(
+    input: &mut dyn BufRead,
+    name: &str,
+    on_event: &mut dyn FnMut(Event),
+) -> io::Result<()> {
     let folder = mbox_folder(name);
     let mut count = 0;
     for message in MboxReader::new(input) {
@@ -333,7 +349,12 @@ fn read_mbox(input: &mut dyn BufRead, name: &str, on_event: &mut dyn FnMut(Event
     Ok(())
 }
 
-fn read_tar(input: &mut dyn BufRead, name: &str, depth: usize, on_event: &mut dyn FnMut(Event)) -> io::Result<()> {
+fn read_tar(
+    input: &mut dyn BufRead,
+    name: &str,
+    depth: usize,
+    on_event: &mut dyn FnMut(Event),
+) -> io::Result<()> {
     let mut archive = tar::Archive::new(input);
     for entry in archive.entries()? {
         let entry = entry?;
@@ -462,7 +483,9 @@ mod tests {
         assert!(looks_like_message(b"Message-ID: <x@y>\nDate: now\n"));
         assert!(looks_like_message(b"Received: from x\n\tby y\n"));
         assert!(!looks_like_message(b"\x89PNG\r\n"));
-        assert!(!looks_like_message(b"Hello: there is a colon in this sentence, see\nthe rest"));
+        assert!(!looks_like_message(
+            b"Hello: there is a colon in this sentence, see\nthe rest"
+        ));
         assert!(!looks_like_message(b"1 2 3\n"));
     }
 }

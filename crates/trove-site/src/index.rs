@@ -7,12 +7,18 @@ use std::ops::Bound;
 use std::path::Path;
 
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
+};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
-use tantivy::{DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
+};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term,
+};
 
 use crate::query::{Expr, TextField};
 use crate::{PublishedMessage, Result, SiteError, io_err};
@@ -122,12 +128,22 @@ impl SearchIndex {
     pub fn open_or_create(dir: &Path) -> Result<SearchIndex> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let (schema, fields) = schema();
-        let directory = tantivy::directory::MmapDirectory::open(dir)
-            .map_err(|e| SiteError::Format { path: dir.to_path_buf(), message: e.to_string() })?;
+        let directory =
+            tantivy::directory::MmapDirectory::open(dir).map_err(|e| SiteError::Format {
+                path: dir.to_path_buf(),
+                message: e.to_string(),
+            })?;
         let index = Index::open_or_create(directory, schema)?;
         register_tokenizer(&index);
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(SearchIndex { index, reader, fields })
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(SearchIndex {
+            index,
+            reader,
+            fields,
+        })
     }
 
     /// Opens an existing index for reading.
@@ -135,8 +151,15 @@ impl SearchIndex {
         let (_, fields) = schema();
         let index = Index::open_in_dir(dir)?;
         register_tokenizer(&index);
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::OnCommitWithDelay).try_into()?;
-        Ok(SearchIndex { index, reader, fields })
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
+            .try_into()?;
+        Ok(SearchIndex {
+            index,
+            reader,
+            fields,
+        })
     }
 
     pub fn writer(&self) -> Result<IndexWriter> {
@@ -197,12 +220,19 @@ impl SearchIndex {
             Bound::Unbounded,
             Bound::Included(Term::from_field_u64(self.fields.number, max_number)),
         ));
-        let q: Box<dyn Query> = Box::new(BooleanQuery::new(vec![(Occur::Must, q), (Occur::Must, cap)]));
+        let q: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+            (Occur::Must, q),
+            (Occur::Must, cap),
+        ]));
         let searcher = self.reader.searcher();
         let total = searcher.search(&q, &Count)? as u64;
         let top = TopDocs::with_limit(limit.max(1)).and_offset(offset);
         let addrs: Vec<DocAddress> = match sort {
-            Sort::Relevance if !matches!(expr, Expr::All) => searcher.search(&q, &top)?.into_iter().map(|(_, a)| a).collect(),
+            Sort::Relevance if !matches!(expr, Expr::All) => searcher
+                .search(&q, &top)?
+                .into_iter()
+                .map(|(_, a)| a)
+                .collect(),
             Sort::Oldest => searcher
                 .search(&q, &top.order_by_fast_field::<i64>("date", Order::Asc))?
                 .into_iter()
@@ -217,10 +247,18 @@ impl SearchIndex {
         let mut hits = Vec::with_capacity(addrs.len());
         for addr in addrs.into_iter().take(limit) {
             let doc: TantivyDocument = searcher.doc(addr)?;
-            let s = |field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let s = |field| {
+                doc.get_first(field)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
             let date = s(self.fields.date_display);
             hits.push(Hit {
-                number: doc.get_first(self.fields.number).and_then(|v| v.as_u64()).unwrap_or_default(),
+                number: doc
+                    .get_first(self.fields.number)
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or_default(),
                 date: (!date.is_empty()).then_some(date),
                 from: s(self.fields.from_display),
                 subject: s(self.fields.subject_display),
@@ -234,7 +272,8 @@ impl SearchIndex {
         let expr = crate::query::parse(query).ok()?;
         let q = self.build(&expr);
         let searcher = self.reader.searcher();
-        let mut g = tantivy::snippet::SnippetGenerator::create(&searcher, &*q, self.fields.body).ok()?;
+        let mut g =
+            tantivy::snippet::SnippetGenerator::create(&searcher, &*q, self.fields.body).ok()?;
         g.set_max_num_chars(max_chars);
         let s = g.snippet(text);
         (!s.fragment().is_empty()).then(|| s.to_html())
@@ -260,13 +299,22 @@ impl SearchIndex {
         }
         match terms.len() {
             0 => Box::new(EmptyQuery),
-            1 => Box::new(TermQuery::new(terms.pop().expect("one"), IndexRecordOption::WithFreqs)),
+            1 => Box::new(TermQuery::new(
+                terms.pop().expect("one"),
+                IndexRecordOption::WithFreqs,
+            )),
             // "k..allen@enron.com" and quoted phrases: the words in order.
             _ if phrase || !words.contains(' ') => Box::new(PhraseQuery::new(terms)),
             _ => Box::new(BooleanQuery::new(
                 terms
                     .into_iter()
-                    .map(|t| (Occur::Must, Box::new(TermQuery::new(t, IndexRecordOption::WithFreqs)) as Box<dyn Query>))
+                    .map(|t| {
+                        (
+                            Occur::Must,
+                            Box::new(TermQuery::new(t, IndexRecordOption::WithFreqs))
+                                as Box<dyn Query>,
+                        )
+                    })
                     .collect(),
             )),
         }
@@ -275,8 +323,16 @@ impl SearchIndex {
     fn build(&self, expr: &Expr) -> Box<dyn Query> {
         match expr {
             Expr::All => Box::new(AllQuery),
-            Expr::Text { field: Some(f), words, phrase } => self.text_query(self.field(*f), words, *phrase),
-            Expr::Text { field: None, words, phrase } => {
+            Expr::Text {
+                field: Some(f),
+                words,
+                phrase,
+            } => self.text_query(self.field(*f), words, *phrase),
+            Expr::Text {
+                field: None,
+                words,
+                phrase,
+            } => {
                 let f = &self.fields;
                 Box::new(BooleanQuery::new(
                     [f.subject, f.from, f.to, f.cc, f.body, f.filename]
@@ -296,8 +352,15 @@ impl SearchIndex {
                 (Occur::Must, Box::new(AllQuery)),
                 (Occur::MustNot, self.build(inner)),
             ])),
-            Expr::And(parts) => Box::new(BooleanQuery::new(parts.iter().map(|p| (Occur::Must, self.build(p))).collect())),
-            Expr::Or(parts) => Box::new(BooleanQuery::new(parts.iter().map(|p| (Occur::Should, self.build(p))).collect())),
+            Expr::And(parts) => Box::new(BooleanQuery::new(
+                parts.iter().map(|p| (Occur::Must, self.build(p))).collect(),
+            )),
+            Expr::Or(parts) => Box::new(BooleanQuery::new(
+                parts
+                    .iter()
+                    .map(|p| (Occur::Should, self.build(p)))
+                    .collect(),
+            )),
         }
     }
 }

@@ -184,10 +184,10 @@ impl Site {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => break,
                 Err(e) => return Err(SiteError::Io { path, source: e }),
             };
-            out.push(Manifest::from_bytes(&bytes).map_err(|message| SiteError::Format {
-                path,
-                message,
-            })?);
+            out.push(
+                Manifest::from_bytes(&bytes)
+                    .map_err(|message| SiteError::Format { path, message })?,
+            );
         }
         Ok(out)
     }
@@ -222,7 +222,10 @@ pub fn raw_path(number: u64) -> String {
 }
 
 pub fn attachment_path(sha256_hex: &str) -> String {
-    format!("attachments/{}/{sha256_hex}", &sha256_hex[..2.min(sha256_hex.len())])
+    format!(
+        "attachments/{}/{sha256_hex}",
+        &sha256_hex[..2.min(sha256_hex.len())]
+    )
 }
 
 pub fn manifest_path(release: u32) -> String {

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    PublishedAttachment, PublishedMessage, Result, Site, SiteError, attachment_path,
-    manifest_path, message_path, raw_path, sha256_hex, signature_path, write_atomic,
+    PublishedAttachment, PublishedMessage, Result, Site, SiteError, attachment_path, manifest_path,
+    message_path, raw_path, sha256_hex, signature_path, write_atomic,
 };
 
 pub const MANIFEST_FORMAT: &str = "trove-release/1";
@@ -221,7 +221,10 @@ impl<'s> ReleaseWriter<'s> {
         bytes.push(b'\n');
         let signature = key.sign(&bytes);
         let root: &Path = self.site.root();
-        write_atomic(&root.join(signature_path(manifest.release)), &signature.to_bytes())?;
+        write_atomic(
+            &root.join(signature_path(manifest.release)),
+            &signature.to_bytes(),
+        )?;
         write_atomic(&root.join(manifest_path(manifest.release)), &bytes)?;
         Ok((manifest, sha256_hex(&bytes)))
     }

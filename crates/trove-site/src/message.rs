@@ -78,6 +78,10 @@ pub struct PublishedAttachment {
 
 impl PublishedMessage {
     pub fn from_line(&self) -> String {
-        self.from.iter().map(Person::display).collect::<Vec<_>>().join(", ")
+        self.from
+            .iter()
+            .map(Person::display)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }

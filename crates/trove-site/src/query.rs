@@ -23,9 +23,16 @@ use std::fmt;
 pub enum Expr {
     All,
     /// Words (one or more; several means a phrase) in a field, or in every text field.
-    Text { field: Option<TextField>, words: String, phrase: bool },
+    Text {
+        field: Option<TextField>,
+        words: String,
+        phrase: bool,
+    },
     /// Seconds since the epoch, `[from, to)`.
-    Date { from: Option<i64>, to: Option<i64> },
+    Date {
+        from: Option<i64>,
+        to: Option<i64>,
+    },
     Not(Box<Expr>),
     And(Vec<Expr>),
     Or(Vec<Expr>),
@@ -110,7 +117,10 @@ fn lex(input: &str) -> Result<Vec<(usize, Tok)>, QueryError> {
             *i += 1;
         }
         if *i >= chars.len() {
-            return Err(err(start + 1, "this quote is never closed; add a closing \""));
+            return Err(err(
+                start + 1,
+                "this quote is never closed; add a closing \"",
+            ));
         }
         *i += 1;
         Ok(s)
@@ -138,8 +148,14 @@ fn lex(input: &str) -> Result<Vec<(usize, Tok)>, QueryError> {
             }
             _ => {
                 let mut word = String::new();
-                while i < chars.len() && !chars[i].is_whitespace() && !matches!(chars[i], '(' | ')' | '"') {
-                    if chars[i] == ':' && !word.is_empty() && word.chars().all(|c| c.is_ascii_alphabetic()) {
+                while i < chars.len()
+                    && !chars[i].is_whitespace()
+                    && !matches!(chars[i], '(' | ')' | '"')
+                {
+                    if chars[i] == ':'
+                        && !word.is_empty()
+                        && word.chars().all(|c| c.is_ascii_alphabetic())
+                    {
                         break;
                     }
                     word.push(chars[i]);
@@ -149,17 +165,28 @@ fn lex(input: &str) -> Result<Vec<(usize, Tok)>, QueryError> {
                     i += 1;
                     let field = word.to_ascii_lowercase();
                     let (value, is_quoted) = if i < chars.len() && chars[i] == '"' {
-                        { let at = i; (quoted(&mut i, at)?, true) }
+                        {
+                            let at = i;
+                            (quoted(&mut i, at)?, true)
+                        }
                     } else {
                         let mut v = String::new();
-                        while i < chars.len() && !chars[i].is_whitespace() && !matches!(chars[i], '(' | ')') {
+                        while i < chars.len()
+                            && !chars[i].is_whitespace()
+                            && !matches!(chars[i], '(' | ')')
+                        {
                             v.push(chars[i]);
                             i += 1;
                         }
                         (v, false)
                     };
                     if value.is_empty() {
-                        return Err(err(start + 1, format!("{field}: needs a value right after the colon, e.g. {field}:word")));
+                        return Err(err(
+                            start + 1,
+                            format!(
+                                "{field}: needs a value right after the colon, e.g. {field}:word"
+                            ),
+                        ));
                     }
                     out.push((start, Tok::Field(field, value, is_quoted)));
                 } else if word == "OR" {
@@ -194,7 +221,11 @@ pub fn parse(input: &str) -> Result<Expr, QueryError> {
     };
     let e = p.or()?;
     if let Some((col, t)) = p.toks.get(p.pos) {
-        let what = if *t == Tok::RParen { "this ) has no matching (" } else { "unexpected text" };
+        let what = if *t == Tok::RParen {
+            "this ) has no matching ("
+        } else {
+            "unexpected text"
+        };
         return Err(err(col + 1, what));
     }
     Ok(e)
@@ -206,7 +237,10 @@ impl Parser {
     }
 
     fn column(&self) -> usize {
-        self.toks.get(self.pos).map(|(c, _)| c + 1).unwrap_or(self.len + 1)
+        self.toks
+            .get(self.pos)
+            .map(|(c, _)| c + 1)
+            .unwrap_or(self.len + 1)
     }
 
     fn or(&mut self) -> Result<Expr, QueryError> {
@@ -214,11 +248,18 @@ impl Parser {
         while self.peek() == Some(&Tok::Or) {
             self.pos += 1;
             if matches!(self.peek(), None | Some(Tok::RParen) | Some(Tok::Or)) {
-                return Err(err(self.column(), "OR needs something to search for on its right"));
+                return Err(err(
+                    self.column(),
+                    "OR needs something to search for on its right",
+                ));
             }
             parts.push(self.and()?);
         }
-        Ok(if parts.len() == 1 { parts.pop().expect("one") } else { Expr::Or(parts) })
+        Ok(if parts.len() == 1 {
+            parts.pop().expect("one")
+        } else {
+            Expr::Or(parts)
+        })
     }
 
     fn and(&mut self) -> Result<Expr, QueryError> {
@@ -230,10 +271,13 @@ impl Parser {
             parts.push(self.unary()?);
         }
         match parts.len() {
-            0 => Err(err(self.column(), match self.peek() {
-                Some(Tok::Or) => "OR needs something to search for on its left",
-                _ => "expected a word, a \"phrase\" or field:value here",
-            })),
+            0 => Err(err(
+                self.column(),
+                match self.peek() {
+                    Some(Tok::Or) => "OR needs something to search for on its left",
+                    _ => "expected a word, a \"phrase\" or field:value here",
+                },
+            )),
             1 => Ok(parts.pop().expect("one")),
             _ => Ok(Expr::And(parts)),
         }
@@ -263,16 +307,33 @@ impl Parser {
                 self.pos += 1;
                 Ok(e)
             }
-            Tok::Word(w) => Ok(Expr::Text { field: None, words: w, phrase: false }),
-            Tok::Phrase(p) => Ok(Expr::Text { field: None, words: p, phrase: true }),
+            Tok::Word(w) => Ok(Expr::Text {
+                field: None,
+                words: w,
+                phrase: false,
+            }),
+            Tok::Phrase(p) => Ok(Expr::Text {
+                field: None,
+                words: p,
+                phrase: true,
+            }),
             Tok::Field(f, v, quoted) => field_expr(&f, &v, quoted, col),
-            Tok::Or | Tok::RParen | Tok::Minus => Err(err(col, "expected a word, a \"phrase\" or field:value here")),
+            Tok::Or | Tok::RParen | Tok::Minus => Err(err(
+                col,
+                "expected a word, a \"phrase\" or field:value here",
+            )),
         }
     }
 }
 
 fn field_expr(field: &str, value: &str, quoted: bool, col: usize) -> Result<Expr, QueryError> {
-    let text = |f: TextField| Ok(Expr::Text { field: Some(f), words: value.to_string(), phrase: quoted });
+    let text = |f: TextField| {
+        Ok(Expr::Text {
+            field: Some(f),
+            words: value.to_string(),
+            phrase: quoted,
+        })
+    };
     let value_col = col + field.len() + 1;
     match field {
         "from" => text(TextField::From),
@@ -283,32 +344,56 @@ fn field_expr(field: &str, value: &str, quoted: bool, col: usize) -> Result<Expr
         "filename" => text(TextField::Filename),
         "after" => {
             let (start, _) = period(value, value_col)?;
-            Ok(Expr::Date { from: Some(start), to: None })
+            Ok(Expr::Date {
+                from: Some(start),
+                to: None,
+            })
         }
         "before" => {
             let (start, _) = period(value, value_col)?;
-            Ok(Expr::Date { from: None, to: Some(start) })
+            Ok(Expr::Date {
+                from: None,
+                to: Some(start),
+            })
         }
         "date" => {
             if let Some((a, b)) = value.split_once("..") {
-                let from = if a.is_empty() { None } else { Some(period(a, value_col)?.0) };
-                let to = if b.is_empty() { None } else { Some(period(b, value_col + a.len() + 2)?.1) };
+                let from = if a.is_empty() {
+                    None
+                } else {
+                    Some(period(a, value_col)?.0)
+                };
+                let to = if b.is_empty() {
+                    None
+                } else {
+                    Some(period(b, value_col + a.len() + 2)?.1)
+                };
                 Ok(Expr::Date { from, to })
             } else {
                 let (start, end) = period(value, value_col)?;
-                Ok(Expr::Date { from: Some(start), to: Some(end) })
+                Ok(Expr::Date {
+                    from: Some(start),
+                    to: Some(end),
+                })
             }
         }
         other => Err(err(
             col,
-            format!("unknown field {other}: (known: {FIELDS}); to search for text with a colon, put it in quotes"),
+            format!(
+                "unknown field {other}: (known: {FIELDS}); to search for text with a colon, put it in quotes"
+            ),
         )),
     }
 }
 
 /// A partial date `YYYY`, `YYYY-MM` or `YYYY-MM-DD` as the UTC period `[start, end)`.
 fn period(value: &str, col: usize) -> Result<(i64, i64), QueryError> {
-    let bad = || err(col, format!("{value:?} is not a date; write YYYY, YYYY-MM or YYYY-MM-DD"));
+    let bad = || {
+        err(
+            col,
+            format!("{value:?} is not a date; write YYYY, YYYY-MM or YYYY-MM-DD"),
+        )
+    };
     let parts: Vec<&str> = value.split('-').collect();
     let num = |s: &str, len: usize| -> Result<i32, QueryError> {
         if s.len() != len || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -331,7 +416,11 @@ fn period(value: &str, col: usize) -> Result<(i64, i64), QueryError> {
     Ok(match (month, day) {
         (None, _) => (date(year, 1, 1)?, date(year + 1, 1, 1)?),
         (Some(m), None) => {
-            let end = if m == 12 { date(year + 1, 1, 1)? } else { date(year, m + 1, 1)? };
+            let end = if m == 12 {
+                date(year + 1, 1, 1)?
+            } else {
+                date(year, m + 1, 1)?
+            };
             (date(year, m, 1)?, end)
         }
         (Some(m), Some(d)) => {
@@ -346,7 +435,11 @@ mod tests {
     use super::*;
 
     fn text(field: Option<TextField>, w: &str, phrase: bool) -> Expr {
-        Expr::Text { field, words: w.into(), phrase }
+        Expr::Text {
+            field,
+            words: w.into(),
+            phrase,
+        }
     }
 
     #[test]
@@ -367,16 +460,29 @@ mod tests {
                 text(Some(TextField::Subject), "x y", true),
             ])
         );
-        assert_eq!(parse("well-known").unwrap(), text(None, "well-known", false));
+        assert_eq!(
+            parse("well-known").unwrap(),
+            text(None, "well-known", false)
+        );
     }
 
     #[test]
     fn dates_are_periods() {
-        let Expr::Date { from, to } = parse("date:2001-05").unwrap() else { panic!() };
+        let Expr::Date { from, to } = parse("date:2001-05").unwrap() else {
+            panic!()
+        };
         assert_eq!(from, Some(988675200));
         assert_eq!(to, Some(988675200 + 31 * 86400));
-        assert_eq!(parse("after:2001").unwrap(), Expr::Date { from: Some(978307200), to: None });
-        let Expr::Date { from, to } = parse("date:2000..2000-12-31").unwrap() else { panic!() };
+        assert_eq!(
+            parse("after:2001").unwrap(),
+            Expr::Date {
+                from: Some(978307200),
+                to: None
+            }
+        );
+        let Expr::Date { from, to } = parse("date:2000..2000-12-31").unwrap() else {
+            panic!()
+        };
         assert_eq!((from, to), (Some(946684800), Some(978307200)));
     }
 

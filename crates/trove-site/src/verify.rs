@@ -105,12 +105,19 @@ fn check(
             ));
         }
         if merkle_root(&manifest.files) != manifest.merkle_root {
-            return report.fail(format!("{}: Merkle root does not match its file list", mpath.display()));
+            return report.fail(format!(
+                "{}: Merkle root does not match its file list",
+                mpath.display()
+            ));
         }
         for f in &manifest.files {
             let path = root.join(&f.path);
             if f.path.contains("..") || f.path.starts_with('/') {
-                return report.fail(format!("{}: lists a path outside the site: {}", mpath.display(), f.path));
+                return report.fail(format!(
+                    "{}: lists a path outside the site: {}",
+                    mpath.display(),
+                    f.path
+                ));
             }
             match fs::read(&path) {
                 Ok(b) if sha256_hex(&b) == f.sha256 && b.len() as u64 == f.size => {}
@@ -121,7 +128,10 @@ fn check(
                     ));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return report.fail(format!("{}: missing (listed in release {k})", path.display()));
+                    return report.fail(format!(
+                        "{}: missing (listed in release {k})",
+                        path.display()
+                    ));
                 }
                 Err(e) => return report.fail(format!("{}: {e}", path.display())),
             }
@@ -150,7 +160,10 @@ fn check(
                 .map(|p| p.to_string_lossy().replace('\\', "/"))
                 .unwrap_or_default();
             if !listed.contains(&rel) {
-                return report.fail(format!("{}: not listed in any signed release", entry.display()));
+                return report.fail(format!(
+                    "{}: not listed in any signed release",
+                    entry.display()
+                ));
             }
         }
     }
@@ -161,7 +174,9 @@ fn walkdir(dir: std::path::PathBuf) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&d) else { continue };
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {

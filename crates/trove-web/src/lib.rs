@@ -57,12 +57,20 @@ impl AppState {
         Ok(AppState {
             site,
             index,
-            published: RwLock::new(Published { manifests, max_number, checked: Instant::now() }),
+            published: RwLock::new(Published {
+                manifests,
+                max_number,
+                checked: Instant::now(),
+            }),
         })
     }
 
     fn refresh(&self) {
-        let stale = self.published.read().map(|p| p.checked.elapsed() > REFRESH).unwrap_or(true);
+        let stale = self
+            .published
+            .read()
+            .map(|p| p.checked.elapsed() > REFRESH)
+            .unwrap_or(true);
         if !stale {
             return;
         }
@@ -85,7 +93,10 @@ impl AppState {
 
     fn manifests(&self) -> Vec<Manifest> {
         self.refresh();
-        self.published.read().map(|p| p.manifests.clone()).unwrap_or_default()
+        self.published
+            .read()
+            .map(|p| p.manifests.clone())
+            .unwrap_or_default()
     }
 
     pub fn site_dir(&self) -> PathBuf {
@@ -105,10 +116,21 @@ impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         match self {
             WebError::NotFound => (StatusCode::NOT_FOUND, Html(pages::not_found())).into_response(),
-            WebError::BadRequest(msg) => (StatusCode::BAD_REQUEST, Html(pages::error_page("Bad request", &msg))).into_response(),
+            WebError::BadRequest(msg) => (
+                StatusCode::BAD_REQUEST,
+                Html(pages::error_page("Bad request", &msg)),
+            )
+                .into_response(),
             WebError::Internal(cause) => {
                 eprintln!("trove serve: internal error: {cause}");
-                (StatusCode::INTERNAL_SERVER_ERROR, Html(pages::error_page("Server error", "Something went wrong on our side."))).into_response()
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Html(pages::error_page(
+                        "Server error",
+                        "Something went wrong on our side.",
+                    )),
+                )
+                    .into_response()
             }
         }
     }
@@ -135,10 +157,22 @@ pub fn router(state: Shared) -> Router {
         .route("/releases/{k}", get(release))
         .route("/style.css", get(style))
         .fallback(|| async { WebError::NotFound })
-        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
-        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
-        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
         .with_state(state)
 }
 
@@ -168,10 +202,16 @@ struct SearchParams {
     page: Option<usize>,
 }
 
-async fn search(State(s): State<Shared>, Query(p): Query<SearchParams>) -> Result<Response, WebError> {
+async fn search(
+    State(s): State<Shared>,
+    Query(p): Query<SearchParams>,
+) -> Result<Response, WebError> {
     let title = s.site.info().title.clone();
     let Some(sort) = Sort::parse(&p.sort) else {
-        return Err(WebError::BadRequest(format!("sort must be relevance, newest or oldest, not {:?}", p.sort)));
+        return Err(WebError::BadRequest(format!(
+            "sort must be relevance, newest or oldest, not {:?}",
+            p.sort
+        )));
     };
     let page = p.page.unwrap_or(1).max(1);
     if page > 1_000_000 {
@@ -199,11 +239,15 @@ async fn search(State(s): State<Shared>, Query(p): Query<SearchParams>) -> Resul
     .await
     .map_err(|e| WebError::Internal(e.to_string()))?;
     match result {
-        Ok(Some((total, rows))) => Ok(Html(pages::search(&title, &p.q, sort, page, total, &rows)).into_response()),
-        Ok(None) => Ok(Html(pages::search(&title, &p.q, sort, page, 0, &[])).into_response()),
-        Err(trove_site::SiteError::Query(e)) => {
-            Ok((StatusCode::BAD_REQUEST, Html(pages::search_error(&title, &p.q, &e))).into_response())
+        Ok(Some((total, rows))) => {
+            Ok(Html(pages::search(&title, &p.q, sort, page, total, &rows)).into_response())
         }
+        Ok(None) => Ok(Html(pages::search(&title, &p.q, sort, page, 0, &[])).into_response()),
+        Err(trove_site::SiteError::Query(e)) => Ok((
+            StatusCode::BAD_REQUEST,
+            Html(pages::search_error(&title, &p.q, &e)),
+        )
+            .into_response()),
         Err(e) => Err(e.into()),
     }
 }
@@ -217,33 +261,74 @@ fn load(s: &AppState, n: &str) -> Result<trove_site::PublishedMessage, WebError>
     s.site.message(n)?.ok_or(WebError::NotFound)
 }
 
-async fn email(State(s): State<Shared>, UrlPath(n): UrlPath<String>) -> Result<Html<String>, WebError> {
+async fn email(
+    State(s): State<Shared>,
+    UrlPath(n): UrlPath<String>,
+) -> Result<Html<String>, WebError> {
     let m = load(&s, &n)?;
     let release = s.manifests().into_iter().find(|r| r.release == m.release);
-    Ok(Html(pages::email(&s.site.info().title, &m, release.as_ref())))
+    Ok(Html(pages::email(
+        &s.site.info().title,
+        &m,
+        release.as_ref(),
+    )))
 }
 
 async fn raw(State(s): State<Shared>, UrlPath(n): UrlPath<String>) -> Result<Response, WebError> {
     let m = load(&s, &n)?;
     let path = s.site.root().join(trove_site::raw_path(m.number));
     let bytes = std::fs::read(&path).map_err(|_| WebError::NotFound)?;
-    let ct = if std::str::from_utf8(&bytes).is_ok() { "text/plain; charset=utf-8" } else { "text/plain" };
-    Ok(([(header::CONTENT_TYPE, ct), (header::CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'")], bytes).into_response())
+    let ct = if std::str::from_utf8(&bytes).is_ok() {
+        "text/plain; charset=utf-8"
+    } else {
+        "text/plain"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, ct),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "sandbox; default-src 'none'",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
-async fn attachment(State(s): State<Shared>, UrlPath((n, idx)): UrlPath<(String, String)>) -> Result<Response, WebError> {
+async fn attachment(
+    State(s): State<Shared>,
+    UrlPath((n, idx)): UrlPath<(String, String)>,
+) -> Result<Response, WebError> {
     let m = load(&s, &n)?;
     let idx: u32 = idx.parse().map_err(|_| WebError::NotFound)?;
-    let a = m.attachments.iter().find(|a| a.index == idx).ok_or(WebError::NotFound)?;
+    let a = m
+        .attachments
+        .iter()
+        .find(|a| a.index == idx)
+        .ok_or(WebError::NotFound)?;
     let path = s.site.root().join(trove_site::attachment_path(&a.sha256));
     let bytes = std::fs::read(&path).map_err(|_| WebError::NotFound)?;
-    let name = a.filename.clone().unwrap_or_else(|| format!("email-{}-attachment-{}", m.number, a.index));
+    let name = a
+        .filename
+        .clone()
+        .unwrap_or_else(|| format!("email-{}-attachment-{}", m.number, a.index));
     let disposition = content_disposition(&name);
     Ok((
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
-            (header::CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).unwrap_or(HeaderValue::from_static("attachment"))),
-            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox; default-src 'none'")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_str(&disposition)
+                    .unwrap_or(HeaderValue::from_static("attachment")),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("sandbox; default-src 'none'"),
+            ),
         ],
         bytes,
     )
@@ -254,7 +339,13 @@ async fn attachment(State(s): State<Shared>, UrlPath((n, idx)): UrlPath<(String,
 fn content_disposition(name: &str) -> String {
     let ascii: String = name
         .chars()
-        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
@@ -269,9 +360,17 @@ struct PageParam {
     page: Option<usize>,
 }
 
-async fn release(State(s): State<Shared>, UrlPath(k): UrlPath<String>, Query(p): Query<PageParam>) -> Result<Html<String>, WebError> {
+async fn release(
+    State(s): State<Shared>,
+    UrlPath(k): UrlPath<String>,
+    Query(p): Query<PageParam>,
+) -> Result<Html<String>, WebError> {
     let k: u32 = k.parse().map_err(|_| WebError::NotFound)?;
-    let manifest = s.manifests().into_iter().find(|m| m.release == k).ok_or(WebError::NotFound)?;
+    let manifest = s
+        .manifests()
+        .into_iter()
+        .find(|m| m.release == k)
+        .ok_or(WebError::NotFound)?;
     let page = p.page.unwrap_or(1).max(1);
     let first = manifest.numbers.first + ((page - 1) * PAGE_SIZE) as u64;
     let mut emails = Vec::new();
@@ -280,11 +379,22 @@ async fn release(State(s): State<Shared>, UrlPath(k): UrlPath<String>, Query(p):
             emails.push(m);
         }
     }
-    Ok(Html(pages::release(&s.site.info().title, &manifest, page, &emails)))
+    Ok(Html(pages::release(
+        &s.site.info().title,
+        &manifest,
+        page,
+        &emails,
+    )))
 }
 
 async fn style() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], pages::CSS)
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        pages::CSS,
+    )
 }
 
 #[cfg(test)]
@@ -294,7 +404,10 @@ mod tests {
     #[test]
     fn disposition_is_always_attachment_and_safe() {
         let d = content_disposition("r\u{e9}sum\u{e9} \"x\".pdf");
-        assert!(d.starts_with("attachment; filename=\"r_sum_ _x_.pdf\""), "{d}");
+        assert!(
+            d.starts_with("attachment; filename=\"r_sum_ _x_.pdf\""),
+            "{d}"
+        );
         assert!(d.contains("filename*=UTF-8''r%C3%A9sum%C3%A9"), "{d}");
     }
 }

@@ -83,11 +83,16 @@ fn search_form(query: &str, sort: Sort) -> Markup {
 
 pub fn home(title: &str, manifests: &[Manifest]) -> String {
     let total: u64 = manifests.iter().map(|m| m.numbers.count()).sum();
-    layout(title, "Home", "", html! {
-        h1 { (title) }
-        p { (total) " emails published in " (manifests.len()) " releases." }
-        (release_table(manifests))
-    })
+    layout(
+        title,
+        "Home",
+        "",
+        html! {
+            h1 { (title) }
+            p { (total) " emails published in " (manifests.len()) " releases." }
+            (release_table(manifests))
+        },
+    )
 }
 
 fn release_table(manifests: &[Manifest]) -> Markup {
@@ -113,7 +118,12 @@ fn release_table(manifests: &[Manifest]) -> Markup {
 }
 
 pub fn releases(title: &str, manifests: &[Manifest]) -> String {
-    layout(title, "Releases", "", html! { h1 { "Releases" } (release_table(manifests)) })
+    layout(
+        title,
+        "Releases",
+        "",
+        html! { h1 { "Releases" } (release_table(manifests)) },
+    )
 }
 
 fn email_row(m: &PublishedMessage) -> Markup {
@@ -127,19 +137,24 @@ fn email_row(m: &PublishedMessage) -> Markup {
 
 pub fn release(title: &str, m: &Manifest, page: usize, emails: &[PublishedMessage]) -> String {
     let pages = m.numbers.count().div_ceil(PAGE_SIZE as u64) as usize;
-    layout(title, &format!("Release {}", m.release), "", html! {
-        h1 { "Release " (m.release) ": " (m.title) }
-        table.headers {
-            tr { th { "Published" } td { (m.published_at) } }
-            tr { th { "Emails" } td { (m.numbers.count()) " (numbers " (m.numbers.first) " to " (m.numbers.last) ")" } }
-            tr { th { "Files" } td { (m.files.len()) } }
-            tr { th { "Merkle root" } td { code { (m.merkle_root) } } }
-            tr { th { "Previous manifest" } td { code { (m.previous.as_deref().unwrap_or("none (first release)")) } } }
-            tr { th { "Signing key" } td { code { (m.public_key) } } }
-        }
-        ol.hits { @for e in emails { (email_row(e)) } }
-        (pager(&format!("/releases/{}?", m.release), page, pages))
-    })
+    layout(
+        title,
+        &format!("Release {}", m.release),
+        "",
+        html! {
+            h1 { "Release " (m.release) ": " (m.title) }
+            table.headers {
+                tr { th { "Published" } td { (m.published_at) } }
+                tr { th { "Emails" } td { (m.numbers.count()) " (numbers " (m.numbers.first) " to " (m.numbers.last) ")" } }
+                tr { th { "Files" } td { (m.files.len()) } }
+                tr { th { "Merkle root" } td { code { (m.merkle_root) } } }
+                tr { th { "Previous manifest" } td { code { (m.previous.as_deref().unwrap_or("none (first release)")) } } }
+                tr { th { "Signing key" } td { code { (m.public_key) } } }
+            }
+            ol.hits { @for e in emails { (email_row(e)) } }
+            (pager(&format!("/releases/{}?", m.release), page, pages))
+        },
+    )
 }
 
 fn pager(base: &str, page: usize, pages: usize) -> Markup {
@@ -158,7 +173,14 @@ fn encode(q: &str) -> String {
     percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-pub fn search(title: &str, q: &str, sort: Sort, page: usize, total: u64, rows: &[(Hit, Option<String>)]) -> String {
+pub fn search(
+    title: &str,
+    q: &str,
+    sort: Sort,
+    page: usize,
+    total: u64,
+    rows: &[(Hit, Option<String>)],
+) -> String {
     let pages = total.div_ceil(PAGE_SIZE as u64) as usize;
     let body = html! {
         h1 { "Search" }
@@ -180,22 +202,34 @@ pub fn search(title: &str, q: &str, sort: Sort, page: usize, total: u64, rows: &
 }
 
 pub fn search_error(title: &str, q: &str, e: &QueryError) -> String {
-    layout(title, "Search error", q, html! {
-        div.error role="alert" {
-            h1 { "That search could not be read" }
-            p { (e.to_string()) }
-            pre { (e.pointer(q)) }
-            p { "Search syntax: words, \"exact phrases\", from:, to:, cc:, subject:, body:, filename:, after:YYYY-MM-DD, before:, date:2001-05, -word to exclude, OR, parentheses." }
-        }
-    })
+    layout(
+        title,
+        "Search error",
+        q,
+        html! {
+            div.error role="alert" {
+                h1 { "That search could not be read" }
+                p { (e.to_string()) }
+                pre { (e.pointer(q)) }
+                p { "Search syntax: words, \"exact phrases\", from:, to:, cc:, subject:, body:, filename:, after:YYYY-MM-DD, before:, date:2001-05, -word to exclude, OR, parentheses." }
+            }
+        },
+    )
 }
 
 fn people(list: &[Person]) -> String {
-    list.iter().map(Person::display).collect::<Vec<_>>().join(", ")
+    list.iter()
+        .map(Person::display)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn email(title: &str, m: &PublishedMessage, release: Option<&Manifest>) -> String {
-    let subject = if m.subject.is_empty() { "(no subject)".to_string() } else { m.subject.clone() };
+    let subject = if m.subject.is_empty() {
+        "(no subject)".to_string()
+    } else {
+        m.subject.clone()
+    };
     let url = format!("/emailid/{}", m.number);
     let body = html! {
         article {
@@ -244,9 +278,17 @@ pub fn email(title: &str, m: &PublishedMessage, release: Option<&Manifest>) -> S
 }
 
 pub fn not_found() -> String {
-    error_page("Not found", "There is no published email or page at this address.")
+    error_page(
+        "Not found",
+        "There is no published email or page at this address.",
+    )
 }
 
 pub fn error_page(heading: &str, message: &str) -> String {
-    layout("trove", heading, "", html! { h1 { (heading) } p { (message) } })
+    layout(
+        "trove",
+        heading,
+        "",
+        html! { h1 { (heading) } p { (message) } },
+    )
 }

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
-use trove_site::{NumberRange, Person, PublishedAttachment, PublishedMessage, ReleaseWriter, SearchIndex, Site, SigningKey, sha256_hex};
+use trove_site::{
+    NumberRange, Person, PublishedAttachment, PublishedMessage, ReleaseWriter, SearchIndex,
+    SigningKey, Site, sha256_hex,
+};
 use trove_web::{AppState, router};
 
 fn message(number: u64, subject: &str, text: &str) -> PublishedMessage {
@@ -17,8 +20,14 @@ fn message(number: u64, subject: &str, text: &str) -> PublishedMessage {
         message_id: Some(format!("<{number}@example.com>")),
         date: Some("2001-05-14T09:10:00-07:00".into()),
         timestamp: Some(989_856_600 + number as i64),
-        from: vec![Person { name: Some("Phillip Allen".into()), address: Some("phillip.allen@enron.com".into()) }],
-        to: vec![Person { name: None, address: Some("john.lavorato@enron.com".into()) }],
+        from: vec![Person {
+            name: Some("Phillip Allen".into()),
+            address: Some("phillip.allen@enron.com".into()),
+        }],
+        to: vec![Person {
+            name: None,
+            address: Some("john.lavorato@enron.com".into()),
+        }],
         cc: vec![],
         subject: subject.into(),
         in_reply_to: vec![],
@@ -40,9 +49,19 @@ fn message(number: u64, subject: &str, text: &str) -> PublishedMessage {
 fn build_site(dir: &Path) {
     let key = SigningKey::from_bytes(&[7u8; 32]);
     let site = Site::open_or_create(dir, "Test archive", &key.verifying_key()).unwrap();
-    let mut w = ReleaseWriter::new(&site, 1, "First", "2026-01-01T00:00:00Z", NumberRange { first: 1, last: 2 });
+    let mut w = ReleaseWriter::new(
+        &site,
+        1,
+        "First",
+        "2026-01-01T00:00:00Z",
+        NumberRange { first: 1, last: 2 },
+    );
     let pdf = b"%PDF-1.4 <script>alert(1)</script>".to_vec();
-    let mut m1 = message(1, "Gas prices in California", "The natural gas price rose sharply this week.");
+    let mut m1 = message(
+        1,
+        "Gas prices in California",
+        "The natural gas price rose sharply this week.",
+    );
     m1.html = Some(trove_site_sanitised());
     m1.attachments = vec![PublishedAttachment {
         index: 1,
@@ -57,7 +76,8 @@ fn build_site(dir: &Path) {
     let m2 = message(2, "Lunch", "See you at noon.");
     let index = SearchIndex::open_or_create(&site.index_dir()).unwrap();
     let iw = index.writer().unwrap();
-    w.add_message(&m1, Some(raw), &[(&m1.attachments[0], &pdf)]).unwrap();
+    w.add_message(&m1, Some(raw), &[(&m1.attachments[0], &pdf)])
+        .unwrap();
     index.add(&iw, &m1).unwrap();
     w.add_message(&m2, None, &[]).unwrap();
     index.add(&iw, &m2).unwrap();
@@ -77,11 +97,21 @@ fn trove_site_sanitised() -> String {
 }
 
 async fn get(app: &axum::Router, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
-    let resp = app.clone().oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap()).await.unwrap();
+    let resp = app
+        .clone()
+        .oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
-    let bytes = axum::body::to_bytes(resp.into_body(), 10 << 20).await.unwrap();
-    (status, headers, String::from_utf8_lossy(&bytes).into_owned())
+    let bytes = axum::body::to_bytes(resp.into_body(), 10 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
 }
 
 fn app() -> (tempfile::TempDir, axum::Router) {
@@ -100,7 +130,10 @@ async fn home_lists_releases_and_counts() {
     assert!(body.contains("First"));
     let csp = headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'none'"), "{csp}");
-    assert!(!csp.contains("script-src"), "no scripts allowed at all: {csp}");
+    assert!(
+        !csp.contains("script-src"),
+        "no scripts allowed at all: {csp}"
+    );
 }
 
 #[tokio::test]
@@ -109,7 +142,10 @@ async fn email_page_shows_headers_text_and_sanitised_html() {
     let (status, _, body) = get(&app, "/emailid/1").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("Gas prices in California"));
-    assert!(body.contains("Phillip Allen &lt;phillip.allen@enron.com&gt;"), "addresses are escaped");
+    assert!(
+        body.contains("Phillip Allen &lt;phillip.allen@enron.com&gt;"),
+        "addresses are escaped"
+    );
     assert!(body.contains("The natural gas price rose sharply"));
     assert!(body.contains("<b>there</b>"));
     assert!(body.contains("/emailid/1/attachments/1"));
@@ -150,7 +186,12 @@ async fn attachments_are_downloads_never_active_content() {
     let cd = headers["content-disposition"].to_str().unwrap();
     assert!(cd.starts_with("attachment;"), "{cd}");
     assert_eq!(headers["x-content-type-options"], "nosniff");
-    assert!(headers["content-security-policy"].to_str().unwrap().contains("sandbox"));
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox")
+    );
     assert!(body.starts_with("%PDF"));
     let (status, _, _) = get(&app, "/emailid/1/attachments/2").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -161,7 +202,12 @@ async fn raw_source_is_plain_text() {
     let (_tmp, app) = app();
     let (status, headers, body) = get(&app, "/emailid/1/raw").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     assert!(body.starts_with("Subject: Gas prices"));
     // Email 2 was published without raw source.
     let (status, _, _) = get(&app, "/emailid/2/raw").await;
@@ -174,7 +220,10 @@ async fn search_page_counts_snippets_and_explains_errors() {
     let (status, _, body) = get(&app, "/search?q=natural+gas").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("1 email matches"), "{body}");
-    assert!(body.contains("<b>natural</b>"), "highlighted snippet: {body}");
+    assert!(
+        body.contains("<b>natural</b>"),
+        "highlighted snippet: {body}"
+    );
     let (status, _, body) = get(&app, "/search?q=from%3Aallen+-lunch&sort=newest").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("1 email matches"), "{body}");

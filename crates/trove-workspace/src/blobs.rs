@@ -17,7 +17,9 @@ impl BlobStore {
     }
 
     pub fn path(&self, content_id: &str) -> PathBuf {
-        self.root.join(&content_id[..2]).join(format!("{content_id}.zst"))
+        self.root
+            .join(&content_id[..2])
+            .join(format!("{content_id}.zst"))
     }
 
     /// Stores already-compressed bytes under `content_id`, unless present.
@@ -37,9 +39,15 @@ impl BlobStore {
         let path = self.path(content_id);
         let compressed = fs::read(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                WorkspaceError::MissingBlob { content_id: content_id.to_string(), path: path.clone() }
+                WorkspaceError::MissingBlob {
+                    content_id: content_id.to_string(),
+                    path: path.clone(),
+                }
             } else {
-                WorkspaceError::Io { path: path.clone(), source: e }
+                WorkspaceError::Io {
+                    path: path.clone(),
+                    source: e,
+                }
             }
         })?;
         zstd::decode_all(&compressed[..]).map_err(io_err(&path))
@@ -49,4 +57,3 @@ impl BlobStore {
 pub fn compress(bytes: &[u8]) -> Vec<u8> {
     zstd::encode_all(bytes, 3).expect("compressing into memory cannot fail")
 }
-

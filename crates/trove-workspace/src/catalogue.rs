@@ -98,21 +98,31 @@ pub struct Status {
 
 impl Catalogue {
     pub fn open(path: &Path) -> Result<Catalogue> {
-        let err = |source| WorkspaceError::Catalogue { path: path.to_path_buf(), source };
+        let err = |source| WorkspaceError::Catalogue {
+            path: path.to_path_buf(),
+            source,
+        };
         let conn = Connection::open(path).map_err(err)?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
-            .map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        )
+        .map_err(err)?;
         let found: Option<u32> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| {
-                r.get::<_, String>(0)
-            })
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get::<_, String>(0),
+            )
             .optional()
             .unwrap_or(None)
             .and_then(|v| v.parse().ok());
         if let Some(found) = found
             && found > SCHEMA_VERSION
         {
-            return Err(WorkspaceError::SchemaTooNew { found, max: SCHEMA_VERSION });
+            return Err(WorkspaceError::SchemaTooNew {
+                found,
+                max: SCHEMA_VERSION,
+            });
         }
         conn.execute_batch(SCHEMA).map_err(err)?;
         conn.execute(
@@ -120,11 +130,17 @@ impl Catalogue {
             [SCHEMA_VERSION.to_string()],
         )
         .map_err(err)?;
-        Ok(Catalogue { conn, path: path.to_path_buf() })
+        Ok(Catalogue {
+            conn,
+            path: path.to_path_buf(),
+        })
     }
 
     pub(crate) fn err(&self) -> impl FnOnce(rusqlite::Error) -> WorkspaceError + '_ {
-        move |source| WorkspaceError::Catalogue { path: self.path.clone(), source }
+        move |source| WorkspaceError::Catalogue {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     pub fn log(&self, command: &str, detail: &str) -> Result<()> {
@@ -139,7 +155,10 @@ impl Catalogue {
 
     pub fn status(&self) -> Result<Status> {
         let one = |sql: &str| -> Result<u64> {
-            self.conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map(|v| v as u64).map_err(self.err())
+            self.conn
+                .query_row(sql, [], |r| r.get::<_, i64>(0))
+                .map(|v| v as u64)
+                .map_err(self.err())
         };
         let mut s = Status {
             messages: one("SELECT count(*) FROM messages")?,
@@ -153,8 +172,13 @@ impl Catalogue {
         };
         s.duplicates = one("SELECT count(*) FROM copies")?.saturating_sub(s.messages);
         s.unreleased = s.messages - s.released;
-        let mut stmt = self.conn.prepare("SELECT defects FROM messages WHERE defects != ''").map_err(self.err())?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(self.err())?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT defects FROM messages WHERE defects != ''")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(self.err())?;
         for row in rows {
             for d in row.map_err(self.err())?.split(',') {
                 *s.flagged_by_reason.entry(d.to_string()).or_default() += 1;

@@ -72,7 +72,10 @@ impl Workspace {
             if !path.exists() {
                 return Err(WorkspaceError::Io {
                     path: path.to_path_buf(),
-                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no such file or directory",
+                    ),
                 });
             }
             stats.bytes_total += trove_mail::read::total_size(path);
@@ -106,8 +109,17 @@ impl Workspace {
                     }
                 }
                 let full = batch.len() >= BATCH_MESSAGES || batch_bytes >= BATCH_BYTES;
-                if full || (!finished_files.is_empty() && last_update.elapsed() > Duration::from_millis(500)) {
-                    let result = self.commit_batch(&source, std::mem::take(&mut batch), &mut finished_files, &mut skipped, &mut stats);
+                if full
+                    || (!finished_files.is_empty()
+                        && last_update.elapsed() > Duration::from_millis(500))
+                {
+                    let result = self.commit_batch(
+                        &source,
+                        std::mem::take(&mut batch),
+                        &mut finished_files,
+                        &mut skipped,
+                        &mut stats,
+                    );
                     batch_bytes = 0;
                     stats.bytes_read = base + counter.get();
                     stats.elapsed = started.elapsed();
@@ -118,14 +130,22 @@ impl Workspace {
                     }
                 }
             };
-            trove_mail::read::read_path(path, &counter, &mut on_event).map_err(|e| WorkspaceError::Io {
-                path: path.to_path_buf(),
-                source: e,
+            trove_mail::read::read_path(path, &counter, &mut on_event).map_err(|e| {
+                WorkspaceError::Io {
+                    path: path.to_path_buf(),
+                    source: e,
+                }
             })?;
             if let Some(e) = failure {
                 return Err(e);
             }
-            self.commit_batch(&source, batch, &mut finished_files, &mut skipped, &mut stats)?;
+            self.commit_batch(
+                &source,
+                batch,
+                &mut finished_files,
+                &mut skipped,
+                &mut stats,
+            )?;
             stats.bytes_read = base + counter.get();
         }
         stats.elapsed = started.elapsed();
@@ -156,7 +176,9 @@ impl Workspace {
             let mut stmt = self
                 .catalogue
                 .conn
-                .prepare_cached("SELECT 1 FROM copies WHERE source = ?1 AND file = ?2 AND offset = ?3")
+                .prepare_cached(
+                    "SELECT 1 FROM copies WHERE source = ?1 AND file = ?2 AND offset = ?3",
+                )
                 .map_err(self.catalogue.err())?;
             let mut fresh = Vec::with_capacity(batch.len());
             for p in batch {
@@ -181,7 +203,7 @@ impl Workspace {
             .map(|p| {
                 let content_id = hex::encode(Sha256::digest(&p.bytes));
                 blobs.put_compressed(&content_id, &compress(&p.bytes))?;
-                let parsed = parse_guarded(&p.bytes);
+                let parsed = trove_mail::parse(&p.bytes);
                 Ok(Prepared {
                     fingerprint: hex::encode(parsed.fingerprint()),
                     origin: p.origin,
@@ -191,20 +213,35 @@ impl Workspace {
                 })
             })
             .collect();
-        let tx = self.catalogue.conn.transaction().map_err(|source| WorkspaceError::Catalogue {
+        let tx = self
+            .catalogue
+            .conn
+            .transaction()
+            .map_err(|source| WorkspaceError::Catalogue {
+                path: self.catalogue.path.clone(),
+                source,
+            })?;
+        let cat_err = |source| WorkspaceError::Catalogue {
             path: self.catalogue.path.clone(),
             source,
-        })?;
-        let cat_err = |source| WorkspaceError::Catalogue { path: self.catalogue.path.clone(), source };
+        };
         {
-            let mut by_content = tx.prepare_cached("SELECT id FROM messages WHERE content_id = ?1").map_err(cat_err)?;
+            let mut by_content = tx
+                .prepare_cached("SELECT id FROM messages WHERE content_id = ?1")
+                .map_err(cat_err)?;
             let mut by_fingerprint = tx
-                .prepare_cached("SELECT id FROM messages WHERE fingerprint = ?1 ORDER BY id LIMIT 1")
+                .prepare_cached(
+                    "SELECT id FROM messages WHERE fingerprint = ?1 ORDER BY id LIMIT 1",
+                )
                 .map_err(cat_err)?;
             let mut by_message_id = tx
-                .prepare_cached("SELECT id, defects FROM messages WHERE message_id = ?1 AND fingerprint != ?2")
+                .prepare_cached(
+                    "SELECT id, defects FROM messages WHERE message_id = ?1 AND fingerprint != ?2",
+                )
                 .map_err(cat_err)?;
-            let mut set_defects = tx.prepare_cached("UPDATE messages SET defects = ?2 WHERE id = ?1").map_err(cat_err)?;
+            let mut set_defects = tx
+                .prepare_cached("UPDATE messages SET defects = ?2 WHERE id = ?1")
+                .map_err(cat_err)?;
             let mut insert_message = tx
                 .prepare_cached(
                     "INSERT INTO messages (content_id, fingerprint, message_id, date, from_addr, subject, size, defects, charsets)
@@ -219,9 +256,16 @@ impl Workspace {
                 .map_err(cat_err)?;
             for p in prepared {
                 let p = p?;
-                let existing: Option<i64> = match by_content.query_row([&p.content_id], |r| r.get(0)).optional().map_err(cat_err)? {
+                let existing: Option<i64> = match by_content
+                    .query_row([&p.content_id], |r| r.get(0))
+                    .optional()
+                    .map_err(cat_err)?
+                {
                     Some(id) => Some(id),
-                    None => by_fingerprint.query_row([&p.fingerprint], |r| r.get(0)).optional().map_err(cat_err)?,
+                    None => by_fingerprint
+                        .query_row([&p.fingerprint], |r| r.get(0))
+                        .optional()
+                        .map_err(cat_err)?,
                 };
                 let id = match existing {
                     Some(id) => {
@@ -232,17 +276,30 @@ impl Workspace {
                         let mut defects = p.parsed.defects.clone();
                         if let Some(mid) = &p.parsed.message_id {
                             let conflicts: Vec<(i64, String)> = by_message_id
-                                .query_map(params![mid, p.fingerprint], |r| Ok((r.get(0)?, r.get(1)?)))
+                                .query_map(params![mid, p.fingerprint], |r| {
+                                    Ok((r.get(0)?, r.get(1)?))
+                                })
                                 .map_err(cat_err)?
                                 .collect::<Result<_, _>>()
                                 .map_err(cat_err)?;
                             for (other, other_defects) in &conflicts {
-                                if !other_defects.split(',').any(|d| d == Defect::MessageIdConflict.name()) {
-                                    let mut list: Vec<&str> = other_defects.split(',').filter(|d| !d.is_empty()).collect();
+                                if !other_defects
+                                    .split(',')
+                                    .any(|d| d == Defect::MessageIdConflict.name())
+                                {
+                                    let mut list: Vec<&str> = other_defects
+                                        .split(',')
+                                        .filter(|d| !d.is_empty())
+                                        .collect();
                                     list.push(Defect::MessageIdConflict.name());
-                                    set_defects.execute(params![other, list.join(",")]).map_err(cat_err)?;
+                                    set_defects
+                                        .execute(params![other, list.join(",")])
+                                        .map_err(cat_err)?;
                                     if list.len() == 1 {
-                                        *stats.flagged.entry("message-id-conflict".into()).or_default() += 1;
+                                        *stats
+                                            .flagged
+                                            .entry("message-id-conflict".into())
+                                            .or_default() += 1;
                                     }
                                 }
                             }
@@ -253,7 +310,11 @@ impl Workspace {
                         for d in &defects {
                             *stats.flagged.entry(d.name().to_string()).or_default() += 1;
                         }
-                        let defects = defects.iter().map(|d| d.name()).collect::<Vec<_>>().join(",");
+                        let defects = defects
+                            .iter()
+                            .map(|d| d.name())
+                            .collect::<Vec<_>>()
+                            .join(",");
                         let from = p.parsed.from.first().and_then(|m| m.address.clone());
                         insert_message
                             .execute(params![
@@ -285,31 +346,29 @@ impl Workspace {
                     .map_err(cat_err)?;
             }
             let mut insert_file = tx
-                .prepare_cached("INSERT OR IGNORE INTO files (source, file, messages) VALUES (?1, ?2, ?3)")
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO files (source, file, messages) VALUES (?1, ?2, ?3)",
+                )
                 .map_err(cat_err)?;
             for (file, messages) in finished_files.drain(..) {
-                insert_file.execute(params![source, file, messages as i64]).map_err(cat_err)?;
+                insert_file
+                    .execute(params![source, file, messages as i64])
+                    .map_err(cat_err)?;
                 stats.files_read += 1;
             }
             let mut insert_skipped = tx
-                .prepare_cached("INSERT OR IGNORE INTO skipped (source, file, reason) VALUES (?1, ?2, ?3)")
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO skipped (source, file, reason) VALUES (?1, ?2, ?3)",
+                )
                 .map_err(cat_err)?;
             for (file, reason) in skipped.drain(..) {
-                insert_skipped.execute(params![source, file, reason]).map_err(cat_err)?;
+                insert_skipped
+                    .execute(params![source, file, reason])
+                    .map_err(cat_err)?;
                 stats.skipped_files += 1;
             }
         }
         tx.commit().map_err(cat_err)?;
         Ok(())
     }
-}
-
-/// mail-parser is not expected to panic, but one email must never stop an ingest.
-fn parse_guarded(bytes: &[u8]) -> Parsed {
-    std::panic::catch_unwind(|| trove_mail::parse(bytes)).unwrap_or_else(|_| {
-        let mut p = Parsed::default();
-        p.defects = vec![Defect::NotParseable];
-        p.text = String::from_utf8_lossy(bytes).into_owned();
-        p
-    })
 }

@@ -23,7 +23,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use catalogue::{Status, SCHEMA_VERSION};
+pub use catalogue::{SCHEMA_VERSION, Status};
 pub use config::Config;
 pub use ingest::{IngestStats, Progress};
 pub use release::{ReleaseOutcome, Selection};
@@ -41,7 +41,10 @@ pub enum WorkspaceError {
     #[error("{path} already exists and is not empty; choose a new directory")]
     AlreadyExists { path: PathBuf },
     #[error("catalogue {path}: {source}")]
-    Catalogue { path: PathBuf, source: rusqlite::Error },
+    Catalogue {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("catalogue schema v{found} is newer than this trove (v{max}); upgrade trove")]
     SchemaTooNew { found: u32, max: u32 },
     #[error("{path}: {message}")]
@@ -89,7 +92,8 @@ impl Workspace {
         let config_path = root.join("trove.toml");
         fs::write(&config_path, config::DEFAULT).map_err(io_err(&config_path))?;
         let ws = Workspace::open(root)?;
-        ws.catalogue.log("init", &format!("workspace created at {}", root.display()))?;
+        ws.catalogue
+            .log("init", &format!("workspace created at {}", root.display()))?;
         Ok(ws)
     }
 

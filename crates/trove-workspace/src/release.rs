@@ -38,6 +38,9 @@ pub struct ReleaseOutcome {
     pub resumed: bool,
 }
 
+/// An email's published form, its raw bytes, and its attachments' bytes.
+type Built = (PublishedMessage, Vec<u8>, Vec<Vec<u8>>);
+
 struct Row {
     number: u64,
     content_id: String,
@@ -60,11 +63,18 @@ impl Workspace {
         if let Some(pending) = self.pending_release()? {
             return self.write_release(&site, &key, pending, true).map(Some);
         }
-        let tx = self.catalogue.conn.transaction().map_err(|source| WorkspaceError::Catalogue {
+        let tx = self
+            .catalogue
+            .conn
+            .transaction()
+            .map_err(|source| WorkspaceError::Catalogue {
+                path: self.catalogue.path.clone(),
+                source,
+            })?;
+        let cat_err = |source| WorkspaceError::Catalogue {
             path: self.catalogue.path.clone(),
             source,
-        })?;
-        let cat_err = |source| WorkspaceError::Catalogue { path: self.catalogue.path.clone(), source };
+        };
         let (release, next_number): (u32, u64) = tx
             .query_row(
                 "SELECT coalesce(max(number), 0) + 1, coalesce(max(last), 0) + 1 FROM releases",
@@ -83,17 +93,28 @@ impl Workspace {
                      ORDER BY date IS NULL, date, content_id LIMIT ?1",
                 )
                 .map_err(cat_err)?;
-            stmt.query_map([limit], |r| r.get(0)).map_err(cat_err)?.collect::<Result<_, _>>().map_err(cat_err)?
+            stmt.query_map([limit], |r| r.get(0))
+                .map_err(cat_err)?
+                .collect::<Result<_, _>>()
+                .map_err(cat_err)?
         };
         if ids.is_empty() {
             return Ok(None);
         }
-        let title = title.map(str::to_string).unwrap_or_else(|| format!("Release {release}"));
-        let numbers = NumberRange { first: next_number, last: next_number + ids.len() as u64 - 1 };
+        let title = title
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("Release {release}"));
+        let numbers = NumberRange {
+            first: next_number,
+            last: next_number + ids.len() as u64 - 1,
+        };
         {
-            let mut set = tx.prepare("UPDATE messages SET number = ?2, release = ?3 WHERE id = ?1").map_err(cat_err)?;
+            let mut set = tx
+                .prepare("UPDATE messages SET number = ?2, release = ?3 WHERE id = ?1")
+                .map_err(cat_err)?;
             for (i, id) in ids.iter().enumerate() {
-                set.execute(params![id, (numbers.first + i as u64) as i64, release]).map_err(cat_err)?;
+                set.execute(params![id, (numbers.first + i as u64) as i64, release])
+                    .map_err(cat_err)?;
             }
         }
         tx.execute(
@@ -145,11 +166,25 @@ impl Workspace {
                 .map_err(self.catalogue.err())?;
             stmt.query_map([release], |r| {
                 let folders: Option<String> = r.get(2)?;
-                let mut folders: Vec<String> = folders.unwrap_or_default().split(',').filter(|f| !f.is_empty()).map(str::to_string).collect();
+                let mut folders: Vec<String> = folders
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_string)
+                    .collect();
                 folders.sort();
                 let defects: String = r.get(3)?;
-                let defects = defects.split(',').filter(|d| !d.is_empty()).map(str::to_string).collect();
-                Ok(Row { number: r.get::<_, i64>(0)? as u64, content_id: r.get(1)?, folders, defects })
+                let defects = defects
+                    .split(',')
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                Ok(Row {
+                    number: r.get::<_, i64>(0)? as u64,
+                    content_id: r.get(1)?,
+                    folders,
+                    defects,
+                })
             })
             .map_err(self.catalogue.err())?
             .collect::<Result<_, _>>()
@@ -160,7 +195,7 @@ impl Workspace {
         let mut index_writer = index.writer()?;
         index.delete_release(&index_writer, release);
         for chunk in rows.chunks(512) {
-            let built: Vec<Result<(PublishedMessage, Vec<u8>, Vec<Vec<u8>>)>> = chunk
+            let built: Vec<Result<Built>> = chunk
                 .par_iter()
                 .map(|row| {
                     let raw = self.blobs.get(&row.content_id)?;
@@ -170,8 +205,11 @@ impl Workspace {
                 .collect();
             for item in built {
                 let (message, raw, attachment_bytes) = item?;
-                let attachments: Vec<(&PublishedAttachment, &[u8])> =
-                    message.attachments.iter().zip(attachment_bytes.iter().map(Vec::as_slice)).collect();
+                let attachments: Vec<(&PublishedAttachment, &[u8])> = message
+                    .attachments
+                    .iter()
+                    .zip(attachment_bytes.iter().map(Vec::as_slice))
+                    .collect();
                 writer.add_message(&message, Some(&raw), &attachments)?;
                 index.add(&index_writer, &message)?;
             }
@@ -193,25 +231,36 @@ impl Workspace {
             })
             .to_string(),
         )?;
-        Ok(ReleaseOutcome { release, title, numbers, files: manifest.files.len(), manifest_sha256, resumed })
+        Ok(ReleaseOutcome {
+            release,
+            title,
+            numbers,
+            files: manifest.files.len(),
+            manifest_sha256,
+            resumed,
+        })
     }
 }
 
 fn people(list: &[trove_mail::Mailbox]) -> Vec<Person> {
-    list.iter().map(|m| Person { name: m.name.clone(), address: m.address.clone() }).collect()
+    list.iter()
+        .map(|m| Person {
+            name: m.name.clone(),
+            address: m.address.clone(),
+        })
+        .collect()
 }
 
 /// The published form of one email, and the bytes of its attachments in order.
 fn published_form(row: &Row, release: u32, raw: &[u8]) -> (PublishedMessage, Vec<Vec<u8>>) {
-    let parsed = std::panic::catch_unwind(|| trove_mail::parse(raw)).unwrap_or_else(|_| {
-        let mut p = trove_mail::Parsed::default();
-        p.defects = vec![trove_mail::Defect::NotParseable];
-        p.text = String::from_utf8_lossy(raw).into_owned();
-        p
-    });
+    let parsed = trove_mail::parse(raw);
     let date = parsed.date.and_then(|d| {
         let offset = time::UtcOffset::from_whole_seconds(d.offset).unwrap_or(time::UtcOffset::UTC);
-        time::OffsetDateTime::from_unix_timestamp(d.timestamp).ok()?.to_offset(offset).format(&Rfc3339).ok()
+        time::OffsetDateTime::from_unix_timestamp(d.timestamp)
+            .ok()?
+            .to_offset(offset)
+            .format(&Rfc3339)
+            .ok()
     });
     let mut attachments = Vec::with_capacity(parsed.attachments.len());
     let mut bytes = Vec::with_capacity(parsed.attachments.len());

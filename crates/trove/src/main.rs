@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 use trove_workspace::{Selection, Workspace};
 
 #[derive(Parser)]
-#[command(name = "trove", version, about = "Publish a large email archive so that anyone can read it, search it and check it.")]
+#[command(
+    name = "trove",
+    version,
+    about = "Publish a large email archive so that anyone can read it, search it and check it."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,7 +30,9 @@ enum Command {
 
     /// Read mail into a workspace: mbox (any variant, .gz), Maildir, Maildir++, Enron-style
     /// trees, .eml directories, zip/tar/tar.gz archives of these. Safe to re-run.
-    #[command(after_help = "Example:\n  trove ingest ~/leak-ws ~/dump/maildir ~/dump/lists.mbox.gz")]
+    #[command(
+        after_help = "Example:\n  trove ingest ~/leak-ws ~/dump/maildir ~/dump/lists.mbox.gz"
+    )]
     Ingest {
         workspace: PathBuf,
         #[arg(required = true)]
@@ -45,7 +51,9 @@ enum Command {
     },
 
     /// Publish the next emails (oldest first) as a signed release in the site.
-    #[command(after_help = "Examples:\n  trove release ~/leak-ws --next 1000 --title \"Part 1\"\n  trove release ~/leak-ws --all --site /srv/archive")]
+    #[command(
+        after_help = "Examples:\n  trove release ~/leak-ws --next 1000 --title \"Part 1\"\n  trove release ~/leak-ws --all --site /srv/archive"
+    )]
     Release {
         workspace: PathBuf,
         /// How many emails to publish.
@@ -66,7 +74,9 @@ enum Command {
     Verify { site: PathBuf },
 
     /// Search the published emails of a site, with the same engine as the web.
-    #[command(after_help = "Examples:\n  trove search /srv/archive 'from:allen \"gas prices\" after:2001-01'\n  trove search /srv/archive 'subject:meeting -from:lay' --sort newest --json")]
+    #[command(
+        after_help = "Examples:\n  trove search /srv/archive 'from:allen \"gas prices\" after:2001-01'\n  trove search /srv/archive 'subject:meeting -from:lay' --sort newest --json"
+    )]
     Search {
         site: PathBuf,
         /// The query; it may start with `-` (`-from:lay`).
@@ -123,7 +133,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("trove: {e:#}");
-            if e.downcast_ref::<Usage>().is_some() { ExitCode::from(2) } else { ExitCode::from(1) }
+            if e.downcast_ref::<Usage>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }
@@ -135,10 +149,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let key = ws.signing_key()?;
             println!("Created workspace {}", workspace.display());
             println!("  config:      {}", workspace.join("trove.toml").display());
-            println!("  signing key: {} (keep it private; public key {})", workspace.join("keys/signing.key").display(), hex_key(&key));
+            println!(
+                "  signing key: {} (keep it private; public key {})",
+                workspace.join("keys/signing.key").display(),
+                hex_key(&key)
+            );
             println!("Next: trove ingest {} PATH...", workspace.display());
         }
-        Command::Ingest { workspace, paths, quiet } => {
+        Command::Ingest {
+            workspace,
+            paths,
+            quiet,
+        } => {
             let mut ws = Workspace::open(&workspace)?;
             let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
             let progress = progress::IngestProgress::new(quiet);
@@ -153,9 +175,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
                 println!("Workspace {}", workspace.display());
-                println!("  emails:          {} ({} released, {} not yet)", s.messages, s.released, s.unreleased);
+                println!(
+                    "  emails:          {} ({} released, {} not yet)",
+                    s.messages, s.released, s.unreleased
+                );
                 println!("  files read:      {}", s.files_read);
-                println!("  duplicates:      {} (extra copies collapsed into their email)", s.duplicates);
+                println!(
+                    "  duplicates:      {} (extra copies collapsed into their email)",
+                    s.duplicates
+                );
                 println!("  flagged:         {}", s.flagged);
                 for (reason, n) in &s.flagged_by_reason {
                     println!("    {reason:<22} {n}");
@@ -165,7 +193,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("  original bytes:  {}", s.original_bytes);
             }
         }
-        Command::Release { workspace, next, all, title, site } => {
+        Command::Release {
+            workspace,
+            next,
+            all,
+            title,
+            site,
+        } => {
             let mut ws = Workspace::open(&workspace)?;
             let site = site.unwrap_or_else(|| ws.site_dir());
             let selection = match (next, all) {
@@ -190,11 +224,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 report.releases, report.emails, report.files
             );
         }
-        Command::Search { site, query, sort, limit, offset, json } => {
-            let sort = trove_site::Sort::parse(&sort).ok_or_else(|| Usage(format!("--sort must be relevance, newest or oldest, not {sort:?}")))?;
+        Command::Search {
+            site,
+            query,
+            sort,
+            limit,
+            offset,
+            json,
+        } => {
+            let sort = trove_site::Sort::parse(&sort).ok_or_else(|| {
+                Usage(format!(
+                    "--sort must be relevance, newest or oldest, not {sort:?}"
+                ))
+            })?;
             let s = trove_site::Site::open(&site)?;
             let max = s.manifests()?.last().map_or(0, |m| m.numbers.last);
-            let index = trove_site::SearchIndex::open(&s.index_dir()).with_context(|| format!("{}: no search index", s.index_dir().display()))?;
+            let index = trove_site::SearchIndex::open(&s.index_dir())
+                .with_context(|| format!("{}: no search index", s.index_dir().display()))?;
             let results = match index.search(&query, sort, offset, limit, max) {
                 Ok(r) => r,
                 Err(trove_site::SiteError::Query(e)) => {
@@ -207,25 +253,48 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 println!("{} emails match", results.total);
                 for h in &results.hits {
-                    println!("{:>7}  {:<25}  {:<35}  {}", h.number, h.date.as_deref().unwrap_or("(no date)"), clip(&h.from, 35), h.subject);
+                    println!(
+                        "{:>7}  {:<25}  {:<35}  {}",
+                        h.number,
+                        h.date.as_deref().unwrap_or("(no date)"),
+                        clip(&h.from, 35),
+                        h.subject
+                    );
                 }
             }
         }
         Command::Serve { site, bind } => serve(&site, bind)?,
-        Command::Demo { bind, dir, no_serve } => demo(bind, dir, no_serve)?,
+        Command::Demo {
+            bind,
+            dir,
+            no_serve,
+        } => demo(bind, dir, no_serve)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn hex_key(key: &trove_site::SigningKey) -> String {
-    key.verifying_key().as_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    key.verifying_key()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn clip(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
 }
 
-fn release_all(ws: &mut Workspace, site: &Path, selection: Selection, title: Option<&str>) -> Result<()> {
+fn release_all(
+    ws: &mut Workspace,
+    site: &Path,
+    selection: Selection,
+    title: Option<&str>,
+) -> Result<()> {
     loop {
         match ws.release(site, selection, title)? {
             None => {
@@ -233,7 +302,11 @@ fn release_all(ws: &mut Workspace, site: &Path, selection: Selection, title: Opt
                 return Ok(());
             }
             Some(r) => {
-                let verb = if r.resumed { "Finished interrupted" } else { "Published" };
+                let verb = if r.resumed {
+                    "Finished interrupted"
+                } else {
+                    "Published"
+                };
                 println!(
                     "{verb} release {} \"{}\": emails {}..={} ({} files), manifest sha256 {}",
                     r.release, r.title, r.numbers.first, r.numbers.last, r.files, r.manifest_sha256
@@ -249,12 +322,21 @@ fn release_all(ws: &mut Workspace, site: &Path, selection: Selection, title: Opt
 
 fn serve(site: &Path, bind: SocketAddr) -> Result<()> {
     trove_site::Site::open(site)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind}"))?;
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind}"))?;
         let addr = listener.local_addr()?;
-        println!("Serving {} at http://{addr}/ (Ctrl-C to stop)", site.display());
-        trove_web::serve(site, listener).await.map_err(|e| anyhow!(e))
+        println!(
+            "Serving {} at http://{addr}/ (Ctrl-C to stop)",
+            site.display()
+        );
+        trove_web::serve(site, listener)
+            .await
+            .map_err(|e| anyhow!(e))
     })
 }
 
@@ -288,16 +370,27 @@ fn demo(bind: SocketAddr, dir: Option<PathBuf>, no_serve: bool) -> Result<()> {
     let total = ws.status()?.messages;
     let part = total.div_ceil(3).max(1);
     for (i, title) in ["Part one", "Part two", "Part three"].iter().enumerate() {
-        let selection = if i == 2 { Selection::All } else { Selection::Next(part) };
+        let selection = if i == 2 {
+            Selection::All
+        } else {
+            Selection::Next(part)
+        };
         release_all(&mut ws, &site, selection, Some(title))?;
     }
     let report = trove_site::verify_site(&site);
     if let Some(problem) = report.failure {
         bail!("the demo site does not verify: {problem}");
     }
-    println!("Verified: {} releases, {} emails, {} files.", report.releases, report.emails, report.files);
+    println!(
+        "Verified: {} releases, {} emails, {} files.",
+        report.releases, report.emails, report.files
+    );
     if no_serve {
-        println!("Site ready at {}; serve it with: trove serve {}", site.display(), site.display());
+        println!(
+            "Site ready at {}; serve it with: trove serve {}",
+            site.display(),
+            site.display()
+        );
         return Ok(());
     }
     serve(&site, bind)

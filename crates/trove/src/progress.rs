@@ -26,7 +26,11 @@ impl IngestProgress {
             );
             bar
         });
-        IngestProgress { bar, quiet, last_log: Mutex::new(Instant::now()) }
+        IngestProgress {
+            bar,
+            quiet,
+            last_log: Mutex::new(Instant::now()),
+        }
     }
 
     pub fn finish(&self) {
@@ -45,7 +49,11 @@ impl Progress for IngestProgress {
         if let Some(bar) = &self.bar {
             bar.set_length(stats.bytes_total);
             bar.set_position(stats.bytes_read);
-            bar.set_message(format!("{} msgs, {:.0} msgs/s", stats.messages_seen, rate(stats)));
+            bar.set_message(format!(
+                "{} msgs, {:.0} msgs/s",
+                stats.messages_seen,
+                rate(stats)
+            ));
             return;
         }
         if self.quiet {
@@ -58,7 +66,10 @@ impl Progress for IngestProgress {
         *last = Instant::now();
         let secs = stats.elapsed.as_secs_f64();
         let eta = if stats.bytes_read > 0 && stats.bytes_total > stats.bytes_read {
-            format!("{:.0}s", secs * (stats.bytes_total - stats.bytes_read) as f64 / stats.bytes_read as f64)
+            format!(
+                "{:.0}s",
+                secs * (stats.bytes_total - stats.bytes_read) as f64 / stats.bytes_read as f64
+            )
         } else {
             "-".into()
         };
@@ -90,7 +101,10 @@ pub fn print_summary(s: &IngestStats) {
     println!("  new emails:        {}", s.messages_new);
     println!("  duplicates:        {}", s.duplicates);
     if s.already_ingested > 0 {
-        println!("  already ingested:  {} (recorded by an earlier run)", s.already_ingested);
+        println!(
+            "  already ingested:  {} (recorded by an earlier run)",
+            s.already_ingested
+        );
     }
     let flagged: u64 = s.flagged.values().sum();
     println!("  flagged:           {flagged} flags on new emails");

@@ -11,7 +11,9 @@ fn trove() -> Command {
 }
 
 fn corpus(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/corpus")
+        .join(rel)
 }
 
 fn run(args: &[&str]) -> Output {
@@ -65,8 +67,15 @@ fn enron_mailboxes_ingest_with_every_file_accounted_for_and_reingest_adds_nothin
     for user in ["allen-p", "lay-k", "stokley-c"] {
         expected_files += count_files(&corpus(&format!("enron/{user}")));
     }
-    assert_eq!(expected_files, 3034 + 5937 + 1252, "the corpus README's counts");
-    let paths: Vec<PathBuf> = ["allen-p", "lay-k", "stokley-c"].iter().map(|u| corpus(&format!("enron/{u}"))).collect();
+    assert_eq!(
+        expected_files,
+        3034 + 5937 + 1252,
+        "the corpus README's counts"
+    );
+    let paths: Vec<PathBuf> = ["allen-p", "lay-k", "stokley-c"]
+        .iter()
+        .map(|u| corpus(&format!("enron/{u}")))
+        .collect();
     let mut args = vec!["ingest", p(&ws)];
     args.extend(paths.iter().map(|x| p(x)));
     let out = run(&args);
@@ -74,7 +83,10 @@ fn enron_mailboxes_ingest_with_every_file_accounted_for_and_reingest_adds_nothin
     let s = status(&ws);
     assert_eq!(s["files_read"], expected_files, "{summary}");
     // Every file is either a distinct email or a copy folded into one.
-    assert_eq!(s["messages"].as_u64().unwrap() + s["duplicates"].as_u64().unwrap(), expected_files);
+    assert_eq!(
+        s["messages"].as_u64().unwrap() + s["duplicates"].as_u64().unwrap(),
+        expected_files
+    );
     // Enron keeps the same email in all_documents, sent, discussion_threads…
     assert!(s["duplicates"].as_u64().unwrap() > 2000, "{s}");
     assert_eq!(s["skipped_files"], 0);
@@ -124,11 +136,17 @@ fn parser_corpora_ingest_without_a_crash_and_keep_every_eml() {
         .find_map(|l| l.trim().strip_prefix("messages found:"))
         .map(|v| v.trim().parse().unwrap())
         .unwrap();
-    assert_eq!(found, emls, "every .eml, however malformed, is kept:\n{text}");
+    assert_eq!(
+        found, emls,
+        "every .eml, however malformed, is kept:\n{text}"
+    );
     // The rest of the parser corpora: MimeKit, CPython, the sample Maildir.
     run(&["ingest", p(&ws), p(&corpus("parser"))]);
     let s = status(&ws);
-    assert!(s["flagged"].as_u64().unwrap() > 0, "malformed samples are flagged: {s}");
+    assert!(
+        s["flagged"].as_u64().unwrap() > 0,
+        "malformed samples are flagged: {s}"
+    );
 }
 
 #[test]
@@ -138,10 +156,26 @@ fn duplicates_by_bytes_by_message_id_and_by_content_collapse_and_conflicts_are_f
     std::fs::create_dir_all(dir.join("a")).unwrap();
     std::fs::create_dir_all(dir.join("b")).unwrap();
     let base = "From: x@example.com\nTo: y@example.com\nDate: Mon, 1 Jan 2001 10:00:00 +0000\nSubject: s\n";
-    std::fs::write(dir.join("a/1."), format!("Message-ID: <1@x>\nX-Folder: a\n{base}\nhello\n")).unwrap();
-    std::fs::write(dir.join("b/1."), format!("Message-ID: <1@x>\nX-Folder: a\n{base}\nhello\n")).unwrap(); // same bytes
-    std::fs::write(dir.join("b/2."), format!("Message-ID: <2@x>\nX-Folder: b\nReceived: by z\n{base}\nhello\n")).unwrap(); // Enron-style copy
-    std::fs::write(dir.join("b/3."), format!("Message-ID: <1@x>\n{base}\nsomething else\n")).unwrap(); // conflict
+    std::fs::write(
+        dir.join("a/1."),
+        format!("Message-ID: <1@x>\nX-Folder: a\n{base}\nhello\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("b/1."),
+        format!("Message-ID: <1@x>\nX-Folder: a\n{base}\nhello\n"),
+    )
+    .unwrap(); // same bytes
+    std::fs::write(
+        dir.join("b/2."),
+        format!("Message-ID: <2@x>\nX-Folder: b\nReceived: by z\n{base}\nhello\n"),
+    )
+    .unwrap(); // Enron-style copy
+    std::fs::write(
+        dir.join("b/3."),
+        format!("Message-ID: <1@x>\n{base}\nsomething else\n"),
+    )
+    .unwrap(); // conflict
     std::fs::write(dir.join("b/junk.png"), b"\x89PNG\r\n\x1a\n").unwrap();
     let ws = new_workspace(tmp.path());
     run(&["ingest", p(&ws), p(&dir)]);
@@ -157,14 +191,21 @@ fn archives_and_gzip_are_read_and_malformed_mail_is_kept_and_flagged() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     std::fs::create_dir_all(src.join("inbox/cur")).unwrap();
-    std::fs::write(src.join("inbox/cur/1:2,S"), "From: a@x\nSubject: no date\n\nbody\n").unwrap();
+    std::fs::write(
+        src.join("inbox/cur/1:2,S"),
+        "From: a@x\nSubject: no date\n\nbody\n",
+    )
+    .unwrap();
     std::fs::write(
         src.join("inbox/cur/2:2,RS"),
         "From: a@x\nDate: Tue, 2 Jan 2001 10:00:00 +0000\nContent-Type: text/plain; charset=us-ascii\nSubject: latin\n\ncaf\u{e9}\n".replace('\u{e9}', "\u{fffd}"),
     )
     .unwrap();
     let tarball = tmp.path().join("dump.tar.gz");
-    let st = Command::new("tar").args(["czf", p(&tarball), "-C", p(&src), "inbox"]).status().unwrap();
+    let st = Command::new("tar")
+        .args(["czf", p(&tarball), "-C", p(&src), "inbox"])
+        .status()
+        .unwrap();
     assert!(st.success());
     let zip = tmp.path().join("dump.zip");
     let st = Command::new("python3")
@@ -184,7 +225,10 @@ fn archives_and_gzip_are_read_and_malformed_mail_is_kept_and_flagged() {
 #[test]
 fn ingest_killed_at_any_point_then_rerun_ends_with_every_message_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let inputs = [corpus("enron/allen-p"), corpus("lists/linux-serial-first3000.mbox")];
+    let inputs = [
+        corpus("enron/allen-p"),
+        corpus("lists/linux-serial-first3000.mbox"),
+    ];
     let clean = tmp.path().join("clean");
     std::fs::create_dir_all(&clean).unwrap();
     let clean_ws = new_workspace(&clean);
@@ -205,8 +249,18 @@ fn ingest_killed_at_any_point_then_rerun_ends_with_every_message_once() {
         child.wait().unwrap();
         run(&["ingest", p(&ws), p(&inputs[0]), p(&inputs[1])]);
         let got = status(&ws);
-        for key in ["messages", "duplicates", "files_read", "flagged", "flagged_by_reason", "original_bytes"] {
-            assert_eq!(got[key], expected[key], "{key} after a kill at {delay_ms} ms");
+        for key in [
+            "messages",
+            "duplicates",
+            "files_read",
+            "flagged",
+            "flagged_by_reason",
+            "original_bytes",
+        ] {
+            assert_eq!(
+                got[key], expected[key],
+                "{key} after a kill at {delay_ms} ms"
+            );
         }
     }
 }
@@ -225,9 +279,23 @@ fn releases_number_oldest_first_and_verify_catches_a_changed_and_a_missing_file(
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK: 3 releases"));
 
     // Numbers follow the dates: oldest first.
-    let out = run(&["search", p(&site), "", "--sort", "oldest", "--limit", "400", "--json"]);
+    let out = run(&[
+        "search",
+        p(&site),
+        "",
+        "--sort",
+        "oldest",
+        "--limit",
+        "400",
+        "--json",
+    ]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let numbers: Vec<u64> = v["hits"].as_array().unwrap().iter().map(|h| h["number"].as_u64().unwrap()).collect();
+    let numbers: Vec<u64> = v["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["number"].as_u64().unwrap())
+        .collect();
     assert_eq!(v["total"].as_u64().unwrap() as usize, numbers.len());
     let mut sorted = numbers.clone();
     sorted.sort();
@@ -243,7 +311,10 @@ fn releases_number_oldest_first_and_verify_catches_a_changed_and_a_missing_file(
     let out = trove().args(["verify", p(&site)]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("messages/0000/5.json") && err.contains("changed"), "{err}");
+    assert!(
+        err.contains("messages/0000/5.json") && err.contains("changed"),
+        "{err}"
+    );
     std::fs::write(&victim, &original).unwrap();
 
     // A raw source removed.
@@ -252,17 +323,25 @@ fn releases_number_oldest_first_and_verify_catches_a_changed_and_a_missing_file(
     let out = trove().args(["verify", p(&site)]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("messages/0000/200.eml") && err.contains("missing"), "{err}");
+    assert!(
+        err.contains("messages/0000/200.eml") && err.contains("missing"),
+        "{err}"
+    );
 
     // A manifest edited: its signature no longer matches.
     let tmp2 = tempfile::tempdir().unwrap();
     let site2 = demo_site(tmp2.path());
     let m = site2.join("releases/000002.json");
-    let text = std::fs::read_to_string(&m).unwrap().replace("Part two", "Part 2");
+    let text = std::fs::read_to_string(&m)
+        .unwrap()
+        .replace("Part two", "Part 2");
     std::fs::write(&m, text).unwrap();
     let out = trove().args(["verify", p(&site2)]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("000002.json") && err.contains("signature"), "{err}");
+    assert!(
+        err.contains("000002.json") && err.contains("signature"),
+        "{err}"
+    );
 
     // A file slipped into the site that no release vouches for.
     let tmp3 = tempfile::tempdir().unwrap();
@@ -270,7 +349,10 @@ fn releases_number_oldest_first_and_verify_catches_a_changed_and_a_missing_file(
     std::fs::write(site3.join("messages/0000/9999.json"), "{}").unwrap();
     let out = trove().args(["verify", p(&site3)]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("9999.json") && err.contains("not listed"), "{err}");
+    assert!(
+        err.contains("9999.json") && err.contains("not listed"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -291,7 +373,12 @@ fn manifest_signature_checks_with_openssl() {
         .arg(site.join("releases/000001.json.sig"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -306,13 +393,24 @@ fn search_cli_answers_json_and_explains_bad_queries() {
     for key in ["number", "date", "from", "subject"] {
         assert!(!hit[key].is_null(), "{key} in {hit}");
     }
-    let neg = run(&["search", p(&site), "-from:phillip.allen@enron.com", "--json"]);
+    let neg = run(&[
+        "search",
+        p(&site),
+        "-from:phillip.allen@enron.com",
+        "--json",
+    ]);
     let n: Value = serde_json::from_slice(&neg.stdout).unwrap();
     let all = run(&["search", p(&site), "", "--json"]);
     let a: Value = serde_json::from_slice(&all.stdout).unwrap();
-    assert_eq!(n["total"].as_u64().unwrap() + total, a["total"].as_u64().unwrap());
+    assert_eq!(
+        n["total"].as_u64().unwrap() + total,
+        a["total"].as_u64().unwrap()
+    );
 
-    let out = trove().args(["search", p(&site), "subject:(gas"]).output().unwrap();
+    let out = trove()
+        .args(["search", p(&site), "subject:(gas"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("column"), "{err}");
@@ -320,14 +418,26 @@ fn search_cli_answers_json_and_explains_bad_queries() {
 
 #[test]
 fn errors_name_the_path() {
-    let out = trove().args(["status", "/nonexistent/ws"]).output().unwrap();
+    let out = trove()
+        .args(["status", "/nonexistent/ws"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ws is not a trove workspace"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ws is not a trove workspace")
+    );
     let tmp = tempfile::tempdir().unwrap();
     let ws = new_workspace(tmp.path());
-    let out = trove().args(["ingest", p(&ws), "/nonexistent/mail"]).output().unwrap();
+    let out = trove()
+        .args(["ingest", p(&ws), "/nonexistent/mail"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/mail"));
     let out = trove().args(["release", p(&ws)]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "missing --next/--all is bad usage");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "missing --next/--all is bad usage"
+    );
 }
