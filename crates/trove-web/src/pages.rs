@@ -34,8 +34,23 @@ nav.pager { display:flex; gap:1rem; margin:1rem 0; }
 table.releases { border-collapse:collapse; width:100%; }
 table.releases th, table.releases td { text-align:left; padding:.35rem .5rem; border-bottom:1px solid var(--line); }
 .error pre { background:#fff0f0; border:1px solid #e0a0a0; padding:.6rem; overflow-x:auto; }
+code { overflow-wrap:anywhere; word-break:break-all; }
+main, article { min-width:0; overflow-wrap:anywhere; }
 footer { color:var(--muted); font-size:.85rem; padding:1rem; text-align:center; }
 "#;
+
+/// `2000-12-12T04:03:00-08:00` as `2000-12-12 04:03:00 -08:00`: absolute, with the
+/// sender's offset, and readable.
+pub fn show_date(d: Option<&str>) -> String {
+    let Some(d) = d else { return "no date".into() };
+    let Some((day, rest)) = d.split_once('T') else {
+        return d.to_string();
+    };
+    let split = rest.find(['+', '-', 'Z']).unwrap_or(rest.len());
+    let (time, zone) = rest.split_at(split);
+    let zone = if zone == "Z" { "UTC" } else { zone };
+    format!("{day} {time} {zone}")
+}
 
 pub fn escape(s: &str) -> String {
     maud::html! { (s) }.into_string()
@@ -130,7 +145,7 @@ fn email_row(m: &PublishedMessage) -> Markup {
     html! {
         li {
             a href={ "/emailid/" (m.number) } { @if m.subject.is_empty() { "(no subject)" } @else { (m.subject) } }
-            div.hit-meta { "#" (m.number) " · " (m.date.as_deref().unwrap_or("no date")) " · " (m.from_line()) }
+            div.hit-meta { "#" (m.number) " · " (show_date(m.date.as_deref())) " · " (m.from_line()) }
         }
     }
 }
@@ -191,7 +206,7 @@ pub fn search(
             @for (hit, snippet) in rows {
                 li {
                     a href={ "/emailid/" (hit.number) } { @if hit.subject.is_empty() { "(no subject)" } @else { (hit.subject) } }
-                    div.hit-meta { "#" (hit.number) " · " (hit.date.as_deref().unwrap_or("no date")) " · " (hit.from) }
+                    div.hit-meta { "#" (hit.number) " · " (show_date(hit.date.as_deref())) " · " (hit.from) }
                     @if let Some(s) = snippet { div.snippet { (PreEscaped(s)) } }
                 }
             }
@@ -238,7 +253,7 @@ pub fn email(title: &str, m: &PublishedMessage, release: Option<&Manifest>) -> S
                 tr { th { "From" } td { (people(&m.from)) } }
                 @if !m.to.is_empty() { tr { th { "To" } td { (people(&m.to)) } } }
                 @if !m.cc.is_empty() { tr { th { "Cc" } td { (people(&m.cc)) } } }
-                tr { th { "Date" } td { (m.date.as_deref().unwrap_or("no date")) } }
+                tr { th { "Date" } td { (show_date(m.date.as_deref())) } }
                 @if let Some(id) = &m.message_id { tr { th { "Message-ID" } td { code { (id) } } } }
                 tr { th { "Email" } td { "#" (m.number) ", release " a href={ "/releases/" (m.release) } { (m.release) } } }
                 @if !m.folders.is_empty() { tr { th { "Found in" } td { (m.folders.join(", ")) } } }
