@@ -242,6 +242,13 @@ fn detect_and_read(
         read_zip(io::Cursor::new(bytes), name, depth + 1, on_event);
         return Ok(());
     }
+    if let Some(reason) = unsupported_format(&head) {
+        on_event(Event::Skipped {
+            file: name.to_string(),
+            reason: reason.into(),
+        });
+        return Ok(());
+    }
     let body = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&head);
     let first_line = body.split(|&b| b == b'\n').next().unwrap_or_default();
     if first_line.starts_with(b"From ") && !is_header_line(first_line) {
@@ -273,6 +280,21 @@ fn detect_and_read(
         reason: "not mail".into(),
     });
     Ok(())
+}
+
+/// Mail formats recognised but not read yet, with what to do instead.
+fn unsupported_format(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(b"!BDN") {
+        return Some(
+            "Outlook PST file: not read by trove yet; convert it first with `readpst -r -o DIR FILE` (Debian package pst-utils) and ingest DIR",
+        );
+    }
+    if head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+        return Some(
+            "Outlook .msg (OLE compound) file: not read by trove yet; convert it to .eml first (e.g. with msgconvert, Debian package libemail-outlook-message-perl)",
+        );
+    }
+    None
 }
 
 fn after_first_line(body: &[u8]) -> &[u8] {

@@ -90,6 +90,8 @@ pub struct Status {
     pub flagged: u64,
     pub flagged_by_reason: BTreeMap<String, u64>,
     pub skipped_files: u64,
+    /// Skipped files by the reason given (`not mail`, `Outlook PST file: …`).
+    pub skipped_by_reason: BTreeMap<String, u64>,
     pub released: u64,
     pub unreleased: u64,
     pub releases: u64,
@@ -172,6 +174,17 @@ impl Catalogue {
         };
         s.duplicates = one("SELECT count(*) FROM copies")?.saturating_sub(s.messages);
         s.unreleased = s.messages - s.released;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT reason, count(*) FROM skipped GROUP BY reason")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(self.err())?;
+        for row in rows {
+            let (reason, n) = row.map_err(self.err())?;
+            s.skipped_by_reason.insert(reason, n as u64);
+        }
         let mut stmt = self
             .conn
             .prepare("SELECT defects FROM messages WHERE defects != ''")

@@ -33,6 +33,8 @@ pub struct IngestStats {
     /// New emails flagged, by reason.
     pub flagged: BTreeMap<String, u64>,
     pub skipped_files: u64,
+    /// The first skipped files of this run, with the reason (at most [`MAX_LISTED`]).
+    pub skipped: Vec<(String, String)>,
     pub errors: Vec<String>,
     pub bytes_read: u64,
     pub bytes_total: u64,
@@ -46,6 +48,9 @@ pub trait Progress {
     /// Something the user should see now (a file that could not be read).
     fn warn(&self, message: &str);
 }
+
+/// How many skipped files a run lists by name; the rest are only counted.
+pub const MAX_LISTED: usize = 100;
 
 const BATCH_MESSAGES: usize = 2000;
 const BATCH_BYTES: usize = 64 << 20;
@@ -361,11 +366,16 @@ impl Workspace {
                     "INSERT OR IGNORE INTO skipped (source, file, reason) VALUES (?1, ?2, ?3)",
                 )
                 .map_err(cat_err)?;
-            for (file, reason) in skipped.drain(..) {
-                insert_skipped
+            for (file, reason) in std::mem::take(skipped) {
+                let added = insert_skipped
                     .execute(params![source, file, reason])
                     .map_err(cat_err)?;
-                stats.skipped_files += 1;
+                if added > 0 {
+                    stats.skipped_files += 1;
+                    if stats.skipped.len() < MAX_LISTED {
+                        stats.skipped.push((file, reason));
+                    }
+                }
             }
         }
         tx.commit().map_err(cat_err)?;

@@ -112,6 +112,15 @@ pub fn print_summary(s: &IngestStats) {
         println!("    {reason:<22} {n}");
     }
     println!("  skipped non-mail:  {}", s.skipped_files);
+    for (file, reason) in s.skipped.iter().take(10) {
+        println!("    {file}: {reason}");
+    }
+    if s.skipped_files > 10 {
+        println!(
+            "    … and {} more (trove status --json counts them by reason)",
+            s.skipped_files - 10
+        );
+    }
     if !s.errors.is_empty() {
         println!("  unreadable:        {} (listed above)", s.errors.len());
     }

@@ -441,3 +441,23 @@ fn errors_name_the_path() {
         "missing --next/--all is bad usage"
     );
 }
+
+#[test]
+fn dkim_and_pst_corpora_ingest_and_outlook_files_are_skipped_with_a_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = new_workspace(tmp.path());
+    let out = run(&["ingest", p(&ws), p(&corpus("dkim")), p(&corpus("pst"))]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let s = status(&ws);
+    assert!(
+        s["messages"].as_u64().unwrap() >= 20,
+        "the DKIM vectors are mail: {s}\n{text}"
+    );
+    let pst_files = count_files(&corpus("pst"));
+    assert!(s["skipped_files"].as_u64().unwrap() >= pst_files - 1, "{s}");
+    let reasons = s["skipped_by_reason"].as_object().unwrap();
+    assert!(
+        reasons.keys().any(|r| r.starts_with("Outlook PST file")),
+        "{s}"
+    );
+}
