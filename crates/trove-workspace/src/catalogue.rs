@@ -3,9 +3,10 @@
 //! - `messages`: one row per distinct email (content id of its first copy, dedupe
 //!   fingerprint, the fields releases sort and report by, defects, public number once
 //!   released).
-//! - `copies`: every place an email was found (source root, file, mbox offset, folder,
-//!   Maildir flags) and the content id of that copy's own bytes. Unique per place, so
-//!   reading the same file twice adds nothing.
+//! - `copies`: every place an email was found (the root it was ingested from, the file's
+//!   absolute path, mbox offset, folder, Maildir flags) and the content id of that copy's
+//!   own bytes. Unique per place (file and offset), so reading a file twice, even from
+//!   another root, adds nothing.
 //! - `files`, `skipped`: what ingest read, and what it passed over and why.
 //! - `releases`: each installment; `state` is `writing` until its manifest is signed.
 //! - `log`: every command that changed the workspace.
@@ -46,17 +47,15 @@ CREATE TABLE IF NOT EXISTS copies (
     offset INTEGER NOT NULL,
     folder TEXT NOT NULL,
     flags TEXT,
-    UNIQUE (source, file, offset)
+    UNIQUE (file, offset)
 );
 CREATE INDEX IF NOT EXISTS copies_message ON copies(message);
 CREATE INDEX IF NOT EXISTS copies_content ON copies(content_id);
 CREATE TABLE IF NOT EXISTS files (
-    source TEXT NOT NULL, file TEXT NOT NULL, messages INTEGER NOT NULL,
-    PRIMARY KEY (source, file)
+    source TEXT NOT NULL, file TEXT NOT NULL PRIMARY KEY, messages INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS skipped (
-    source TEXT NOT NULL, file TEXT NOT NULL, reason TEXT NOT NULL,
-    PRIMARY KEY (source, file)
+    source TEXT NOT NULL, file TEXT NOT NULL PRIMARY KEY, reason TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS releases (
     number INTEGER PRIMARY KEY,

@@ -5,7 +5,9 @@
 //! transaction records the whole batch, together with the files finished so far. Blobs are
 //! written before the transaction that refers to them, so a catalogue row always has its
 //! original. Killed at any instant, an ingest leaves a consistent catalogue; run again, it
-//! skips every copy already recorded (copies are unique per source, file and offset).
+//! skips every copy already recorded. A copy is identified by its place: the absolute path
+//! of its file (with `!/` into archives) and its offset in an mbox, so ingesting `dump/a`
+//! and later `dump/` records each file once.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -86,8 +88,19 @@ impl Workspace {
             stats.bytes_total += trove_mail::read::total_size(path);
         }
         for path in paths {
-            let source = std::fs::canonicalize(path).map_err(crate::io_err(path))?;
-            let source = source.to_string_lossy().into_owned();
+            let canonical = std::fs::canonicalize(path).map_err(crate::io_err(path))?;
+            let source = canonical.to_string_lossy().into_owned();
+            // read_path names files relative to a directory root, or by file name alone.
+            let base = if canonical.is_dir() {
+                canonical.clone()
+            } else {
+                canonical
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default()
+            };
+            let base = base.to_string_lossy().trim_end_matches('/').to_string();
+            let place = |rel: &str| format!("{base}/{rel}");
             let counter = ByteCounter::default();
             let base = stats.bytes_read;
             let mut batch: Vec<Pending> = Vec::new();
@@ -101,14 +114,17 @@ impl Workspace {
                     return;
                 }
                 match event {
-                    Event::Message { origin, bytes } => {
+                    Event::Message { mut origin, bytes } => {
+                        origin.file = place(&origin.file);
                         batch_bytes += bytes.len();
                         batch.push(Pending { origin, bytes });
                     }
-                    Event::FileRead { file, messages } => finished_files.push((file, messages)),
-                    Event::Skipped { file, reason } => skipped.push((file, reason)),
+                    Event::FileRead { file, messages } => {
+                        finished_files.push((place(&file), messages))
+                    }
+                    Event::Skipped { file, reason } => skipped.push((place(&file), reason)),
                     Event::Error { file, error } => {
-                        let msg = format!("{source}/{file}: {error}");
+                        let msg = format!("{}: {error}", place(&file));
                         progress.warn(&msg);
                         stats.errors.push(msg);
                     }
@@ -181,15 +197,13 @@ impl Workspace {
             let mut stmt = self
                 .catalogue
                 .conn
-                .prepare_cached(
-                    "SELECT 1 FROM copies WHERE source = ?1 AND file = ?2 AND offset = ?3",
-                )
+                .prepare_cached("SELECT 1 FROM copies WHERE file = ?1 AND offset = ?2")
                 .map_err(self.catalogue.err())?;
             let mut fresh = Vec::with_capacity(batch.len());
             for p in batch {
                 let offset = p.origin.offset.map_or(-1, |o| o as i64);
                 let seen = stmt
-                    .query_row(params![source, p.origin.file, offset], |_| Ok(()))
+                    .query_row(params![p.origin.file, offset], |_| Ok(()))
                     .optional()
                     .map_err(self.catalogue.err())?
                     .is_some();

@@ -132,7 +132,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("trove: {e:#}");
+            eprintln!("trove: {}", one_line(&e));
             if e.downcast_ref::<Usage>().is_some() {
                 ExitCode::from(2)
             } else {
@@ -140,6 +140,22 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The error and its causes on one line, leaving out a cause its parent already quotes
+/// (our error types write `{path}: {source}`).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

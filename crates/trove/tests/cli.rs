@@ -497,3 +497,22 @@ fn dkim_and_pst_corpora_ingest_and_outlook_files_are_skipped_with_a_reason() {
         "{s}"
     );
 }
+
+#[test]
+fn ingesting_a_folder_then_its_parent_records_each_file_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = new_workspace(tmp.path());
+    let user = corpus("enron/stokley-c/chris_stokley");
+    let first = user.join("sent");
+    run(&["ingest", p(&ws), p(&first)]);
+    let after_first = status(&ws);
+    assert_eq!(after_first["files_read"], count_files(&first));
+    run(&["ingest", p(&ws), p(&user)]);
+    let s = status(&ws);
+    assert_eq!(s["files_read"], count_files(&user), "{s}");
+    assert_eq!(
+        s["messages"].as_u64().unwrap() + s["duplicates"].as_u64().unwrap(),
+        count_files(&user),
+        "{s}"
+    );
+}
