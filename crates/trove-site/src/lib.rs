@@ -177,19 +177,23 @@ impl Site {
     /// Every release manifest, in order. Stops at the first number with no manifest.
     pub fn manifests(&self) -> Result<Vec<Manifest>> {
         let mut out = Vec::new();
-        for k in 1.. {
-            let path = self.root.join(manifest_path(k));
-            let bytes = match fs::read(&path) {
-                Ok(b) => b,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                Err(e) => return Err(SiteError::Io { path, source: e }),
-            };
-            out.push(
-                Manifest::from_bytes(&bytes)
-                    .map_err(|message| SiteError::Format { path, message })?,
-            );
+        while let Some(m) = self.manifest(out.len() as u32 + 1)? {
+            out.push(m);
         }
         Ok(out)
+    }
+
+    /// Release `k`'s manifest, if it has been written.
+    pub fn manifest(&self, k: u32) -> Result<Option<Manifest>> {
+        let path = self.root.join(manifest_path(k));
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(SiteError::Io { path, source: e }),
+        };
+        Manifest::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|message| SiteError::Format { path, message })
     }
 
     /// The published form of email `number`, if it has been released.

@@ -74,15 +74,19 @@ impl AppState {
         if !stale {
             return;
         }
-        if let Ok(manifests) = self.site.manifests()
-            && let Ok(mut p) = self.published.write()
-        {
-            p.max_number = manifests.last().map_or(0, |m| m.numbers.last);
-            p.manifests = manifests;
-            p.checked = Instant::now();
-            if let Some(index) = &self.index {
-                let _ = index.reload();
-            }
+        let Ok(mut p) = self.published.write() else {
+            return;
+        };
+        // Releases are only ever appended: look for the next one.
+        let mut grew = false;
+        while let Ok(Some(m)) = self.site.manifest(p.manifests.len() as u32 + 1) {
+            p.max_number = m.numbers.last;
+            p.manifests.push(m);
+            grew = true;
+        }
+        p.checked = Instant::now();
+        if grew && let Some(index) = &self.index {
+            let _ = index.reload();
         }
     }
 
