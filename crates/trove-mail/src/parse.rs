@@ -38,10 +38,12 @@ pub enum Defect {
     UndecodableText,
     /// Another message has the same Message-ID with different content.
     MessageIdConflict,
+    /// Header bytes outside ASCII without RFC 2047 encoding (old or broken mailers).
+    RawEightBitHeader,
 }
 
 impl Defect {
-    pub const ALL: [Defect; 11] = [
+    pub const ALL: [Defect; 12] = [
         Defect::NotParseable,
         Defect::NoDate,
         Defect::BadDate,
@@ -53,6 +55,7 @@ impl Defect {
         Defect::UnknownCharset,
         Defect::UndecodableText,
         Defect::MessageIdConflict,
+        Defect::RawEightBitHeader,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +71,7 @@ impl Defect {
             Defect::UnknownCharset => "unknown-charset",
             Defect::UndecodableText => "undecodable-text",
             Defect::MessageIdConflict => "message-id-conflict",
+            Defect::RawEightBitHeader => "raw-8bit-header",
         }
     }
 
@@ -223,8 +227,30 @@ fn parse_unguarded(raw: &[u8]) -> Parsed {
         return out;
     };
     let root = message.root_part();
-    out.header_block =
-        String::from_utf8_lossy(raw.get(..root.offset_body as usize).unwrap_or(raw)).into_owned();
+    let header_bytes = raw.get(..root.offset_body as usize).unwrap_or(raw);
+    out.header_block = String::from_utf8_lossy(header_bytes).into_owned();
+    // Headers in 8-bit bytes that are not UTF-8: decode the header section with the
+    // charset the sender's mailer most likely used (the body's), and read the fields from
+    // that text instead.
+    let mut redecoded = None;
+    if !header_bytes.is_ascii() {
+        out.defects.push(Defect::RawEightBitHeader);
+        if std::str::from_utf8(header_bytes).is_err() {
+            let body_charset = message
+                .text_body
+                .first()
+                .and_then(|&i| message.part(i))
+                .and_then(|p| p.content_type())
+                .and_then(|ct| ct.attribute("charset"))
+                .map(|c| c.trim().to_ascii_lowercase());
+            let mut ignored = Vec::new();
+            let (text, used) = decode_charset(header_bytes, body_charset.as_deref(), &mut ignored);
+            out.charsets.push(format!("headers: {used}"));
+            out.header_block = text;
+            redecoded = MessageParser::default().parse_headers(out.header_block.as_bytes());
+        }
+    }
+    let fields = redecoded.as_ref().unwrap_or(&message);
     out.message_id = message.message_id().map(str::to_string);
     if out.message_id.is_none() {
         out.defects.push(Defect::NoMessageId);
@@ -241,13 +267,13 @@ fn parse_unguarded(raw: &[u8]) -> Parsed {
         None if message.header_raw("Date").is_some() => out.defects.push(Defect::BadDate),
         None => out.defects.push(Defect::NoDate),
     }
-    out.from = mailboxes(message.from());
+    out.from = mailboxes(fields.from());
     if out.from.iter().all(|m| m.address.is_none()) {
         out.defects.push(Defect::NoFrom);
     }
-    out.to = mailboxes(message.to());
-    out.cc = mailboxes(message.cc());
-    out.subject = message.subject().map(str::to_string);
+    out.to = mailboxes(fields.to());
+    out.cc = mailboxes(fields.cc());
+    out.subject = fields.subject().map(str::to_string);
     out.in_reply_to = ids(message.in_reply_to());
     out.references = ids(message.references());
 
@@ -515,6 +541,29 @@ mod tests {
         assert!(p.text.contains("hello"));
         let p = parse(b"");
         assert!(p.defects.contains(&Defect::NotParseable));
+    }
+
+    #[test]
+    fn raw_8bit_headers_are_flagged_and_decoded_with_the_body_charset() {
+        let mut raw = b"From: \xc8\xe2\xe0\xed <ivan@example.ru>\nSubject: \xcf\xf0\xe8\xe2\xe5\xf2\nDate: Mon, 1 Jan 2001 10:00:00 +0000\n".to_vec();
+        raw.extend_from_slice(
+            b"Content-Type: text/plain; charset=windows-1251\n\n\xcf\xf0\xe8\xe2\xe5\xf2\n",
+        );
+        let p = parse(&raw);
+        assert!(p.defects.contains(&Defect::RawEightBitHeader));
+        assert_eq!(
+            p.subject.as_deref(),
+            Some("\u{41f}\u{440}\u{438}\u{432}\u{435}\u{442}")
+        );
+        assert_eq!(
+            p.from[0].name.as_deref(),
+            Some("\u{418}\u{432}\u{430}\u{43d}")
+        );
+        assert_eq!(p.from[0].address.as_deref(), Some("ivan@example.ru"));
+        assert_eq!(p.text.trim(), "\u{41f}\u{440}\u{438}\u{432}\u{435}\u{442}");
+        let utf8 = parse("Subject: Stra\u{df}e\nFrom: a@b\n\nx\n".as_bytes());
+        assert!(utf8.defects.contains(&Defect::RawEightBitHeader));
+        assert_eq!(utf8.subject.as_deref(), Some("Stra\u{df}e"));
     }
 
     #[test]

@@ -516,3 +516,77 @@ fn ingesting_a_folder_then_its_parent_records_each_file_once() {
         "{s}"
     );
 }
+
+/// The shared corpus generator knows what it wrote: unique messages, duplicate files and
+/// each kind of malformation. trove's counts must match, from the mbox and the Maildir++.
+#[test]
+fn generated_corpus_counts_match_the_generators_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("corpus");
+    let generator =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/gen_corpus.py");
+    let st = Command::new("python3")
+        .arg(&generator)
+        .args(["--out", p(&out_dir), "-n", "3000", "--seed", "42", "-q"])
+        .status()
+        .expect("python3 runs the shared corpus generator");
+    assert!(st.success());
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("manifest.json")).unwrap()).unwrap();
+    let mal = &manifest["malformed"];
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    // Messages whose header section really holds non-ASCII bytes (the mbox is mboxrd:
+    // every line starting "From " is an envelope). The generator labels a
+    // few more "raw8bit" whose added word happened to be ASCII.
+    let mbox = std::fs::read(out_dir.join("corpus.mbox")).unwrap();
+    let mut raw8 = std::collections::HashSet::new();
+    for message in mbox
+        .split(|&b| b == b'\n')
+        .collect::<Vec<_>>()
+        .split(|l| l.starts_with(b"From "))
+    {
+        let header_end = message
+            .iter()
+            .position(|l| l.is_empty())
+            .unwrap_or(message.len());
+        let header = &message[..header_end];
+        if header.iter().any(|l| !l.is_ascii()) {
+            let id = header
+                .iter()
+                .find(|l| l.to_ascii_lowercase().starts_with(b"message-id:"))
+                .map(|l| l.to_vec());
+            raw8.insert(id.unwrap_or_else(|| header.concat()));
+        }
+    }
+    assert!(raw8.len() as u64 <= n(&mal["raw8bit"]) && !raw8.is_empty());
+    for input in ["corpus.mbox", "maildir"] {
+        let dir = tmp.path().join(format!("ws-{input}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ws = new_workspace(&dir);
+        run(&["ingest", p(&ws), p(&out_dir.join(input))]);
+        let s = status(&ws);
+        let by = &s["flagged_by_reason"];
+        assert_eq!(s["messages"], manifest["messages"], "{input}: {s}");
+        assert_eq!(s["duplicates"], manifest["duplicates"], "{input}: {s}");
+        assert_eq!(n(&by["no-date"]), n(&mal["nodate"]), "{input}: {s}");
+        assert_eq!(n(&by["bad-date"]), n(&mal["baddate"]), "{input}: {s}");
+        assert_eq!(n(&by["no-message-id"]), n(&mal["nomsgid"]), "{input}: {s}");
+        // A closing boundary missing, cut short, or a boundary that never appears.
+        assert_eq!(
+            n(&by["truncated"]),
+            n(&mal["noclose"]) + n(&mal["trunc"]) + n(&mal["mismatch"]),
+            "{input}: {s}"
+        );
+        // Every message with no boundary parameter or a boundary that never appears is
+        // broken MIME; mail-parser also reports some cut-short ones (a part cut inside its
+        // encoding). The manifest has totals only, so this is a bound, not an equality.
+        let broken = n(&by["broken-mime"]);
+        let structural = n(&mal["noparam"]) + n(&mal["mismatch"]);
+        assert!(broken >= structural, "{input}: {s}");
+        assert!(
+            broken <= structural + n(&mal["noclose"]) + n(&mal["trunc"]),
+            "{input}: {s}"
+        );
+        assert_eq!(n(&by["raw-8bit-header"]), raw8.len() as u64, "{input}: {s}");
+    }
+}
