@@ -99,7 +99,9 @@ pub fn total_size(path: &Path) -> u64 {
 /// Archives inside archives are followed this deep; deeper ones are skipped and said so.
 const MAX_NESTING: usize = 4;
 
-/// Reads every message under `root` (a file or a directory), in a stable order.
+/// Reads every message under `root` (a file or a directory), in a stable order. Files are
+/// named by their path from `root`'s parent directory (so the name starts with `root`'s
+/// own name), or by their file name when `root` is a file.
 /// Returns `Err` only when `root` itself cannot be read.
 pub fn read_path(
     root: &Path,
@@ -115,6 +117,12 @@ pub fn read_path(
             .unwrap_or_default();
         return read_file(root, &name, counter, on_event);
     }
+    // Names start with the root's own name, so `enron/allen-p` gives `allen-p/sent/1.`
+    // and folders read `allen-p/sent`, not a bare `sent` shared by every mailbox.
+    let name_base = root
+        .parent()
+        .filter(|_| root.file_name().is_some())
+        .unwrap_or(root);
     let walker = walkdir::WalkDir::new(root)
         .follow_links(false)
         .sort_by_file_name();
@@ -124,7 +132,7 @@ pub fn read_path(
             Err(e) => {
                 let file = e
                     .path()
-                    .map(|p| rel(root, p))
+                    .map(|p| rel(name_base, p))
                     .unwrap_or_else(|| root.display().to_string());
                 on_event(Event::Error {
                     file,
@@ -136,7 +144,7 @@ pub fn read_path(
         if !entry.file_type().is_file() {
             continue;
         }
-        let name = rel(root, entry.path());
+        let name = rel(name_base, entry.path());
         read_file(entry.path(), &name, counter, on_event)?;
     }
     Ok(())

@@ -90,15 +90,11 @@ impl Workspace {
         for path in paths {
             let canonical = std::fs::canonicalize(path).map_err(crate::io_err(path))?;
             let source = canonical.to_string_lossy().into_owned();
-            // read_path names files relative to a directory root, or by file name alone.
-            let base = if canonical.is_dir() {
-                canonical.clone()
-            } else {
-                canonical
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default()
-            };
+            // read_path names files from the root's parent directory.
+            let base = canonical
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
             let base = base.to_string_lossy().trim_end_matches('/').to_string();
             let place = |rel: &str| format!("{base}/{rel}");
             let counter = ByteCounter::default();
