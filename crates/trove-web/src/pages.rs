@@ -232,6 +232,17 @@ pub fn search_error(title: &str, q: &str, e: &QueryError) -> String {
     )
 }
 
+/// Each value once, in first-seen order.
+fn distinct(list: &[String]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for s in list {
+        if !out.contains(&s.as_str()) {
+            out.push(s);
+        }
+    }
+    out
+}
+
 fn people(list: &[Person]) -> String {
     list.iter()
         .map(Person::display)
@@ -257,7 +268,7 @@ pub fn email(title: &str, m: &PublishedMessage, release: Option<&Manifest>) -> S
                 @if let Some(id) = &m.message_id { tr { th { "Message-ID" } td { code { (id) } } } }
                 tr { th { "Email" } td { "#" (m.number) ", release " a href={ "/releases/" (m.release) } { (m.release) } } }
                 @if !m.folders.is_empty() { tr { th { "Found in" } td { (m.folders.join(", ")) } } }
-                @if !m.charsets.is_empty() { tr { th { "Charset" } td { (m.charsets.join(", ")) } } }
+                @if !m.charsets.is_empty() { tr { th { "Charset" } td { (distinct(&m.charsets).join(", ")) } } }
                 @if !m.defects.is_empty() { tr { th { "Flags" } td.flags { (m.defects.join(", ")) } } }
                 tr { th { "Source" } td { a href={ (url) "/raw" } { "raw email" } @if let Some(size) = m.raw_size { " (" (size) " bytes)" } } }
             }
