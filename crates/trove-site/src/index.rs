@@ -226,7 +226,16 @@ impl SearchIndex {
         ]));
         let searcher = self.reader.searcher();
         let total = searcher.search(&q, &Count)? as u64;
-        let top = TopDocs::with_limit(limit.max(1)).and_offset(offset);
+        // tantivy sizes its top-N heap by offset + limit: never ask for more than exists,
+        // so `page=1000000` costs nothing.
+        let limit = limit.min(total.saturating_sub(offset as u64) as usize);
+        if limit == 0 {
+            return Ok(SearchResults {
+                total,
+                hits: Vec::new(),
+            });
+        }
+        let top = TopDocs::with_limit(limit).and_offset(offset);
         let addrs: Vec<DocAddress> = match sort {
             Sort::Relevance if !matches!(expr, Expr::All) => searcher
                 .search(&q, &top)?

@@ -231,6 +231,12 @@ async fn search_page_counts_snippets_and_explains_errors() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("at column 1"), "{body}");
     assert!(body.contains("never closed"), "{body}");
+    let (status, _, body) = get(&app, "/search?q=&page=999999").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("2 emails match"),
+        "deep pages answer at once: {body}"
+    );
     let (status, _, _) = get(&app, "/search?q=x&sort=sideways").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
