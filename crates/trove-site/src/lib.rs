@@ -53,6 +53,8 @@ pub enum SiteError {
         found: String,
         expected: String,
     },
+    #[error("{path} already holds files and is not a trove site; give an empty or new directory")]
+    NotEmpty { path: PathBuf },
     #[error("search index: {0}")]
     Index(#[from] tantivy::TantivyError),
     #[error("{0}")]
@@ -130,6 +132,12 @@ impl Site {
                 });
             }
             return Ok(site);
+        }
+        // Never turn someone's existing directory into a public site.
+        if root.exists() && fs::read_dir(root).map_err(io_err(root))?.next().is_some() {
+            return Err(SiteError::NotEmpty {
+                path: root.to_path_buf(),
+            });
         }
         fs::create_dir_all(root).map_err(io_err(root))?;
         let info = SiteInfo {

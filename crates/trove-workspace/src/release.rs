@@ -58,6 +58,7 @@ impl Workspace {
         selection: Selection,
         title: Option<&str>,
     ) -> Result<Option<ReleaseOutcome>> {
+        self.check_site_is_outside(site_dir)?;
         let key = self.signing_key()?;
         let site = Site::open_or_create(site_dir, &self.config.title, &key.verifying_key())?;
         if let Some(pending) = self.pending_release()? {
@@ -125,6 +126,46 @@ impl Workspace {
         tx.commit().map_err(cat_err)?;
         let pending = self.pending_release()?.expect("just written");
         self.write_release(&site, &key, pending, false).map(Some)
+    }
+
+    /// The site is public: it may sit inside the workspace (the default, `site/`), but it
+    /// must never be the workspace or contain it, or the originals and key would be
+    /// published with it.
+    fn check_site_is_outside(&self, site_dir: &Path) -> Result<()> {
+        let workspace = std::fs::canonicalize(&self.root).map_err(crate::io_err(&self.root))?;
+        // The site may not exist yet: resolve its nearest existing ancestor.
+        let mut probe = site_dir.to_path_buf();
+        let mut rest = Vec::new();
+        let site = loop {
+            match std::fs::canonicalize(&probe) {
+                Ok(p) => {
+                    break rest
+                        .iter()
+                        .rev()
+                        .fold(p, |acc: std::path::PathBuf, c| acc.join(c));
+                }
+                Err(_) => match (probe.parent(), probe.file_name()) {
+                    (Some(parent), Some(name)) => {
+                        rest.push(name.to_os_string());
+                        probe = if parent.as_os_str().is_empty() {
+                            ".".into()
+                        } else {
+                            parent.to_path_buf()
+                        };
+                    }
+                    _ => break site_dir.to_path_buf(),
+                },
+            }
+        };
+        if workspace.starts_with(&site) {
+            return Err(WorkspaceError::Usage(format!(
+                "the site directory {} would contain the private workspace {}; choose a site directory outside it (or the default, {}/site)",
+                site_dir.display(),
+                self.root.display(),
+                self.root.display()
+            )));
+        }
+        Ok(())
     }
 
     fn pending_release(&self) -> Result<Option<(u32, String, String, NumberRange)>> {

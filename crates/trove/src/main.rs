@@ -133,11 +133,12 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("trove: {}", one_line(&e));
-            if e.downcast_ref::<Usage>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            let usage = e.downcast_ref::<Usage>().is_some()
+                || matches!(
+                    e.downcast_ref::<trove_workspace::WorkspaceError>(),
+                    Some(trove_workspace::WorkspaceError::Usage(_))
+                );
+            ExitCode::from(if usage { 2 } else { 1 })
         }
     }
 }

@@ -645,3 +645,38 @@ fn release_killed_at_any_point_then_rerun_publishes_every_email_once_and_verifie
         "only {resumed} kills landed inside a release: the test needs later kills or a bigger release"
     );
 }
+
+#[test]
+fn release_refuses_a_site_that_would_publish_the_workspace_or_someone_elses_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = new_workspace(tmp.path());
+    run(&[
+        "ingest",
+        "--quiet",
+        p(&ws),
+        p(&corpus("enron/stokley-c/chris_stokley/sent")),
+    ]);
+    for site in [ws.clone(), tmp.path().to_path_buf()] {
+        let out = trove()
+            .args(["release", p(&ws), "--next", "1", "--site", p(&site)])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{site:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("would contain the private workspace"), "{err}");
+    }
+    let other = tmp.path().join("photos");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("cat.jpg"), b"not a site").unwrap();
+    let out = trove()
+        .args(["release", p(&ws), "--next", "1", "--site", p(&other)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already holds files and is not a trove site"),
+        "{err}"
+    );
+    assert_eq!(status(&ws)["released"], 0, "nothing was numbered");
+}
