@@ -21,7 +21,7 @@ use tantivy::{
 };
 
 use crate::query::{Expr, TextField};
-use crate::{PublishedMessage, Result, SiteError, io_err};
+use crate::{PublishedMessage, Result, Site, SiteError, io_err};
 
 const TOKENIZER: &str = "trove";
 
@@ -372,4 +372,27 @@ impl SearchIndex {
             )),
         }
     }
+}
+
+/// Rebuilds `site`'s index from the published messages its manifests number, replacing
+/// whatever index was there. Returns how many emails were indexed.
+pub fn rebuild_index(site: &Site) -> Result<u64> {
+    let dir = site.index_dir();
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+    }
+    let index = SearchIndex::open_or_create(&dir)?;
+    let mut writer = index.writer()?;
+    let mut count = 0;
+    for manifest in site.manifests()? {
+        for number in manifest.numbers.first..=manifest.numbers.last {
+            // A withdrawn email has no file: nothing to index.
+            if let Some(message) = site.message(number)? {
+                index.add(&writer, &message)?;
+                count += 1;
+            }
+        }
+    }
+    writer.commit()?;
+    Ok(count)
 }

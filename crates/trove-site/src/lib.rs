@@ -29,7 +29,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
-pub use index::{Hit, SearchIndex, SearchResults, Sort};
+pub use index::{Hit, SearchIndex, SearchResults, Sort, rebuild_index};
 pub use manifest::{FileEntry, Manifest, NumberRange, ReleaseWriter, merkle_root};
 pub use message::{MESSAGE_FORMAT, Person, PublishedAttachment, PublishedMessage};
 pub use query::QueryError;

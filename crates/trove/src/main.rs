@@ -73,6 +73,11 @@ enum Command {
     #[command(after_help = "Example:\n  trove verify /srv/archive")]
     Verify { site: PathBuf },
 
+    /// Rebuild a site's search index from its published emails (e.g. on a mirror that
+    /// copied the signed files but not the index).
+    #[command(after_help = "Example:\n  trove reindex /srv/archive")]
+    Reindex { site: PathBuf },
+
     /// Search the published emails of a site, with the same engine as the web.
     #[command(
         after_help = "Examples:\n  trove search /srv/archive 'from:allen \"gas prices\" after:2001-01'\n  trove search /srv/archive 'subject:meeting -from:lay' --sort newest --json"
@@ -279,6 +284,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     );
                 }
             }
+        }
+        Command::Reindex { site } => {
+            let s = trove_site::Site::open(&site)?;
+            let n = trove_site::rebuild_index(&s)?;
+            println!(
+                "Indexed {n} published emails in {}",
+                s.index_dir().display()
+            );
         }
         Command::Serve { site, bind } => serve(&site, bind)?,
         Command::Demo {
