@@ -51,18 +51,22 @@ struct Row {
 
 impl Workspace {
     /// Cuts one release into `site_dir`. Returns `None` when nothing is left to release.
-    /// An interrupted release is finished first and returned instead.
+    /// An interrupted release is finished first and returned instead. `progress` is called
+    /// with (emails written, emails in the release) as the work goes on.
     pub fn release(
         &mut self,
         site_dir: &Path,
         selection: Selection,
         title: Option<&str>,
+        progress: &dyn Fn(u64, u64),
     ) -> Result<Option<ReleaseOutcome>> {
         self.check_site_is_outside(site_dir)?;
         let key = self.signing_key()?;
         let site = Site::open_or_create(site_dir, &self.config.title, &key.verifying_key())?;
         if let Some(pending) = self.pending_release()? {
-            return self.write_release(&site, &key, pending, true).map(Some);
+            return self
+                .write_release(&site, &key, pending, true, progress)
+                .map(Some);
         }
         let tx = self
             .catalogue
@@ -125,7 +129,8 @@ impl Workspace {
         .map_err(cat_err)?;
         tx.commit().map_err(cat_err)?;
         let pending = self.pending_release()?.expect("just written");
-        self.write_release(&site, &key, pending, false).map(Some)
+        self.write_release(&site, &key, pending, false, progress)
+            .map(Some)
     }
 
     /// The site is public: it may sit inside the workspace (the default, `site/`), but it
@@ -194,6 +199,7 @@ impl Workspace {
         key: &trove_site::SigningKey,
         (release, title, published_at, numbers): (u32, String, String, NumberRange),
         resumed: bool,
+        progress: &dyn Fn(u64, u64),
     ) -> Result<ReleaseOutcome> {
         let rows: Vec<Row> = {
             let mut stmt = self
@@ -235,6 +241,7 @@ impl Workspace {
         let index = SearchIndex::open_or_create(&site.index_dir())?;
         let mut index_writer = index.writer()?;
         index.delete_release(&index_writer, release);
+        let mut done = 0;
         for chunk in rows.chunks(512) {
             let built: Vec<Result<Built>> = chunk
                 .par_iter()
@@ -254,6 +261,8 @@ impl Workspace {
                 writer.add_message(&message, Some(&raw), &attachments)?;
                 index.add(&index_writer, &message)?;
             }
+            done += chunk.len() as u64;
+            progress(done, rows.len() as u64);
         }
         let (manifest, manifest_sha256) = writer.finish(key)?;
         index_writer.commit().map_err(trove_site::SiteError::from)?;

@@ -230,7 +230,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 (Some(n), _) => Selection::Next(n),
                 (None, false) => unreachable!("clap requires --next or --all"),
             };
-            release_all(&mut ws, &site, selection, title.as_deref())?;
+            release_all(&mut ws, &site, selection, title.as_deref(), false)?;
         }
         Command::Verify { site } => {
             let report = trove_site::verify_site(&site);
@@ -324,9 +324,15 @@ fn release_all(
     site: &Path,
     selection: Selection,
     title: Option<&str>,
+    quiet: bool,
 ) -> Result<()> {
     loop {
-        match ws.release(site, selection, title)? {
+        let progress = progress::CountProgress::new("writing emails", quiet);
+        let outcome = ws.release(site, selection, title, &|done, total| {
+            progress.update(done, total)
+        });
+        progress.finish();
+        match outcome? {
             None => {
                 println!("Nothing to release: every email in the workspace is already published.");
                 return Ok(());
@@ -405,7 +411,7 @@ fn demo(bind: SocketAddr, dir: Option<PathBuf>, no_serve: bool) -> Result<()> {
         } else {
             Selection::Next(part)
         };
-        release_all(&mut ws, &site, selection, Some(title))?;
+        release_all(&mut ws, &site, selection, Some(title), true)?;
     }
     let report = trove_site::verify_site(&site);
     if let Some(problem) = report.failure {

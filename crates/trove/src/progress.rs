@@ -125,3 +125,64 @@ pub fn print_summary(s: &IngestStats) {
         println!("  unreadable:        {} (listed above)", s.errors.len());
     }
 }
+
+/// Progress of a count of items (emails written by a release): a bar on a terminal, a log
+/// line every few seconds otherwise.
+pub struct CountProgress {
+    what: &'static str,
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    started: Instant,
+    last_log: Mutex<Instant>,
+}
+
+impl CountProgress {
+    pub fn new(what: &'static str, quiet: bool) -> CountProgress {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(4));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} {per_sec} ETA {eta}")
+                    .expect("static template"),
+            );
+            bar.set_message(what);
+            bar
+        });
+        CountProgress {
+            what,
+            bar,
+            quiet,
+            started: Instant::now(),
+            last_log: Mutex::new(Instant::now()),
+        }
+    }
+
+    pub fn update(&self, done: u64, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(done);
+            return;
+        }
+        if self.quiet {
+            return;
+        }
+        let mut last = self.last_log.lock().expect("not poisoned");
+        if last.elapsed() < LOG_EVERY {
+            return;
+        }
+        *last = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64();
+        let rate = done as f64 / secs.max(0.001);
+        let eta = if rate > 0.0 {
+            format!("{:.0}s", (total - done) as f64 / rate)
+        } else {
+            "-".into()
+        };
+        eprintln!("{}: {done} of {total} ({rate:.0}/s), ETA {eta}", self.what);
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
