@@ -5,6 +5,7 @@
 //! bytes into a [`parse::Parsed`] value that records what was wrong with it instead of
 //! failing. [`sanitize::sanitize_html`] makes email HTML safe to publish.
 
+pub mod dkim;
 pub mod mbox;
 pub mod parse;
 pub mod read;

@@ -1,0 +1,231 @@
+//! Every vector of ../shared/corpus/dkim/VECTORS.md, with the verdict its origin project
+//! (and dkimpy) expects, plus the negative cases derived from them.
+
+use std::path::PathBuf;
+
+use trove_mail::dkim::{Failure, KeyStore, SignatureVerdict, Verdict, verify};
+
+fn dkim(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/corpus/dkim")
+        .join(rel)
+}
+
+fn read(rel: &str) -> Vec<u8> {
+    std::fs::read(dkim(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn archive(rel: &str) -> KeyStore {
+    let text = String::from_utf8(read(rel)).unwrap();
+    KeyStore::parse_archive(&text, rel).0
+}
+
+/// stalwart's vectors: key records (`name value` lines), a blank line, then the message.
+fn stalwart(rel: &str) -> (KeyStore, Vec<u8>) {
+    let bytes = read(rel);
+    let split = bytes
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .expect("records, blank line, message");
+    let records = String::from_utf8(bytes[..split].to_vec()).unwrap();
+    (
+        KeyStore::parse_archive(&records, rel).0,
+        bytes[split + 2..].to_vec(),
+    )
+}
+
+fn date(raw: &[u8]) -> Option<i64> {
+    trove_mail::parse(raw).date.map(|d| d.timestamp)
+}
+
+fn check(raw: &[u8], keys: &KeyStore) -> Vec<SignatureVerdict> {
+    verify(raw, keys, date(raw))
+}
+
+fn names(v: &[SignatureVerdict]) -> Vec<&'static str> {
+    v.iter().map(|s| s.verdict.name()).collect()
+}
+
+#[test]
+fn stalwart_vectors_1_to_6() {
+    for (file, expected) in [
+        (
+            "stalwartlabs-mail-auth/resources/dkim/001.txt",
+            vec!["pass", "pass"],
+        ),
+        (
+            "stalwartlabs-mail-auth/resources/dkim/002.txt",
+            vec!["pass"],
+        ),
+        (
+            "stalwartlabs-mail-auth/resources/dkim/003.txt",
+            vec!["pass", "pass"],
+        ),
+        (
+            "stalwartlabs-mail-auth/resources/dkim/004.txt",
+            vec!["pass"],
+        ),
+        // x= is 2022-11-08, a day after the message's Date: it passes at its own date.
+        (
+            "stalwartlabs-mail-auth/resources/dkim/005.txt",
+            vec!["pass"],
+        ),
+        (
+            "stalwartlabs-mail-auth/resources/dkim/006.txt",
+            vec!["pass"],
+        ),
+    ] {
+        let (keys, raw) = stalwart(file);
+        let got = check(&raw, &keys);
+        assert_eq!(names(&got), expected, "{file}: {got:#?}");
+    }
+}
+
+#[test]
+fn expired_vector_fails_after_its_x_but_passes_at_its_date() {
+    let (keys, raw) = stalwart("stalwartlabs-mail-auth/resources/dkim/005.txt");
+    let at_own_date = check(&raw, &keys);
+    assert_eq!(at_own_date[0].verdict, Verdict::Pass);
+    let x = at_own_date[0].expires.expect("005 has x=");
+    let later = verify(&raw, &keys, Some(x + 1));
+    assert!(
+        matches!(later[0].verdict, Verdict::Fail(Failure::Expired { .. })),
+        "{later:?}"
+    );
+}
+
+#[test]
+fn arc_vectors_dkim_signatures() {
+    // 7: the stalw.art signature was added over a body that had since changed.
+    let (keys, raw) = stalwart("stalwartlabs-mail-auth/resources/arc/001.txt");
+    let got = check(&raw, &keys);
+    assert_eq!(names(&got), ["pass", "pass", "fail"], "{got:#?}");
+    assert_eq!(got[2].verdict, Verdict::Fail(Failure::BodyHashMismatch));
+    // 8
+    let (keys, raw) = stalwart("stalwartlabs-mail-auth/resources/arc/002.txt");
+    let got = check(&raw, &keys);
+    assert_eq!(names(&got), ["pass"], "{got:#?}");
+}
+
+#[test]
+fn dkimpy_vectors_10_to_16() {
+    let keys = archive("dkimpy-1.1.8/dns-records.txt");
+    // 10: real Gmail, degenerate folding.
+    let got = check(&read("dkimpy-1.1.8/data/test2.message"), &keys);
+    assert_eq!(names(&got), ["pass"], "{got:#?}");
+    assert_eq!(got[0].key_bits, Some(2048));
+    // 11: ed25519 + rsa, simple/simple.
+    let got = check(&read("dkimpy-1.1.8/data/rfc6376.signed.msg"), &keys);
+    assert_eq!(names(&got), ["pass", "pass"], "{got:#?}");
+    assert_eq!(got[0].algorithm, "ed25519-sha256");
+    // 12: passes with the right key, not with the corrupted one.
+    let raw = read("dkimpy-1.1.8/data/rfc6376.signed.rsa.msg");
+    assert_eq!(names(&check(&raw, &keys)), ["pass"]);
+    let text = String::from_utf8(read("dkimpy-1.1.8/dns-records.txt")).unwrap();
+    let corrupted = text
+        .lines()
+        .find_map(|l| l.strip_prefix("test._domainkey.football.example.com#corrupted "))
+        .unwrap();
+    let (bad_keys, _) = KeyStore::parse_archive(
+        &format!("test._domainkey.football.example.com {corrupted}"),
+        "corrupted",
+    );
+    let got = check(&raw, &bad_keys);
+    assert_ne!(got[0].verdict, Verdict::Pass, "{got:?}");
+    assert!(
+        matches!(
+            got[0].verdict,
+            Verdict::KeyInvalid(_) | Verdict::Fail(Failure::SignatureMismatch)
+        ),
+        "{got:?}"
+    );
+    // 13: no t= tag; dkimpy: won't verify, but don't crash.
+    let got = check(&read("dkimpy-1.1.8/data/rfc6376.signed.no_t.msg"), &keys);
+    assert_eq!(names(&got), ["fail"], "{got:#?}");
+    // 14: Exim's ed25519 prototype.
+    let exim = String::from_utf8(read("dkimpy-1.1.8/data/eximtest.dns")).unwrap();
+    let (exim_keys, _) = KeyStore::parse_archive(
+        &format!("sed._domainkey.test.ex {}", exim.trim()),
+        "eximtest.dns",
+    );
+    let got = check(&read("dkimpy-1.1.8/data/ed25519test2.msg"), &exim_keys);
+    assert_eq!(names(&got), ["pass"], "{got:#?}");
+    // 15: d= is not a domain.
+    let test_key = String::from_utf8(read("dkimpy-1.1.8/data/test.txt")).unwrap();
+    let (k15, _) = KeyStore::parse_archive(
+        &format!("test._domainkey.example.com {}", test_key.trim()),
+        "test.txt",
+    );
+    let got = check(&read("dkimpy-1.1.8/data/test.message.baddomain"), &k15);
+    assert!(
+        matches!(&got[0].verdict, Verdict::Fail(Failure::Malformed(why)) if why.contains("d=")),
+        "{got:#?}"
+    );
+    // 16: the kitterman.com key is not available.
+    let got = check(&read("dkimpy-1.1.8/data/message.mbox"), &keys);
+    assert!(
+        got.iter().all(|v| v.verdict == Verdict::KeyNotFound),
+        "{got:#?}"
+    );
+}
+
+#[test]
+fn mimekit_vectors_17_to_20() {
+    let keys = archive("jstedfast-MimeKit-dkim/dns-records.txt");
+    for file in ["gmail.msg", "related.msg", "multipart-no-end-boundary.msg"] {
+        let got = check(
+            &read(&format!(
+                "jstedfast-MimeKit-dkim/UnitTests/TestData/dkim/{file}"
+            )),
+            &keys,
+        );
+        assert_eq!(names(&got), ["pass"], "{file}: {got:#?}");
+    }
+    let got = check(
+        &read("jstedfast-MimeKit-dkim/UnitTests/TestData/dkim/rfc8463-example.msg"),
+        &keys,
+    );
+    assert_eq!(names(&got), ["pass", "pass"], "{got:#?}");
+}
+
+#[test]
+fn a_changed_body_byte_or_header_of_a_real_message_fails_for_that_reason() {
+    let keys = archive("jstedfast-MimeKit-dkim/dns-records.txt");
+    let raw = read("jstedfast-MimeKit-dkim/UnitTests/TestData/dkim/gmail.msg");
+    assert_eq!(check(&raw, &keys)[0].verdict, Verdict::Pass);
+    let body_at = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n" || w.starts_with(b"\n\n"))
+        .unwrap()
+        + 4;
+    let mut body_changed = raw.clone();
+    let i = body_at + (raw.len() - body_at) / 2;
+    body_changed[i] = if body_changed[i] == b'a' { b'b' } else { b'a' };
+    assert_eq!(
+        check(&body_changed, &keys)[0].verdict,
+        Verdict::Fail(Failure::BodyHashMismatch)
+    );
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let subject_at = text.find("\nSubject: ").expect("a Subject header") + "\nSubject: ".len();
+    let mut header_changed = raw.clone();
+    header_changed[subject_at] ^= 0x20; // flip the case of its first letter
+    assert_eq!(
+        check(&header_changed, &keys)[0].verdict,
+        Verdict::Fail(Failure::SignatureMismatch)
+    );
+}
+
+#[test]
+fn unsigned_mail_has_no_verdicts_and_missing_keys_are_said() {
+    let keys = KeyStore::default();
+    assert!(verify(b"From: a@b\r\nSubject: x\r\n\r\nhi\r\n", &keys, None).is_empty());
+    let got = check(
+        &read("jstedfast-MimeKit-dkim/UnitTests/TestData/dkim/gmail.msg"),
+        &keys,
+    );
+    assert_eq!(got[0].verdict, Verdict::KeyNotFound);
+    assert_eq!(
+        (got[0].domain.as_str(), got[0].selector.as_str()),
+        ("gmail.com", "20120113")
+    );
+}
