@@ -98,6 +98,21 @@ enum Command {
         json: bool,
     },
 
+    /// Check the DKIM signatures of one email file, outside any workspace. Exits 0 when at
+    /// least one signature passes, 1 otherwise.
+    #[command(
+        name = "verify-message",
+        after_help = "Examples:\n  trove verify-message leaked.eml --keys dkim-keys.txt\n  trove verify-message leaked.eml --keys dkim-keys.txt --json\n\nKey file: one record a line, `selector._domainkey.domain TXT-value`; # starts a comment.\nSignature expiry (x=) is judged at the email's own Date, not today."
+    )]
+    VerifyMessage {
+        file: PathBuf,
+        /// Key archive: lines of `selector._domainkey.domain` and the TXT value.
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Serve a site to readers over HTTP.
     #[command(after_help = "Example:\n  trove serve /srv/archive --bind 127.0.0.1:8080")]
     Serve {
@@ -293,6 +308,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 s.index_dir().display()
             );
         }
+        Command::VerifyMessage { file, keys, json } => {
+            return verify_message(&file, keys.as_deref(), json);
+        }
         Command::Serve { site, bind } => serve(&site, bind)?,
         Command::Demo {
             bind,
@@ -301,6 +319,107 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => demo(bind, dir, no_serve)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn verify_message(file: &Path, keys: Option<&Path>, json: bool) -> Result<ExitCode> {
+    use trove_mail::dkim::{KeyStore, Verdict};
+    let raw = std::fs::read(file).with_context(|| format!("{}", file.display()))?;
+    let store = match keys {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+            let (store, bad) = KeyStore::parse_archive(&text, &path.display().to_string());
+            for (line, text) in bad {
+                eprintln!(
+                    "trove: warning: {}:{line}: not a key record (`selector._domainkey.domain TXT`): {text}",
+                    path.display()
+                );
+            }
+            store
+        }
+        None => KeyStore::default(),
+    };
+    let parsed = trove_mail::parse(&raw);
+    let verdicts = trove_mail::dkim::verify(&raw, &store, parsed.date.map(|d| d.timestamp));
+    let passed = verdicts.iter().any(|v| v.verdict == Verdict::Pass);
+    if json {
+        let list: Vec<serde_json::Value> = verdicts
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "domain": v.domain,
+                    "selector": v.selector,
+                    "algorithm": v.algorithm,
+                    "verdict": v.verdict.name(),
+                    "reason": v.verdict.reason(),
+                    "key_bits": v.key_bits,
+                    "key_source": v.key.as_ref().map(|k| k.source.to_string()),
+                    "body_length_limit": v.body_length_limit,
+                    "body_length": v.body_length,
+                    "signed_headers": v.signed_headers,
+                    "weak": v.weak,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else if verdicts.is_empty() {
+        println!(
+            "{}: no DKIM-Signature header: nothing to verify.",
+            file.display()
+        );
+    } else {
+        for v in &verdicts {
+            println!("{}", dkim_sentence(v));
+        }
+    }
+    Ok(ExitCode::from(if passed { 0 } else { 1 }))
+}
+
+/// One signature's verdict in plain words.
+fn dkim_sentence(v: &trove_mail::dkim::SignatureVerdict) -> String {
+    use trove_mail::dkim::Verdict;
+    let key = match (v.key_bits, v.algorithm.as_str()) {
+        (Some(bits), a) if a.starts_with("rsa") => format!("a {bits}-bit RSA key"),
+        (Some(_), a) if a.starts_with("ed25519") => "an Ed25519 key".to_string(),
+        _ => format!("a key for {}", v.algorithm),
+    };
+    let mut line = match &v.verdict {
+        Verdict::Pass => {
+            let covered = match (v.body_length_limit, v.body_length) {
+                (Some(l), Some(total)) if l < total => format!(
+                    "only the first {l} of {total} body bytes were signed (l=): text after them could have been added"
+                ),
+                _ => "the body and the signed headers are unchanged since signing".to_string(),
+            };
+            format!(
+                "PASS: signed by {} with {key} (selector {}); {covered}.",
+                v.domain, v.selector
+            )
+        }
+        other => format!(
+            "{}: signature by {} (selector {}, {}): {}.",
+            other.name().to_uppercase(),
+            if v.domain.is_empty() { "?" } else { &v.domain },
+            if v.selector.is_empty() {
+                "?"
+            } else {
+                &v.selector
+            },
+            if v.algorithm.is_empty() {
+                "?"
+            } else {
+                &v.algorithm
+            },
+            other.reason()
+        ),
+    };
+    if let Some(k) = &v.key {
+        line.push_str(&format!(" Key from: {}.", k.source));
+    }
+    if let Some(weak) = &v.weak {
+        line.push_str(&format!(" Weak: {weak}."));
+    }
+    line
 }
 
 fn hex_key(key: &trove_site::SigningKey) -> String {

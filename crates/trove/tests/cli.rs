@@ -687,3 +687,67 @@ fn release_refuses_a_site_that_would_publish_the_workspace_or_someone_elses_dire
     );
     assert_eq!(status(&ws)["released"], 0, "nothing was numbered");
 }
+
+#[test]
+fn verify_message_checks_one_file_offline_and_exits_by_verdict() {
+    let d = corpus("dkim");
+    let gmail = d.join("jstedfast-MimeKit-dkim/UnitTests/TestData/dkim/gmail.msg");
+    let keys = d.join("jstedfast-MimeKit-dkim/dns-records.txt");
+    let out = run(&["verify-message", p(&gmail), "--keys", p(&keys)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("signed by gmail.com with a 2048-bit RSA key (selector 20120113)"),
+        "{text}"
+    );
+    assert!(text.contains("Key from: key archive"), "{text}");
+
+    let out = trove()
+        .args(["verify-message", p(&gmail), "--keys", p(&keys), "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["domain"], "gmail.com");
+    assert_eq!(v[0]["selector"], "20120113");
+    assert_eq!(v[0]["verdict"], "pass");
+    assert_eq!(v[0]["reason"], "");
+
+    // Without keys: key not found, exit 1.
+    let out = trove()
+        .args(["verify-message", p(&gmail), "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["verdict"], "key-not-found");
+
+    // A changed body: fail, with the reason.
+    let tmp = tempfile::tempdir().unwrap();
+    let changed = tmp.path().join("changed.eml");
+    let text =
+        std::fs::read_to_string(&gmail)
+            .unwrap()
+            .replacen("\n\n", "\n\nP.S. added later\n", 1);
+    std::fs::write(&changed, text).unwrap();
+    let out = trove()
+        .args(["verify-message", p(&changed), "--keys", p(&keys), "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["verdict"], "fail");
+    assert!(
+        v[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("body hash mismatch"),
+        "{v}"
+    );
+
+    let out = trove()
+        .args(["verify-message", "/nonexistent.eml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.eml"));
+}
