@@ -229,3 +229,134 @@ fn unsigned_mail_has_no_verdicts_and_missing_keys_are_said() {
         ("gmail.com", "20120113")
     );
 }
+
+/// Each vector as (key archive, message), written out for dkimpy where the vector keeps
+/// its keys at the top of the message file.
+fn vector_files(tmp: &std::path::Path) -> Vec<(PathBuf, PathBuf)> {
+    let mut out = Vec::new();
+    for (i, rel) in [
+        "stalwartlabs-mail-auth/resources/dkim/001.txt",
+        "stalwartlabs-mail-auth/resources/dkim/002.txt",
+        "stalwartlabs-mail-auth/resources/dkim/003.txt",
+        "stalwartlabs-mail-auth/resources/dkim/004.txt",
+        "stalwartlabs-mail-auth/resources/dkim/005.txt",
+        "stalwartlabs-mail-auth/resources/dkim/006.txt",
+        "stalwartlabs-mail-auth/resources/arc/001.txt",
+        "stalwartlabs-mail-auth/resources/arc/002.txt",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let bytes = read(rel);
+        let split = bytes.windows(2).position(|w| w == b"\n\n").unwrap();
+        let keys = tmp.join(format!("s{i}.keys"));
+        let message = tmp.join(format!("s{i}.eml"));
+        std::fs::write(&keys, &bytes[..split]).unwrap();
+        std::fs::write(&message, &bytes[split + 2..]).unwrap();
+        out.push((keys, message));
+    }
+    let dkimpy_keys = dkim("dkimpy-1.1.8/dns-records.txt");
+    for m in [
+        "test2.message",
+        "rfc6376.signed.msg",
+        "rfc6376.signed.rsa.msg",
+        "rfc6376.signed.no_t.msg",
+        "message.mbox",
+    ] {
+        out.push((dkimpy_keys.clone(), dkim(&format!("dkimpy-1.1.8/data/{m}"))));
+    }
+    let exim = tmp.join("exim.keys");
+    let exim_txt = String::from_utf8(read("dkimpy-1.1.8/data/eximtest.dns")).unwrap();
+    std::fs::write(
+        &exim,
+        format!("sed._domainkey.test.ex {}\n", exim_txt.trim()),
+    )
+    .unwrap();
+    out.push((exim, dkim("dkimpy-1.1.8/data/ed25519test2.msg")));
+    let bad = tmp.join("baddomain.keys");
+    let test_txt = String::from_utf8(read("dkimpy-1.1.8/data/test.txt")).unwrap();
+    std::fs::write(
+        &bad,
+        format!("test._domainkey.example.com {}\n", test_txt.trim()),
+    )
+    .unwrap();
+    out.push((bad, dkim("dkimpy-1.1.8/data/test.message.baddomain")));
+    let mimekit_keys = dkim("jstedfast-MimeKit-dkim/dns-records.txt");
+    for m in [
+        "gmail.msg",
+        "related.msg",
+        "multipart-no-end-boundary.msg",
+        "rfc8463-example.msg",
+    ] {
+        out.push((
+            mimekit_keys.clone(),
+            dkim(&format!(
+                "jstedfast-MimeKit-dkim/UnitTests/TestData/dkim/{m}"
+            )),
+        ));
+    }
+    out
+}
+
+#[test]
+fn verdicts_agree_with_dkimpy_on_every_vector() {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/dkimpy_verdicts.py");
+    let has_dkimpy = std::process::Command::new("python3")
+        .args(["-c", "import dkim, nacl"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_dkimpy {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install dkimpy and pynacl (pip)"
+        );
+        eprintln!("dkimpy not installed; skipped (pip install dkimpy pynacl)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut disagreements = Vec::new();
+    let mut signatures = 0;
+    for (keys, message) in vector_files(tmp.path()) {
+        let out = std::process::Command::new("python3")
+            .arg(&script)
+            .arg(&keys)
+            .arg(&message)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = String::from_utf8(out.stdout).unwrap();
+        let theirs: Vec<bool> = line
+            .split("\"verdicts\": [")
+            .nth(1)
+            .and_then(|s| s.split(']').next())
+            .unwrap()
+            .split(", ")
+            .filter(|s| !s.is_empty())
+            .map(|s| s == "true")
+            .collect();
+        let text = String::from_utf8(std::fs::read(&keys).unwrap()).unwrap();
+        let (store, _) = KeyStore::parse_archive(&text, "keys");
+        let raw = std::fs::read(&message).unwrap();
+        let ours: Vec<bool> = check(&raw, &store)
+            .iter()
+            .map(|v| v.verdict == Verdict::Pass)
+            .collect();
+        signatures += ours.len();
+        if ours != theirs {
+            disagreements.push(format!(
+                "{}: trove {ours:?}, dkimpy {theirs:?}",
+                message.display()
+            ));
+        }
+    }
+    assert!(signatures >= 25, "{signatures}");
+    assert!(
+        disagreements.is_empty(),
+        "disagreements with dkimpy:\n{}",
+        disagreements.join("\n")
+    );
+}
