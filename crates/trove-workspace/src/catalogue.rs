@@ -9,6 +9,8 @@
 //!   another root, adds nothing.
 //! - `files`, `skipped`: what ingest read, and what it passed over and why.
 //! - `releases`: each installment; `state` is `writing` until its manifest is signed.
+//! - `dkim_keys`: DKIM key records with their provenance; `dkim_verdicts`: one row per
+//!   DKIM-Signature of each email, as verified on its original bytes.
 //! - `log`: every command that changed the workspace.
 
 use std::collections::BTreeMap;
@@ -18,7 +20,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{Result, WorkspaceError};
 
-pub const SCHEMA_VERSION: u32 = 1;
+/// v2 added `dkim_keys` and `dkim_verdicts` (created on open; nothing else changed).
+pub const SCHEMA_VERSION: u32 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,6 +69,28 @@ CREATE TABLE IF NOT EXISTS releases (
     state TEXT NOT NULL,
     manifest_sha256 TEXT
 );
+CREATE TABLE IF NOT EXISTS dkim_keys (
+    name TEXT PRIMARY KEY,
+    txt TEXT NOT NULL,
+    source TEXT NOT NULL,
+    source_detail TEXT NOT NULL,
+    private_key_published INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS dkim_verdicts (
+    message INTEGER NOT NULL REFERENCES messages(id),
+    idx INTEGER NOT NULL,
+    domain TEXT NOT NULL,
+    selector TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    key_bits INTEGER,
+    key_name TEXT,
+    body_length_limit INTEGER,
+    body_length INTEGER,
+    weak TEXT,
+    PRIMARY KEY (message, idx)
+);
 CREATE TABLE IF NOT EXISTS log (
     time TEXT NOT NULL, command TEXT NOT NULL, detail TEXT NOT NULL
 );
@@ -95,6 +120,17 @@ pub struct Status {
     pub unreleased: u64,
     pub releases: u64,
     pub original_bytes: u64,
+    /// Emails with at least one passing DKIM signature.
+    pub dkim_pass: u64,
+    /// Emails with a DKIM signature that definitely failed (changed since signing,
+    /// malformed, expired, bad key) and none that passes.
+    pub dkim_fail: u64,
+    /// Emails signed, but whose signatures could not be checked (key not found,
+    /// unsupported algorithm).
+    pub dkim_unverified: u64,
+    /// Emails without any DKIM signature.
+    pub dkim_none: u64,
+    pub dkim_keys: u64,
 }
 
 impl Catalogue {
@@ -173,6 +209,16 @@ impl Catalogue {
         };
         s.duplicates = one("SELECT count(*) FROM copies")?.saturating_sub(s.messages);
         s.unreleased = s.messages - s.released;
+        s.dkim_pass =
+            one("SELECT count(DISTINCT message) FROM dkim_verdicts WHERE verdict = 'pass'")?;
+        let signed = one("SELECT count(DISTINCT message) FROM dkim_verdicts")?;
+        s.dkim_fail = one(
+            "SELECT count(DISTINCT message) FROM dkim_verdicts WHERE verdict IN ('fail', 'key-invalid')
+             AND message NOT IN (SELECT message FROM dkim_verdicts WHERE verdict = 'pass')",
+        )?;
+        s.dkim_unverified = signed - s.dkim_pass - s.dkim_fail;
+        s.dkim_none = s.messages - signed;
+        s.dkim_keys = one("SELECT count(*) FROM dkim_keys")?;
         let mut stmt = self
             .conn
             .prepare("SELECT reason, count(*) FROM skipped GROUP BY reason")

@@ -68,6 +68,7 @@ struct Prepared {
     fingerprint: String,
     parsed: Parsed,
     size: usize,
+    dkim: Vec<trove_mail::dkim::SignatureVerdict>,
 }
 
 impl Workspace {
@@ -75,6 +76,7 @@ impl Workspace {
     pub fn ingest(&mut self, paths: &[&Path], progress: &dyn Progress) -> Result<IngestStats> {
         let started = Instant::now();
         let mut stats = IngestStats::default();
+        let keys = self.key_store()?;
         for path in paths {
             if !path.exists() {
                 return Err(WorkspaceError::Io {
@@ -136,6 +138,7 @@ impl Workspace {
                         &mut finished_files,
                         &mut skipped,
                         &mut stats,
+                        &keys,
                     );
                     batch_bytes = 0;
                     stats.bytes_read = base + counter.get();
@@ -162,6 +165,7 @@ impl Workspace {
                 &mut finished_files,
                 &mut skipped,
                 &mut stats,
+                &keys,
             )?;
             stats.bytes_read = base + counter.get();
         }
@@ -187,6 +191,7 @@ impl Workspace {
         finished_files: &mut Vec<(String, u64)>,
         skipped: &mut Vec<(String, String)>,
         stats: &mut IngestStats,
+        keys: &trove_mail::dkim::KeyStore,
     ) -> Result<()> {
         // Copies an earlier run already recorded are dropped before any work is done on them.
         let batch = {
@@ -219,7 +224,10 @@ impl Workspace {
                 let content_id = hex::encode(Sha256::digest(&p.bytes));
                 blobs.put_compressed(&content_id, &compress(&p.bytes))?;
                 let parsed = trove_mail::parse(&p.bytes);
+                let dkim =
+                    trove_mail::dkim::verify(&p.bytes, keys, parsed.date.map(|d| d.timestamp));
                 Ok(Prepared {
+                    dkim,
                     fingerprint: hex::encode(parsed.fingerprint()),
                     origin: p.origin,
                     content_id,
@@ -345,7 +353,9 @@ impl Workspace {
                             ])
                             .map_err(cat_err)?;
                         stats.messages_new += 1;
-                        tx.last_insert_rowid()
+                        let id = tx.last_insert_rowid();
+                        crate::dkim::store_verdicts(&tx, id, &p.dkim).map_err(cat_err)?;
+                        id
                     }
                 };
                 insert_copy

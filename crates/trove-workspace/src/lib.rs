@@ -16,6 +16,7 @@
 mod blobs;
 mod catalogue;
 mod config;
+mod dkim;
 mod ingest;
 mod release;
 
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 pub use catalogue::{SCHEMA_VERSION, Status};
 pub use config::Config;
+pub use dkim::{DkimSummary, KeyImport};
 pub use ingest::{IngestStats, Progress};
 pub use release::{ReleaseOutcome, Selection};
 

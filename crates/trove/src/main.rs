@@ -40,6 +40,27 @@ enum Command {
         /// Print no progress, only the summary.
         #[arg(long)]
         quiet: bool,
+        /// Add the DKIM keys of this key archive before reading (see `trove dkim`).
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
+
+    /// Add DKIM keys and verify every email's signatures again, judging x= at each email's
+    /// own date. Keys come from a key archive file: lines of `selector._domainkey.domain`
+    /// and the TXT value.
+    #[command(
+        after_help = "Examples:\n  trove dkim ~/leak-ws --keys dkim-keys.txt\n  trove dkim ~/leak-ws --private-key-published 20120113._domainkey.example.com"
+    )]
+    Dkim {
+        workspace: PathBuf,
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        /// Mark a key (selector._domainkey.domain) as having its private half published:
+        /// a pass with it then proves nothing, and the email page says so.
+        #[arg(long, value_name = "NAME")]
+        private_key_published: Vec<String>,
+        #[arg(long)]
+        json: bool,
     },
 
     /// Counts of what the workspace holds.
@@ -148,6 +169,20 @@ impl std::fmt::Display for Usage {
 impl std::error::Error for Usage {}
 
 fn main() -> ExitCode {
+    // `trove … | head` closes stdout early and println! then panics; leave quietly with
+    // the status a Unix tool killed by SIGPIPE has.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or_default();
+        if message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -197,13 +232,54 @@ fn run(cli: Cli) -> Result<ExitCode> {
             workspace,
             paths,
             quiet,
+            keys,
         } => {
             let mut ws = Workspace::open(&workspace)?;
+            if let Some(keys) = keys {
+                report_key_import(&keys, &ws.import_keys(&keys)?);
+            }
             let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
             let progress = progress::IngestProgress::new(quiet);
             let stats = ws.ingest(&paths, &progress)?;
             progress.finish();
             progress::print_summary(&stats);
+        }
+        Command::Dkim {
+            workspace,
+            keys,
+            private_key_published,
+            json,
+        } => {
+            let mut ws = Workspace::open(&workspace)?;
+            if let Some(keys) = keys {
+                report_key_import(&keys, &ws.import_keys(&keys)?);
+            }
+            for name in &private_key_published {
+                if !ws.mark_key_compromised(name)? {
+                    return Err(Usage(format!(
+                        "no key {name} in the workspace; add it with --keys first"
+                    ))
+                    .into());
+                }
+            }
+            let progress = progress::CountProgress::new("verifying DKIM", json);
+            let summary = ws.verify_dkim(&|done, total| progress.update(done, total));
+            progress.finish();
+            let summary = summary?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                println!(
+                    "DKIM: {} emails, {} signed, {} with a passing signature, {} unsigned",
+                    summary.emails,
+                    summary.signed,
+                    summary.pass,
+                    summary.emails - summary.signed
+                );
+                for (verdict, n) in &summary.signatures {
+                    println!("  signatures {verdict:<14} {n}");
+                }
+            }
         }
         Command::Status { workspace, json } => {
             let ws = Workspace::open(&workspace)?;
@@ -227,6 +303,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 println!("  skipped files:   {}", s.skipped_files);
                 println!("  releases:        {}", s.releases);
+                println!(
+                    "  DKIM:            {} pass, {} fail, {} unverified (no usable key), {} unsigned ({} keys held)",
+                    s.dkim_pass, s.dkim_fail, s.dkim_unverified, s.dkim_none, s.dkim_keys
+                );
                 println!("  original bytes:  {}", s.original_bytes);
             }
         }
@@ -319,6 +399,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => demo(bind, dir, no_serve)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn report_key_import(path: &Path, import: &trove_workspace::KeyImport) {
+    for (line, text) in &import.bad_lines {
+        eprintln!(
+            "trove: warning: {}:{line}: not a key record (`selector._domainkey.domain TXT`): {text}",
+            path.display()
+        );
+    }
+    println!(
+        "Keys from {}: {} added, {} replaced",
+        path.display(),
+        import.added,
+        import.replaced
+    );
 }
 
 fn verify_message(file: &Path, keys: Option<&Path>, json: bool) -> Result<ExitCode> {

@@ -751,3 +751,69 @@ fn verify_message_checks_one_file_offline_and_exits_by_verdict() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.eml"));
 }
+
+#[test]
+fn dkim_verdicts_are_stored_at_ingest_and_recomputed_when_keys_arrive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mail = tmp.path().join("mail");
+    std::fs::create_dir_all(&mail).unwrap();
+    let src = corpus("dkim/jstedfast-MimeKit-dkim/UnitTests/TestData/dkim");
+    for m in [
+        "gmail.msg",
+        "related.msg",
+        "multipart-no-end-boundary.msg",
+        "rfc8463-example.msg",
+    ] {
+        std::fs::copy(src.join(m), mail.join(m)).unwrap();
+    }
+    // A visible change (the text a reader sees), so it is not a duplicate of the original.
+    let tampered = std::fs::read_to_string(src.join("gmail.msg"))
+        .unwrap()
+        .replacen("This is the message body.", "This is the altered body.", 1);
+    std::fs::write(mail.join("tampered.msg"), tampered).unwrap();
+    std::fs::write(
+        mail.join("unsigned.eml"),
+        "From: a@example.com\nSubject: hi\nDate: Mon, 1 Jan 2001 10:00:00 +0000\n\nhello\n",
+    )
+    .unwrap();
+    let ws = new_workspace(tmp.path());
+    run(&["ingest", p(&ws), p(&mail)]);
+    let s = status(&ws);
+    assert_eq!(
+        (
+            s["dkim_pass"].as_u64(),
+            s["dkim_unverified"].as_u64(),
+            s["dkim_none"].as_u64()
+        ),
+        (Some(0), Some(5), Some(1)),
+        "{s}"
+    );
+    let keys = corpus("dkim/jstedfast-MimeKit-dkim/dns-records.txt");
+    let out = run(&["dkim", p(&ws), "--keys", p(&keys)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("4 with a passing signature"), "{text}");
+    let s = status(&ws);
+    assert_eq!(
+        (
+            s["dkim_pass"].as_u64(),
+            s["dkim_fail"].as_u64(),
+            s["dkim_none"].as_u64()
+        ),
+        (Some(4), Some(1), Some(1)),
+        "{s}"
+    );
+    // Keys given at ingest are used at once.
+    let ws2 = new_workspace(&tmp.path().join("second"));
+    run(&["ingest", p(&ws2), p(&mail), "--keys", p(&keys)]);
+    assert_eq!(status(&ws2)["dkim_pass"], 4);
+    let out = trove()
+        .args([
+            "dkim",
+            p(&ws),
+            "--private-key-published",
+            "nokey._domainkey.example.com",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

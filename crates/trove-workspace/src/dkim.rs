@@ -1,0 +1,251 @@
+//! DKIM in the workspace: key records with their provenance, and one stored verdict per
+//! DKIM-Signature of every email, verified on its original bytes at ingest and again by
+//! [`Workspace::verify_dkim`] after keys are added.
+
+use std::path::Path;
+
+use rayon::prelude::*;
+use rusqlite::{Transaction, params};
+use trove_mail::dkim::{KeyRecord, KeySource, KeyStore, SignatureVerdict};
+
+use crate::{Result, Workspace, WorkspaceError, io_err};
+
+/// What importing a key archive did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct KeyImport {
+    pub added: u64,
+    pub replaced: u64,
+    /// Lines that are not key records: (line number, text).
+    pub bad_lines: Vec<(usize, String)>,
+}
+
+/// Counts after verifying every email.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct DkimSummary {
+    pub emails: u64,
+    pub signed: u64,
+    /// Emails with at least one passing signature.
+    pub pass: u64,
+    /// Signatures by verdict name.
+    pub signatures: std::collections::BTreeMap<String, u64>,
+}
+
+fn source_columns(source: &KeySource) -> (&'static str, String) {
+    match source {
+        KeySource::Archive { file } => ("archive", file.clone()),
+        KeySource::Dns { at } => ("dns", at.clone()),
+        KeySource::Captured { at } => ("captured", at.clone()),
+    }
+}
+
+fn source_from(kind: &str, detail: String) -> KeySource {
+    match kind {
+        "dns" => KeySource::Dns { at: detail },
+        "captured" => KeySource::Captured { at: detail },
+        _ => KeySource::Archive { file: detail },
+    }
+}
+
+pub(crate) fn store_verdicts(
+    tx: &Transaction<'_>,
+    message: i64,
+    verdicts: &[SignatureVerdict],
+) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM dkim_verdicts WHERE message = ?1", [message])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO dkim_verdicts (message, idx, domain, selector, algorithm, verdict, reason, key_bits,
+             key_name, body_length_limit, body_length, weak)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    for v in verdicts {
+        insert.execute(params![
+            message,
+            v.index as i64,
+            v.domain,
+            v.selector,
+            v.algorithm,
+            v.verdict.name(),
+            v.verdict.reason(),
+            v.key_bits,
+            v.key.as_ref().map(|k| k.name.clone()),
+            v.body_length_limit.map(|l| l as i64),
+            v.body_length.map(|l| l as i64),
+            v.weak,
+        ])?;
+    }
+    Ok(())
+}
+
+impl Workspace {
+    /// Every key record the workspace holds.
+    pub fn key_store(&self) -> Result<KeyStore> {
+        let mut store = KeyStore::default();
+        let mut stmt = self
+            .catalogue
+            .conn
+            .prepare(
+                "SELECT name, txt, source, source_detail, private_key_published FROM dkim_keys",
+            )
+            .map_err(self.catalogue.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(KeyRecord {
+                    name: r.get(0)?,
+                    txt: r.get(1)?,
+                    source: source_from(&r.get::<_, String>(2)?, r.get(3)?),
+                    private_key_published: r.get::<_, i64>(4)? != 0,
+                })
+            })
+            .map_err(self.catalogue.err())?;
+        for row in rows {
+            store.insert(row.map_err(self.catalogue.err())?);
+        }
+        Ok(store)
+    }
+
+    /// Adds the records of a key archive file (`selector._domainkey.domain TXT` lines).
+    /// A record for a name already held replaces it.
+    pub fn import_keys(&mut self, path: &Path) -> Result<KeyImport> {
+        let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let (store, bad_lines) = KeyStore::parse_archive(&text, &file.display().to_string());
+        let mut import = KeyImport {
+            bad_lines,
+            ..KeyImport::default()
+        };
+        let tx = self
+            .catalogue
+            .conn
+            .transaction()
+            .map_err(|source| WorkspaceError::Catalogue {
+                path: self.catalogue.path.clone(),
+                source,
+            })?;
+        for line in text.lines() {
+            let name = line
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            let Some(record) = trove_mail::dkim::KeyLookup::lookup(&store, &name) else {
+                continue;
+            };
+            let (kind, detail) = source_columns(&record.source);
+            let existed: i64 = tx
+                .query_row(
+                    "SELECT count(*) FROM dkim_keys WHERE name = ?1",
+                    [&record.name],
+                    |r| r.get(0),
+                )
+                .map_err(|source| WorkspaceError::Catalogue {
+                    path: self.catalogue.path.clone(),
+                    source,
+                })?;
+            tx.execute(
+                "INSERT OR REPLACE INTO dkim_keys (name, txt, source, source_detail, private_key_published)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![record.name, record.txt, kind, detail, record.private_key_published as i64],
+            )
+            .map_err(|source| WorkspaceError::Catalogue { path: self.catalogue.path.clone(), source })?;
+            if existed > 0 {
+                import.replaced += 1;
+            } else {
+                import.added += 1;
+            }
+        }
+        tx.commit().map_err(|source| WorkspaceError::Catalogue {
+            path: self.catalogue.path.clone(),
+            source,
+        })?;
+        self.catalogue.log(
+            "dkim-keys",
+            &serde_json::json!({"file": file.display().to_string(), "added": import.added, "replaced": import.replaced}).to_string(),
+        )?;
+        Ok(import)
+    }
+
+    /// Marks a key as having its private half published: a pass with it proves nothing.
+    pub fn mark_key_compromised(&mut self, name: &str) -> Result<bool> {
+        let n = self
+            .catalogue
+            .conn
+            .execute(
+                "UPDATE dkim_keys SET private_key_published = 1 WHERE name = ?1",
+                [name.to_ascii_lowercase()],
+            )
+            .map_err(self.catalogue.err())?;
+        self.catalogue.log("dkim-key-compromised", name)?;
+        Ok(n > 0)
+    }
+
+    /// Verifies every email again with the keys held now, replacing the stored verdicts.
+    pub fn verify_dkim(&mut self, progress: &dyn Fn(u64, u64)) -> Result<DkimSummary> {
+        let keys = self.key_store()?;
+        let rows: Vec<(i64, String, Option<i64>)> = {
+            let mut stmt = self
+                .catalogue
+                .conn
+                .prepare("SELECT id, content_id, date FROM messages ORDER BY id")
+                .map_err(self.catalogue.err())?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(self.catalogue.err())?
+                .collect::<Result<_, _>>()
+                .map_err(self.catalogue.err())?
+        };
+        let total = rows.len() as u64;
+        let mut summary = DkimSummary {
+            emails: total,
+            ..DkimSummary::default()
+        };
+        let mut done = 0;
+        for chunk in rows.chunks(1024) {
+            let verdicts: Vec<Result<(i64, Vec<SignatureVerdict>)>> = chunk
+                .par_iter()
+                .map(|(id, content_id, date)| {
+                    let raw = self.blobs.get(content_id)?;
+                    Ok((*id, trove_mail::dkim::verify(&raw, &keys, *date)))
+                })
+                .collect();
+            let tx =
+                self.catalogue
+                    .conn
+                    .transaction()
+                    .map_err(|source| WorkspaceError::Catalogue {
+                        path: self.catalogue.path.clone(),
+                        source,
+                    })?;
+            for item in verdicts {
+                let (id, list) = item?;
+                if !list.is_empty() {
+                    summary.signed += 1;
+                }
+                if list
+                    .iter()
+                    .any(|v| v.verdict == trove_mail::dkim::Verdict::Pass)
+                {
+                    summary.pass += 1;
+                }
+                for v in &list {
+                    *summary
+                        .signatures
+                        .entry(v.verdict.name().to_string())
+                        .or_default() += 1;
+                }
+                store_verdicts(&tx, id, &list).map_err(|source| WorkspaceError::Catalogue {
+                    path: self.catalogue.path.clone(),
+                    source,
+                })?;
+            }
+            tx.commit().map_err(|source| WorkspaceError::Catalogue {
+                path: self.catalogue.path.clone(),
+                source,
+            })?;
+            done += chunk.len() as u64;
+            progress(done, total);
+        }
+        self.catalogue
+            .log("dkim", &serde_json::to_string(&summary).unwrap_or_default())?;
+        Ok(summary)
+    }
+}
