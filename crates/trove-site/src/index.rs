@@ -11,7 +11,8 @@ use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
 };
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value,
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions, Value,
 };
 use tantivy::tokenizer::{
     AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
@@ -35,6 +36,7 @@ struct Fields {
     subject: Field,
     body: Field,
     filename: Field,
+    dkim: Field,
     from_display: Field,
     subject_display: Field,
     date_display: Field,
@@ -57,11 +59,41 @@ fn schema() -> (Schema, Fields) {
         subject: b.add_text_field("subject", text.clone()),
         body: b.add_text_field("body", text.clone()),
         filename: b.add_text_field("filename", text),
+        dkim: b.add_text_field("dkim", STRING),
         from_display: b.add_text_field("from_display", STORED),
         subject_display: b.add_text_field("subject_display", STORED),
         date_display: b.add_text_field("date_display", STORED),
     };
     (b.build(), fields)
+}
+
+impl Fields {
+    /// The fields of an existing index, by name: an index written by an older trove lacks
+    /// some, and says so.
+    fn of(index: &Index, dir: &Path) -> Result<Fields> {
+        let schema = index.schema();
+        let get = |name: &str| {
+            schema.get_field(name).map_err(|_| SiteError::Format {
+                path: dir.to_path_buf(),
+                message: format!("the search index has no {name:?} field (made by an older trove); rebuild it with `trove reindex SITE`"),
+            })
+        };
+        Ok(Fields {
+            number: get("number")?,
+            release: get("release")?,
+            date: get("date")?,
+            from: get("from")?,
+            to: get("to")?,
+            cc: get("cc")?,
+            subject: get("subject")?,
+            body: get("body")?,
+            filename: get("filename")?,
+            dkim: get("dkim")?,
+            from_display: get("from_display")?,
+            subject_display: get("subject_display")?,
+            date_display: get("date_display")?,
+        })
+    }
 }
 
 fn register_tokenizer(index: &Index) {
@@ -127,13 +159,14 @@ impl SearchIndex {
     /// Opens the index in `dir`, creating an empty one if there is none.
     pub fn open_or_create(dir: &Path) -> Result<SearchIndex> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let (schema, fields) = schema();
+        let (schema, _) = schema();
         let directory =
             tantivy::directory::MmapDirectory::open(dir).map_err(|e| SiteError::Format {
                 path: dir.to_path_buf(),
                 message: e.to_string(),
             })?;
         let index = Index::open_or_create(directory, schema)?;
+        let fields = Fields::of(&index, dir)?;
         register_tokenizer(&index);
         let reader = index
             .reader_builder()
@@ -148,8 +181,8 @@ impl SearchIndex {
 
     /// Opens an existing index for reading.
     pub fn open(dir: &Path) -> Result<SearchIndex> {
-        let (_, fields) = schema();
         let index = Index::open_in_dir(dir)?;
+        let fields = Fields::of(&index, dir)?;
         register_tokenizer(&index);
         let reader = index
             .reader_builder()
@@ -189,6 +222,7 @@ impl SearchIndex {
                 doc.add_text(f.filename, name);
             }
         }
+        doc.add_text(f.dkim, crate::dkim_status(&m.dkim));
         doc.add_text(f.from_display, m.from_line());
         doc.add_text(f.subject_display, &m.subject);
         doc.add_text(f.date_display, m.date.as_deref().unwrap_or_default());
@@ -350,6 +384,10 @@ impl SearchIndex {
                         .collect(),
                 ))
             }
+            Expr::Dkim(status) => Box::new(TermQuery::new(
+                Term::from_field_text(self.fields.dkim, status),
+                IndexRecordOption::Basic,
+            )),
             Expr::Date { from, to } => {
                 let term = |t: i64| Term::from_field_i64(self.fields.date, t);
                 Box::new(RangeQuery::new(

@@ -31,7 +31,10 @@ use std::path::{Path, PathBuf};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use index::{Hit, SearchIndex, SearchResults, Sort, rebuild_index};
 pub use manifest::{FileEntry, Manifest, NumberRange, ReleaseWriter, merkle_root};
-pub use message::{MESSAGE_FORMAT, Person, PublishedAttachment, PublishedMessage};
+pub use message::{
+    MESSAGE_FORMAT, Person, PublishedAttachment, PublishedDkim, PublishedKey, PublishedMessage,
+    dkim_status,
+};
 pub use query::QueryError;
 pub use verify::{VerifyReport, verify_site};
 

@@ -35,6 +35,129 @@ pub struct PublishedMessage {
     /// SHA-256 of the raw source published beside this file, if it is published.
     pub raw_sha256: Option<String>,
     pub raw_size: Option<u64>,
+    /// One verdict per DKIM-Signature, verified on the original bytes before release.
+    #[serde(default)]
+    pub dkim: Vec<PublishedDkim>,
+}
+
+/// A DKIM verdict as published: what was checked, the result, and the key record used
+/// with where it came from, so anyone can check it again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PublishedDkim {
+    pub domain: String,
+    pub selector: String,
+    pub algorithm: String,
+    /// `pass`, `fail`, `key-not-found`, `key-invalid` or `unsupported`.
+    pub verdict: String,
+    pub reason: String,
+    pub key_bits: Option<u32>,
+    /// `l=`, and the canonicalised body length it is compared with.
+    pub body_length_limit: Option<u64>,
+    pub body_length: Option<u64>,
+    pub weak: Option<String>,
+    pub key: Option<PublishedKey>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PublishedKey {
+    /// `selector._domainkey.domain`.
+    pub name: String,
+    /// The TXT record as used.
+    pub txt: String,
+    /// Where the key came from, in words.
+    pub source: String,
+    /// The private half is known to be public: a pass proves nothing.
+    pub private_key_published: bool,
+}
+
+impl PublishedDkim {
+    pub fn from_verdict(v: &trove_mail::dkim::SignatureVerdict) -> PublishedDkim {
+        PublishedDkim {
+            domain: v.domain.clone(),
+            selector: v.selector.clone(),
+            algorithm: v.algorithm.clone(),
+            verdict: v.verdict.name().to_string(),
+            reason: v.verdict.reason(),
+            key_bits: v.key_bits,
+            body_length_limit: v.body_length_limit,
+            body_length: v.body_length,
+            weak: v.weak.clone(),
+            key: v.key.as_ref().map(|k| PublishedKey {
+                name: k.name.clone(),
+                txt: k.txt.clone(),
+                source: k.source.to_string(),
+                private_key_published: k.private_key_published,
+            }),
+        }
+    }
+
+    /// The verdict in plain words, for a reader.
+    pub fn sentence(&self) -> String {
+        let key = match (self.key_bits, self.algorithm.as_str()) {
+            (Some(bits), a) if a.starts_with("rsa") => format!("a {bits}-bit RSA key"),
+            (Some(_), a) if a.starts_with("ed25519") => "an Ed25519 key".to_string(),
+            _ => format!("a key for {}", self.algorithm),
+        };
+        let or_unknown = |s: &str| {
+            if s.is_empty() {
+                "?".to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        let mut line = if self.verdict == "pass" {
+            let covered = match (self.body_length_limit, self.body_length) {
+                (Some(l), Some(total)) if l < total => format!(
+                    "only the first {l} of {total} body bytes were signed (l=), so text after them could have been added"
+                ),
+                _ => "the body and the signed headers are unchanged since signing".to_string(),
+            };
+            format!(
+                "Signed by {} with {key} (selector {}); {covered}.",
+                self.domain, self.selector
+            )
+        } else {
+            let what = if self.verdict == "fail" {
+                "Signature FAILED"
+            } else {
+                "Signature not checked"
+            };
+            format!(
+                "{what}: by {} (selector {}, {}): {}.",
+                or_unknown(&self.domain),
+                or_unknown(&self.selector),
+                or_unknown(&self.algorithm),
+                self.reason
+            )
+        };
+        if let Some(k) = &self.key {
+            line.push_str(&format!(" Key from: {}.", k.source));
+            if k.private_key_published {
+                line.push_str(" The private half of this key has been published, so anyone could have made this signature: it proves nothing.");
+            }
+        }
+        if let Some(weak) = &self.weak {
+            line.push_str(&format!(" Weak: {weak}."));
+        }
+        line
+    }
+}
+
+/// An email's DKIM status for search: `pass` (a signature passes), `fail` (one definitely
+/// failed, none passes), `unverified` (signed, but no usable key), `none` (unsigned).
+pub fn dkim_status(list: &[PublishedDkim]) -> &'static str {
+    if list.is_empty() {
+        "none"
+    } else if list.iter().any(|d| d.verdict == "pass") {
+        "pass"
+    } else if list
+        .iter()
+        .any(|d| d.verdict == "fail" || d.verdict == "key-invalid")
+    {
+        "fail"
+    } else {
+        "unverified"
+    }
 }
 
 pub const MESSAGE_FORMAT: u32 = 1;

@@ -28,6 +28,8 @@ pub enum Expr {
         words: String,
         phrase: bool,
     },
+    /// An email's DKIM status: `pass`, `fail`, `unverified` or `none`.
+    Dkim(String),
     /// Seconds since the epoch, `[from, to)`.
     Date {
         from: Option<i64>,
@@ -61,7 +63,7 @@ impl TextField {
     }
 }
 
-const FIELDS: &str = "from: to: cc: subject: body: filename: after: before: date:";
+const FIELDS: &str = "from: to: cc: subject: body: filename: after: before: date: dkim:";
 
 /// A query that could not be read: what is wrong, and the column (1-based, in characters).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -356,6 +358,15 @@ fn field_expr(field: &str, value: &str, quoted: bool, col: usize) -> Result<Expr
                 to: Some(start),
             })
         }
+        "dkim" => match value.to_ascii_lowercase().as_str() {
+            s @ ("pass" | "fail" | "unverified" | "none") => Ok(Expr::Dkim(s.to_string())),
+            _ => Err(err(
+                value_col,
+                format!(
+                    "dkim:{value} is not a DKIM status; use dkim:pass, dkim:fail, dkim:unverified or dkim:none"
+                ),
+            )),
+        },
         "date" => {
             if let Some((a, b)) = value.split_once("..") {
                 let from = if a.is_empty() {
@@ -494,6 +505,9 @@ mod tests {
         let e = parse("subjct:gas").unwrap_err();
         assert_eq!(e.column, 1);
         assert!(e.message.contains("unknown field subjct:"));
+        assert_eq!(parse("dkim:PASS").unwrap(), Expr::Dkim("pass".into()));
+        let e = parse("gas dkim:maybe").unwrap_err();
+        assert_eq!(e.column, 10);
         let e = parse("after:2001-13").unwrap_err();
         assert_eq!(e.column, 7);
         let e = parse("(a OR b").unwrap_err();

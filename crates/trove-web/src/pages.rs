@@ -85,7 +85,7 @@ fn layout(site_title: &str, page_title: &str, query: &str, body: Markup) -> Stri
 fn search_form(query: &str, sort: Sort) -> Markup {
     html! {
         form.search action="/search" method="get" role="search" {
-            input #q type="search" name="q" value=(query) placeholder="Search: words, \"phrases\", from:, to:, subject:, after:2001-05" aria-label="Search the archive";
+            input #q type="search" name="q" value=(query) placeholder="Search: words, \"phrases\", from:, to:, subject:, after:2001-05, dkim:pass" aria-label="Search the archive";
             select name="sort" aria-label="Sort order" {
                 @for s in [Sort::Relevance, Sort::Newest, Sort::Oldest] {
                     option value=(s.name()) selected[s == sort] { (s.name()) }
@@ -226,7 +226,7 @@ pub fn search_error(title: &str, q: &str, e: &QueryError) -> String {
                 h1 { "That search could not be read" }
                 p { (e.to_string()) }
                 pre { (e.pointer(q)) }
-                p { "Search syntax: words, \"exact phrases\", from:, to:, cc:, subject:, body:, filename:, after:YYYY-MM-DD, before:, date:2001-05, -word to exclude, OR, parentheses." }
+                p { "Search syntax: words, \"exact phrases\", from:, to:, cc:, subject:, body:, filename:, after:YYYY-MM-DD, before:, date:2001-05, dkim:pass|fail|unverified|none, -word to exclude, OR, parentheses." }
             }
         },
     )
@@ -271,6 +271,15 @@ pub fn email(title: &str, m: &PublishedMessage, release: Option<&Manifest>) -> S
                 @if !m.charsets.is_empty() { tr { th { "Charset" } td { (distinct(&m.charsets).join(", ")) } } }
                 @if !m.defects.is_empty() { tr { th { "Flags" } td.flags { (m.defects.join(", ")) } } }
                 tr { th { "Source" } td { a href={ (url) "/raw" } { "raw email" } @if let Some(size) = m.raw_size { " (" (size) " bytes)" } } }
+            }
+            h2 { "Authenticity (DKIM)" }
+            @if m.dkim.is_empty() {
+                p { "This email carries no DKIM signature, so where it came from cannot be checked this way." }
+            } @else {
+                ul.dkim {
+                    @for d in &m.dkim { li { (d.sentence()) } }
+                }
+                p.hit-meta { "Verified on the original bytes before release; the key records used are in the published data of this email. Check it yourself with the raw source and dkimpy's dkimverify." }
             }
             @if !m.attachments.is_empty() {
                 h2 { "Attachments" }

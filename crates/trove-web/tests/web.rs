@@ -41,6 +41,7 @@ fn message(number: u64, subject: &str, text: &str) -> PublishedMessage {
         defects: vec![],
         raw_sha256: None,
         raw_size: None,
+        dkim: vec![],
     }
 }
 
@@ -71,6 +72,23 @@ fn build_site(dir: &Path) {
         sha256: sha256_hex(&pdf),
     }];
     let raw = b"Subject: Gas prices in California\n\nThe natural gas price rose.\n";
+    m1.dkim = vec![trove_site::PublishedDkim {
+        domain: "gmail.com".into(),
+        selector: "20120113".into(),
+        algorithm: "rsa-sha256".into(),
+        verdict: "pass".into(),
+        reason: String::new(),
+        key_bits: Some(2048),
+        body_length_limit: None,
+        body_length: Some(120),
+        weak: None,
+        key: Some(trove_site::PublishedKey {
+            name: "20120113._domainkey.gmail.com".into(),
+            txt: "k=rsa; p=MIIB".into(),
+            source: "key archive keys.txt, supplied by the publisher".into(),
+            private_key_published: false,
+        }),
+    }];
     m1.raw_sha256 = Some(sha256_hex(raw));
     m1.raw_size = Some(raw.len() as u64);
     let m2 = message(2, "Lunch", "See you at noon.");
@@ -150,6 +168,12 @@ async fn email_page_shows_headers_text_and_sanitised_html() {
     assert!(body.contains("<b>there</b>"));
     assert!(body.contains("/emailid/1/attachments/1"));
     assert!(body.contains("/emailid/1/raw"));
+    assert!(
+        body.contains("Signed by gmail.com with a 2048-bit RSA key (selector 20120113); the body and the signed headers are unchanged since signing. Key from: key archive keys.txt, supplied by the publisher."),
+        "{body}"
+    );
+    let (_, _, unsigned) = get(&app, "/emailid/2").await;
+    assert!(unsigned.contains("carries no DKIM signature"));
     assert!(!body.contains("<script"));
 }
 
@@ -236,6 +260,13 @@ async fn search_page_counts_snippets_and_explains_errors() {
     assert!(
         body.contains("2 emails match"),
         "deep pages answer at once: {body}"
+    );
+    let (_, _, body) = get(&app, "/search?q=dkim%3Apass").await;
+    assert!(body.contains("1 email matches"), "{body}");
+    let (_, _, body) = get(&app, "/search?q=dkim%3Anone").await;
+    assert!(
+        body.contains("1 email matches"),
+        "unreleased email 3 is not counted: {body}"
     );
     let (status, _, _) = get(&app, "/search?q=x&sort=sideways").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

@@ -38,7 +38,7 @@ fn source_columns(source: &KeySource) -> (&'static str, String) {
     }
 }
 
-fn source_from(kind: &str, detail: String) -> KeySource {
+pub(crate) fn source_from(kind: &str, detail: String) -> KeySource {
     match kind {
         "dns" => KeySource::Dns { at: detail },
         "captured" => KeySource::Captured { at: detail },

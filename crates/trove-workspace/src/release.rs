@@ -42,11 +42,13 @@ pub struct ReleaseOutcome {
 type Built = (PublishedMessage, Vec<u8>, Vec<Vec<u8>>);
 
 struct Row {
+    id: i64,
     number: u64,
     content_id: String,
     folders: Vec<String>,
     /// As catalogued: includes what only ingest can see, such as Message-ID conflicts.
     defects: Vec<String>,
+    dkim: Vec<trove_site::PublishedDkim>,
 }
 
 impl Workspace {
@@ -201,12 +203,12 @@ impl Workspace {
         resumed: bool,
         progress: &dyn Fn(u64, u64),
     ) -> Result<ReleaseOutcome> {
-        let rows: Vec<Row> = {
+        let mut rows: Vec<Row> = {
             let mut stmt = self
                 .catalogue
                 .conn
                 .prepare(
-                    "SELECT m.number, m.content_id, group_concat(DISTINCT c.folder), m.defects
+                    "SELECT m.number, m.content_id, group_concat(DISTINCT c.folder), m.defects, m.id
                      FROM messages m LEFT JOIN copies c ON c.message = m.id
                      WHERE m.release = ?1 GROUP BY m.id ORDER BY m.number",
                 )
@@ -227,16 +229,19 @@ impl Workspace {
                     .map(str::to_string)
                     .collect();
                 Ok(Row {
+                    id: r.get(4)?,
                     number: r.get::<_, i64>(0)? as u64,
                     content_id: r.get(1)?,
                     folders,
                     defects,
+                    dkim: Vec::new(),
                 })
             })
             .map_err(self.catalogue.err())?
             .collect::<Result<_, _>>()
             .map_err(self.catalogue.err())?
         };
+        self.load_dkim(&mut rows)?;
         let mut writer = ReleaseWriter::new(site, release, &title, &published_at, numbers);
         let index = SearchIndex::open_or_create(&site.index_dir())?;
         let mut index_writer = index.writer()?;
@@ -289,6 +294,57 @@ impl Workspace {
             manifest_sha256,
             resumed,
         })
+    }
+}
+
+impl Workspace {
+    /// The stored DKIM verdicts of each row, with the key records they used.
+    fn load_dkim(&self, rows: &mut [Row]) -> Result<()> {
+        let mut stmt = self
+            .catalogue
+            .conn
+            .prepare_cached(
+                "SELECT v.domain, v.selector, v.algorithm, v.verdict, v.reason, v.key_bits,
+                        v.body_length_limit, v.body_length, v.weak,
+                        k.name, k.txt, k.source, k.source_detail, k.private_key_published
+                 FROM dkim_verdicts v LEFT JOIN dkim_keys k ON k.name = v.key_name
+                 WHERE v.message = ?1 ORDER BY v.idx",
+            )
+            .map_err(self.catalogue.err())?;
+        for row in rows.iter_mut() {
+            row.dkim = stmt
+                .query_map([row.id], |r| {
+                    let key = match r.get::<_, Option<String>>(9)? {
+                        Some(name) => {
+                            let source =
+                                crate::dkim::source_from(&r.get::<_, String>(11)?, r.get(12)?);
+                            Some(trove_site::PublishedKey {
+                                name,
+                                txt: r.get(10)?,
+                                source: source.to_string(),
+                                private_key_published: r.get::<_, i64>(13)? != 0,
+                            })
+                        }
+                        None => None,
+                    };
+                    Ok(trove_site::PublishedDkim {
+                        domain: r.get(0)?,
+                        selector: r.get(1)?,
+                        algorithm: r.get(2)?,
+                        verdict: r.get(3)?,
+                        reason: r.get(4)?,
+                        key_bits: r.get(5)?,
+                        body_length_limit: r.get::<_, Option<i64>>(6)?.map(|l| l as u64),
+                        body_length: r.get::<_, Option<i64>>(7)?.map(|l| l as u64),
+                        weak: r.get(8)?,
+                        key,
+                    })
+                })
+                .map_err(self.catalogue.err())?
+                .collect::<Result<_, _>>()
+                .map_err(self.catalogue.err())?;
+        }
+        Ok(())
     }
 }
 
@@ -346,6 +402,7 @@ fn published_form(row: &Row, release: u32, raw: &[u8]) -> (PublishedMessage, Vec
         defects: row.defects.clone(),
         raw_sha256: Some(sha256_hex(raw)),
         raw_size: Some(raw.len() as u64),
+        dkim: row.dkim.clone(),
     };
     (message, bytes)
 }

@@ -464,57 +464,11 @@ fn verify_message(file: &Path, keys: Option<&Path>, json: bool) -> Result<ExitCo
         );
     } else {
         for v in &verdicts {
-            println!("{}", dkim_sentence(v));
+            let d = trove_site::PublishedDkim::from_verdict(v);
+            println!("{}: {}", d.verdict.to_uppercase(), d.sentence());
         }
     }
     Ok(ExitCode::from(if passed { 0 } else { 1 }))
-}
-
-/// One signature's verdict in plain words.
-fn dkim_sentence(v: &trove_mail::dkim::SignatureVerdict) -> String {
-    use trove_mail::dkim::Verdict;
-    let key = match (v.key_bits, v.algorithm.as_str()) {
-        (Some(bits), a) if a.starts_with("rsa") => format!("a {bits}-bit RSA key"),
-        (Some(_), a) if a.starts_with("ed25519") => "an Ed25519 key".to_string(),
-        _ => format!("a key for {}", v.algorithm),
-    };
-    let mut line = match &v.verdict {
-        Verdict::Pass => {
-            let covered = match (v.body_length_limit, v.body_length) {
-                (Some(l), Some(total)) if l < total => format!(
-                    "only the first {l} of {total} body bytes were signed (l=): text after them could have been added"
-                ),
-                _ => "the body and the signed headers are unchanged since signing".to_string(),
-            };
-            format!(
-                "PASS: signed by {} with {key} (selector {}); {covered}.",
-                v.domain, v.selector
-            )
-        }
-        other => format!(
-            "{}: signature by {} (selector {}, {}): {}.",
-            other.name().to_uppercase(),
-            if v.domain.is_empty() { "?" } else { &v.domain },
-            if v.selector.is_empty() {
-                "?"
-            } else {
-                &v.selector
-            },
-            if v.algorithm.is_empty() {
-                "?"
-            } else {
-                &v.algorithm
-            },
-            other.reason()
-        ),
-    };
-    if let Some(k) = &v.key {
-        line.push_str(&format!(" Key from: {}.", k.source));
-    }
-    if let Some(weak) = &v.weak {
-        line.push_str(&format!(" Weak: {weak}."));
-    }
-    line
 }
 
 fn hex_key(key: &trove_site::SigningKey) -> String {

@@ -696,7 +696,7 @@ fn verify_message_checks_one_file_offline_and_exits_by_verdict() {
     let out = run(&["verify-message", p(&gmail), "--keys", p(&keys)]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("signed by gmail.com with a 2048-bit RSA key (selector 20120113)"),
+        text.contains("PASS: Signed by gmail.com with a 2048-bit RSA key (selector 20120113)"),
         "{text}"
     );
     assert!(text.contains("Key from: key archive"), "{text}");
@@ -816,4 +816,49 @@ fn dkim_verdicts_are_stored_at_ingest_and_recomputed_when_keys_arrive() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+
+    // Released: the verdicts and keys are published, searchable and said in words.
+    run(&[
+        "dkim",
+        p(&ws),
+        "--private-key-published",
+        "brisbane._domainkey.football.example.com",
+    ]);
+    run(&["release", p(&ws), "--all"]);
+    let site = ws.join("site");
+    for (query, expected) in [
+        ("dkim:pass", 4),
+        ("dkim:fail", 1),
+        ("dkim:none", 1),
+        ("dkim:unverified", 0),
+    ] {
+        let out = run(&["search", p(&site), query, "--json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["total"], expected, "{query}");
+    }
+    let all = run(&["search", p(&site), "dkim:pass", "--json", "--limit", "10"]);
+    let all: Value = serde_json::from_slice(&all.stdout).unwrap();
+    let mut seen = String::new();
+    for hit in all["hits"].as_array().unwrap() {
+        let n = hit["number"].as_u64().unwrap();
+        let json: Value = serde_json::from_slice(
+            &std::fs::read(site.join(format!("messages/0000/{n}.json"))).unwrap(),
+        )
+        .unwrap();
+        for d in json["dkim"].as_array().unwrap() {
+            assert!(
+                d["key"]["txt"].as_str().unwrap().contains("p="),
+                "the key record is published: {d}"
+            );
+            seen.push_str(&format!(
+                "{} {}\n",
+                d["verdict"], d["key"]["private_key_published"]
+            ));
+        }
+    }
+    assert!(
+        seen.contains("\"pass\" true"),
+        "the marked key is published as compromised: {seen}"
+    );
+    run(&["verify", p(&site)]);
 }
