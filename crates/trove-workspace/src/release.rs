@@ -316,8 +316,17 @@ impl Workspace {
                 .query_map([row.id], |r| {
                     let key = match r.get::<_, Option<String>>(9)? {
                         Some(name) => {
-                            let source =
+                            let mut source =
                                 crate::dkim::source_from(&r.get::<_, String>(11)?, r.get(12)?);
+                            // The site is public: name the key archive, not where it sits
+                            // on the publisher's machine.
+                            if let trove_mail::dkim::KeySource::Archive { file } = &mut source {
+                                let name = std::path::Path::new(file.as_str())
+                                    .file_name()
+                                    .map(|n| n.to_string_lossy().into_owned())
+                                    .unwrap_or_default();
+                                *file = name;
+                            }
                             Some(trove_site::PublishedKey {
                                 name,
                                 txt: r.get(10)?,

@@ -850,6 +850,10 @@ fn dkim_verdicts_are_stored_at_ingest_and_recomputed_when_keys_arrive() {
                 d["key"]["txt"].as_str().unwrap().contains("p="),
                 "the key record is published: {d}"
             );
+            assert_eq!(
+                d["key"]["source"], "key archive dns-records.txt, supplied by the publisher",
+                "no local path of the publisher's is published"
+            );
             seen.push_str(&format!(
                 "{} {}\n",
                 d["verdict"], d["key"]["private_key_published"]
