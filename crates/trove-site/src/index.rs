@@ -249,15 +249,7 @@ impl SearchIndex {
         max_number: u64,
     ) -> Result<SearchResults> {
         let expr = crate::query::parse(query)?;
-        let q = self.build(&expr);
-        let cap: Box<dyn Query> = Box::new(RangeQuery::new(
-            Bound::Unbounded,
-            Bound::Included(Term::from_field_u64(self.fields.number, max_number)),
-        ));
-        let q: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
-            (Occur::Must, q),
-            (Occur::Must, cap),
-        ]));
+        let q = self.released(self.build(&expr), max_number);
         let searcher = self.reader.searcher();
         let total = searcher.search(&q, &Count)? as u64;
         // tantivy sizes its top-N heap by offset + limit: never ask for more than exists,
@@ -308,6 +300,37 @@ impl SearchIndex {
             });
         }
         Ok(SearchResults { total, hits })
+    }
+
+    /// `q`, restricted to the numbers a signed manifest covers.
+    fn released(&self, q: Box<dyn Query>, max_number: u64) -> Box<dyn Query> {
+        let cap: Box<dyn Query> = Box::new(RangeQuery::new(
+            Bound::Unbounded,
+            Bound::Included(Term::from_field_u64(self.fields.number, max_number)),
+        ));
+        Box::new(BooleanQuery::new(vec![
+            (Occur::Must, q),
+            (Occur::Must, cap),
+        ]))
+    }
+
+    /// How the emails matching `query` split by DKIM status: (`pass`, `fail`,
+    /// `unverified`, `none`) with their counts.
+    pub fn dkim_facet(&self, query: &str, max_number: u64) -> Result<Vec<(&'static str, u64)>> {
+        let expr = crate::query::parse(query)?;
+        let searcher = self.reader.searcher();
+        let mut out = Vec::with_capacity(4);
+        for status in ["pass", "fail", "unverified", "none"] {
+            let q = self.released(
+                Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, self.build(&expr)),
+                    (Occur::Must, self.build(&Expr::Dkim(status.to_string()))),
+                ])),
+                max_number,
+            );
+            out.push((status, searcher.search(&q, &Count)? as u64));
+        }
+        Ok(out)
     }
 
     /// The query terms of `query` in the body field, for snippets.

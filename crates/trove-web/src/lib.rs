@@ -229,6 +229,7 @@ async fn search(
             return Ok(None);
         };
         let results = index.search(&q, sort, (page - 1) * PAGE_SIZE, PAGE_SIZE, max)?;
+        let facet = index.dkim_facet(&q, max)?;
         let mut rows = Vec::with_capacity(results.hits.len());
         for hit in &results.hits {
             let snippet = match state.site.message(hit.number)? {
@@ -238,15 +239,16 @@ async fn search(
             };
             rows.push((hit.clone(), snippet));
         }
-        Ok::<_, trove_site::SiteError>(Some((results.total, rows)))
+        Ok::<_, trove_site::SiteError>(Some((results.total, rows, facet)))
     })
     .await
     .map_err(|e| WebError::Internal(e.to_string()))?;
     match result {
-        Ok(Some((total, rows))) => {
-            Ok(Html(pages::search(&title, &p.q, sort, page, total, &rows)).into_response())
-        }
-        Ok(None) => Ok(Html(pages::search(&title, &p.q, sort, page, 0, &[])).into_response()),
+        Ok(Some((total, rows, facet))) => Ok(Html(pages::search(
+            &title, &p.q, sort, page, total, &rows, &facet,
+        ))
+        .into_response()),
+        Ok(None) => Ok(Html(pages::search(&title, &p.q, sort, page, 0, &[], &[])).into_response()),
         Err(trove_site::SiteError::Query(e)) => Ok((
             StatusCode::BAD_REQUEST,
             Html(pages::search_error(&title, &p.q, &e)),

@@ -195,12 +195,26 @@ pub fn search(
     page: usize,
     total: u64,
     rows: &[(Hit, Option<String>)],
+    dkim_facet: &[(&str, u64)],
 ) -> String {
     let pages = total.div_ceil(PAGE_SIZE as u64) as usize;
     let body = html! {
         h1 { "Search" }
         p.count role="status" {
             @match total { 0 => "No emails match.", 1 => "1 email matches.", n => { (n) " emails match." } }
+        }
+        @if total > 0 && !dkim_facet.is_empty() {
+            p.facet {
+                "DKIM: "
+                @for (i, (status, count)) in dkim_facet.iter().enumerate() {
+                    @if i > 0 { " · " }
+                    @if *count > 0 && !q.contains(&format!("dkim:{status}")) {
+                        a href={ "/search?q=" (encode(format!("{q} dkim:{status}").trim())) "&sort=" (sort.name()) } { (status) " " (count) }
+                    } @else {
+                        (status) " " (count)
+                    }
+                }
+            }
         }
         ol.hits {
             @for (hit, snippet) in rows {

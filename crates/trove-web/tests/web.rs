@@ -261,6 +261,13 @@ async fn search_page_counts_snippets_and_explains_errors() {
         body.contains("2 emails match"),
         "deep pages answer at once: {body}"
     );
+    let (_, _, body) = get(&app, "/search?q=").await;
+    assert!(body.contains("DKIM: "), "{body}");
+    assert!(
+        body.contains("dkim%3Apass") && body.contains(">pass 1</a>"),
+        "a facet link narrows to dkim:pass: {body}"
+    );
+    assert!(body.contains("none 1"), "{body}");
     let (_, _, body) = get(&app, "/search?q=dkim%3Apass").await;
     assert!(body.contains("1 email matches"), "{body}");
     let (_, _, body) = get(&app, "/search?q=dkim%3Anone").await;
