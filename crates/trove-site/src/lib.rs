@@ -28,7 +28,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use ed25519_dalek::{SigningKey, VerifyingKey};
+pub use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 pub use index::{Hit, SearchIndex, SearchResults, Sort, rebuild_index};
 pub use manifest::{FileEntry, Manifest, NumberRange, ReleaseWriter, merkle_root};
 pub use message::{

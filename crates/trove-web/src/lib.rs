@@ -11,6 +11,7 @@
 //! so even email HTML that slipped past the sanitiser could not run or fetch anything.
 //! Attachments are always served as downloads (`application/octet-stream`, `attachment`).
 
+mod evidence;
 mod pages;
 
 use std::path::{Path, PathBuf};
@@ -156,6 +157,11 @@ pub fn router(state: Shared) -> Router {
         .route("/search", get(search))
         .route("/emailid/{n}", get(email))
         .route("/emailid/{n}/raw", get(raw))
+        .route("/emailid/{n}/evidence", get(evidence_bundle))
+        .route("/verify", get(verify_page))
+        .route("/public-key.pem", get(public_key))
+        .route("/releases/{k}/manifest.json", get(manifest_file))
+        .route("/releases/{k}/manifest.json.sig", get(signature_file))
         .route("/emailid/{n}/attachments/{m}", get(attachment))
         .route("/releases", get(releases))
         .route("/releases/{k}", get(release))
@@ -300,6 +306,85 @@ async fn raw(State(s): State<Shared>, UrlPath(n): UrlPath<String>) -> Result<Res
         bytes,
     )
         .into_response())
+}
+
+async fn evidence_bundle(
+    State(s): State<Shared>,
+    UrlPath(n): UrlPath<String>,
+) -> Result<Response, WebError> {
+    let m = load(&s, &n)?;
+    let raw = std::fs::read(s.site.root().join(trove_site::raw_path(m.number))).ok();
+    let tar = evidence::bundle(&m, raw.as_deref(), &s.site.info().title)
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    let disposition = format!("attachment; filename=\"email-{}-evidence.tar\"", m.number);
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-tar"),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_str(&disposition)
+                    .unwrap_or(HeaderValue::from_static("attachment")),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("sandbox; default-src 'none'"),
+            ),
+        ],
+        tar,
+    )
+        .into_response())
+}
+
+async fn verify_page(State(s): State<Shared>) -> Html<String> {
+    let manifests = s.manifests();
+    Html(pages::verify(
+        &s.site.info().title,
+        &s.site.info().public_key,
+        &manifests,
+    ))
+}
+
+async fn public_key(State(s): State<Shared>) -> Result<Response, WebError> {
+    let bytes =
+        std::fs::read(s.site.root().join("public-key.pem")).map_err(|_| WebError::NotFound)?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response())
+}
+
+/// A file of release `k` (manifest or signature), only for releases the server has read.
+fn release_file(
+    s: &AppState,
+    k: &str,
+    path: fn(u32) -> String,
+    content_type: &'static str,
+) -> Result<Response, WebError> {
+    let k: u32 = k.parse().map_err(|_| WebError::NotFound)?;
+    if !s.manifests().iter().any(|m| m.release == k) {
+        return Err(WebError::NotFound);
+    }
+    let bytes = std::fs::read(s.site.root().join(path(k))).map_err(|_| WebError::NotFound)?;
+    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+}
+
+async fn manifest_file(
+    State(s): State<Shared>,
+    UrlPath(k): UrlPath<String>,
+) -> Result<Response, WebError> {
+    release_file(&s, &k, trove_site::manifest_path, "application/json")
+}
+
+async fn signature_file(
+    State(s): State<Shared>,
+    UrlPath(k): UrlPath<String>,
+) -> Result<Response, WebError> {
+    release_file(
+        &s,
+        &k,
+        trove_site::signature_path,
+        "application/octet-stream",
+    )
 }
 
 async fn attachment(

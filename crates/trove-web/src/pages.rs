@@ -69,7 +69,7 @@ fn layout(site_title: &str, page_title: &str, query: &str, body: Markup) -> Stri
             body {
                 header.site {
                     a.title href="/" { (site_title) }
-                    nav { a href="/releases" { "Releases" } a href="/search" { "Search" } }
+                    nav { a href="/releases" { "Releases" } a href="/search" { "Search" } a href="/verify" { "Verify" } }
                 }
                 main {
                     (search_form(query, Sort::Relevance))
@@ -165,6 +165,7 @@ pub fn release(title: &str, m: &Manifest, page: usize, emails: &[PublishedMessag
                 tr { th { "Merkle root" } td { code { (m.merkle_root) } } }
                 tr { th { "Previous manifest" } td { code { (m.previous.as_deref().unwrap_or("none (first release)")) } } }
                 tr { th { "Signing key" } td { code { (m.public_key) } } }
+            tr { th { "Manifest" } td { a href={ "/releases/" (m.release) "/manifest.json" } { "manifest.json" } ", " a href={ "/releases/" (m.release) "/manifest.json.sig" } { "signature" } " (" a href="/verify" { "how to check" } ")" } }
             }
             ol.hits { @for e in emails { (email_row(e)) } }
             (pager(&format!("/releases/{}?", m.release), page, pages))
@@ -293,7 +294,12 @@ pub fn email(title: &str, m: &PublishedMessage, release: Option<&Manifest>) -> S
                 ul.dkim {
                     @for d in &m.dkim { li { (d.sentence()) } }
                 }
-                p.hit-meta { "Verified on the original bytes before release; the key records used are in the published data of this email. Check it yourself with the raw source and dkimpy's dkimverify." }
+                p.hit-meta {
+                    "Verified on the original bytes before release. "
+                    a href={ (url) "/evidence" } { "Download the evidence" }
+                    " (raw email, key records, verdicts, and how to check them with dkimpy) or read "
+                    a href="/verify" { "how to verify" } "."
+                }
             }
             @if !m.attachments.is_empty() {
                 h2 { "Attachments" }
@@ -324,6 +330,34 @@ pub fn email(title: &str, m: &PublishedMessage, release: Option<&Manifest>) -> S
         }
     };
     layout(title, &subject, "", body)
+}
+
+pub fn verify(title: &str, public_key: &str, manifests: &[Manifest]) -> String {
+    layout(
+        title,
+        "Verify this site",
+        "",
+        html! {
+            h1 { "Check this archive yourself" }
+            p { "Nothing here asks you to trust this server. Every release is a signed list of the files it published; every email's DKIM signatures can be checked against the key records shown with it." }
+            h2 { "The signing key" }
+            p { "Ed25519 public key (hex): " code { (public_key) } }
+            p { "As PEM: " a href="/public-key.pem" { "public-key.pem" } ". Compare it with the key the publisher announces elsewhere." }
+            h2 { "A release" }
+            ol {
+                li { "Download a release's manifest and signature (links on each release page, e.g. " a href="/releases/1/manifest.json" { "/releases/1/manifest.json" } " and " a href="/releases/1/manifest.json.sig" { "manifest.json.sig" } ")." }
+                li { "Check the signature with standard tools: " pre { "openssl pkeyutl -verify -pubin -inkey public-key.pem -rawin \
+        -in manifest.json -sigfile manifest.json.sig" } }
+                li { "Check each file it lists: its " code { "sha256" } " must match " code { "sha256sum FILE" } "." }
+                li { "Each manifest's " code { "previous" } " is the SHA-256 of the manifest before it: the releases form a chain, so none can be changed or dropped unnoticed." }
+                li { "Or run " code { "trove verify SITE" } ", which checks all of this and names the first file that fails." }
+            }
+            h2 { "An email's DKIM signatures" }
+            p { "Each email page says which domain signed it, with which key, and where the key came from. Its " em { "evidence" } " link downloads the raw email, the key records and the verdicts, with a README showing how to check them with dkimpy. Signature expiry (x=) is judged at the email's own date." }
+            h2 { "Releases" }
+            (release_table(manifests))
+        },
+    )
 }
 
 pub fn not_found() -> String {

@@ -290,3 +290,108 @@ async fn release_page_lists_its_emails_and_manifest() {
     let (status, _, _) = get(&app, "/releases/2").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn evidence_bundle_holds_raw_keys_verdicts_and_instructions() {
+    let (_tmp, app) = app();
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/emailid/1/evidence")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "application/x-tar");
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
+    let bytes = axum::body::to_bytes(resp.into_body(), 10 << 20)
+        .await
+        .unwrap();
+    let mut archive = tar::Archive::new(&bytes[..]);
+    let mut files = std::collections::BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+        files.insert(name, text);
+    }
+    assert_eq!(
+        files.keys().collect::<Vec<_>>(),
+        [
+            "email-1/README.txt",
+            "email-1/email-1.eml",
+            "email-1/keys.txt",
+            "email-1/verdicts.json"
+        ]
+    );
+    assert!(files["email-1/email-1.eml"].starts_with("Subject: Gas prices"));
+    assert_eq!(
+        files["email-1/keys.txt"],
+        "20120113._domainkey.gmail.com k=rsa; p=MIIB\n"
+    );
+    assert!(files["email-1/verdicts.json"].contains("\"verdict\": \"pass\""));
+    assert!(files["email-1/README.txt"].contains("dkim.DKIM(raw)"));
+    assert!(files["email-1/README.txt"].contains("Signed by gmail.com"));
+    let (status, _, _) = get(&app, "/emailid/3/evidence").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn verify_page_and_release_files_let_anyone_check_the_site() {
+    let (_tmp, app) = app();
+    let (status, _, body) = get(&app, "/verify").await;
+    assert_eq!(status, StatusCode::OK);
+    let key = SigningKey::from_bytes(&[7u8; 32]);
+    let hex: String = key
+        .verifying_key()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(body.contains(&hex), "{body}");
+    assert!(body.contains("openssl pkeyutl -verify"));
+    let (status, _, pem) = get(&app, "/public-key.pem").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+    let (status, headers, manifest) = get(&app, "/releases/1/manifest.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/json");
+    assert!(manifest.contains("trove-release/1"));
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/releases/1/manifest.json.sig")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let sig = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let sig = ed25519_dalek_signature(&sig);
+    assert!(
+        key.verifying_key()
+            .verify_strict(manifest.as_bytes(), &sig)
+            .is_ok(),
+        "the served signature checks"
+    );
+    for uri in ["/releases/2/manifest.json", "/releases/x/manifest.json.sig"] {
+        let (status, _, _) = get(&app, uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+    }
+}
+
+fn ed25519_dalek_signature(bytes: &[u8]) -> trove_site::Signature {
+    trove_site::Signature::from_slice(bytes).expect("64 bytes")
+}
