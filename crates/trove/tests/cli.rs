@@ -866,3 +866,103 @@ fn dkim_verdicts_are_stored_at_ingest_and_recomputed_when_keys_arrive() {
     );
     run(&["verify", p(&site)]);
 }
+
+/// The evidence bundle's README, followed to the letter with dkimpy, confirms the pass.
+#[test]
+fn evidence_bundle_instructions_verify_with_dkimpy() {
+    let has_dkimpy = Command::new("python3")
+        .args(["-c", "import dkim"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_dkimpy {
+        assert!(std::env::var_os("CI").is_none(), "CI must install dkimpy");
+        eprintln!("dkimpy not installed; skipped");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mail = tmp.path().join("mail");
+    std::fs::create_dir_all(&mail).unwrap();
+    std::fs::copy(
+        corpus("dkim/jstedfast-MimeKit-dkim/UnitTests/TestData/dkim/gmail.msg"),
+        mail.join("gmail.msg"),
+    )
+    .unwrap();
+    let ws = new_workspace(tmp.path());
+    run(&[
+        "ingest",
+        p(&ws),
+        p(&mail),
+        "--keys",
+        p(&corpus("dkim/jstedfast-MimeKit-dkim/dns-records.txt")),
+    ]);
+    run(&["release", p(&ws), "--all"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = trove()
+        .args([
+            "serve",
+            p(&ws.join("site")),
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut stream = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(_) if started.elapsed() < std::time::Duration::from_secs(20) => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            Err(e) => panic!("server did not start: {e}"),
+        }
+    };
+    use std::io::{Read, Write};
+    stream
+        .write_all(b"GET /emailid/1/evidence HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let body_at = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(response.starts_with(b"HTTP/1.0 200") || response.starts_with(b"HTTP/1.1 200"));
+    let bundle = tmp.path().join("evidence.tar");
+    std::fs::write(&bundle, &response[body_at..]).unwrap();
+    let out_dir = tmp.path().join("unpacked");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    assert!(
+        Command::new("tar")
+            .arg("xf")
+            .arg(&bundle)
+            .arg("-C")
+            .arg(&out_dir)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let dir = out_dir.join("email-1");
+    let readme = std::fs::read_to_string(dir.join("README.txt")).unwrap();
+    let script = readme
+        .split("python3 - <<'PY'\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\nPY\n").next())
+        .expect("the README holds a python snippet");
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(printed.trim(), "signature 0 pass", "{readme}");
+}
