@@ -173,11 +173,8 @@ impl Catalogue {
         })
     }
 
-    pub(crate) fn err(&self) -> impl FnOnce(rusqlite::Error) -> WorkspaceError + '_ {
-        move |source| WorkspaceError::Catalogue {
-            path: self.path.clone(),
-            source,
-        }
+    pub(crate) fn err(&self) -> impl Fn(rusqlite::Error) -> WorkspaceError + Copy + '_ {
+        db_err(&self.path)
     }
 
     pub fn log(&self, command: &str, detail: &str) -> Result<()> {
@@ -243,6 +240,15 @@ impl Catalogue {
             }
         }
         Ok(s)
+    }
+}
+
+/// Maps a SQLite error to one naming the catalogue file. Borrowing only the path, it can
+/// be used while a transaction holds the connection.
+pub(crate) fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> WorkspaceError + Copy + '_ {
+    move |source| WorkspaceError::Catalogue {
+        path: path.to_path_buf(),
+        source,
     }
 }
 

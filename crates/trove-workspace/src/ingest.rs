@@ -20,6 +20,7 @@ use trove_mail::read::{ByteCounter, Event, Origin};
 use trove_mail::{Defect, Parsed};
 
 use crate::blobs::compress;
+use crate::catalogue::db_err;
 use crate::{Result, Workspace, WorkspaceError};
 
 /// Counts for one ingest run; also what a progress display shows.
@@ -240,14 +241,8 @@ impl Workspace {
             .catalogue
             .conn
             .transaction()
-            .map_err(|source| WorkspaceError::Catalogue {
-                path: self.catalogue.path.clone(),
-                source,
-            })?;
-        let cat_err = |source| WorkspaceError::Catalogue {
-            path: self.catalogue.path.clone(),
-            source,
-        };
+            .map_err(db_err(&self.catalogue.path))?;
+        let cat_err = db_err(&self.catalogue.path);
         {
             let mut by_content = tx
                 .prepare_cached("SELECT id FROM messages WHERE content_id = ?1")

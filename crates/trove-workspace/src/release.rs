@@ -17,6 +17,7 @@ use trove_site::{
     sha256_hex,
 };
 
+use crate::catalogue::db_err;
 use crate::catalogue::now_rfc3339;
 use crate::{Result, Workspace, WorkspaceError};
 
@@ -74,14 +75,8 @@ impl Workspace {
             .catalogue
             .conn
             .transaction()
-            .map_err(|source| WorkspaceError::Catalogue {
-                path: self.catalogue.path.clone(),
-                source,
-            })?;
-        let cat_err = |source| WorkspaceError::Catalogue {
-            path: self.catalogue.path.clone(),
-            source,
-        };
+            .map_err(db_err(&self.catalogue.path))?;
+        let cat_err = db_err(&self.catalogue.path);
         let (release, next_number): (u32, u64) = tx
             .query_row(
                 "SELECT coalesce(max(number), 0) + 1, coalesce(max(last), 0) + 1 FROM releases",

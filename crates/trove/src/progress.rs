@@ -11,10 +11,30 @@ use trove_workspace::{IngestStats, Progress};
 pub struct IngestProgress {
     bar: Option<ProgressBar>,
     quiet: bool,
-    last_log: Mutex<Instant>,
+    last_log: Throttle,
 }
 
 const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Says when the next log line is due: at most one every [`LOG_EVERY`].
+struct Throttle(Mutex<Instant>);
+
+impl Default for Throttle {
+    fn default() -> Throttle {
+        Throttle(Mutex::new(Instant::now()))
+    }
+}
+
+impl Throttle {
+    fn due(&self) -> bool {
+        let mut last = self.0.lock().expect("not poisoned");
+        if last.elapsed() < LOG_EVERY {
+            return false;
+        }
+        *last = Instant::now();
+        true
+    }
+}
 
 impl IngestProgress {
     pub fn new(quiet: bool) -> IngestProgress {
@@ -29,7 +49,7 @@ impl IngestProgress {
         IngestProgress {
             bar,
             quiet,
-            last_log: Mutex::new(Instant::now()),
+            last_log: Throttle::default(),
         }
     }
 
@@ -59,11 +79,9 @@ impl Progress for IngestProgress {
         if self.quiet {
             return;
         }
-        let mut last = self.last_log.lock().expect("not poisoned");
-        if last.elapsed() < LOG_EVERY {
+        if !self.last_log.due() {
             return;
         }
-        *last = Instant::now();
         let secs = stats.elapsed.as_secs_f64();
         let eta = if stats.bytes_read > 0 && stats.bytes_total > stats.bytes_read {
             format!(
@@ -133,7 +151,7 @@ pub struct CountProgress {
     bar: Option<ProgressBar>,
     quiet: bool,
     started: Instant,
-    last_log: Mutex<Instant>,
+    last_log: Throttle,
 }
 
 impl CountProgress {
@@ -152,7 +170,7 @@ impl CountProgress {
             bar,
             quiet,
             started: Instant::now(),
-            last_log: Mutex::new(Instant::now()),
+            last_log: Throttle::default(),
         }
     }
 
@@ -165,11 +183,9 @@ impl CountProgress {
         if self.quiet {
             return;
         }
-        let mut last = self.last_log.lock().expect("not poisoned");
-        if last.elapsed() < LOG_EVERY {
+        if !self.last_log.due() {
             return;
         }
-        *last = Instant::now();
         let secs = self.started.elapsed().as_secs_f64();
         let rate = done as f64 / secs.max(0.001);
         let eta = if rate > 0.0 {
