@@ -316,26 +316,11 @@ async fn evidence_bundle(
     let raw = std::fs::read(s.site.root().join(trove_site::raw_path(m.number))).ok();
     let tar = evidence::bundle(&m, raw.as_deref(), &s.site.info().title)
         .map_err(|e| WebError::Internal(e.to_string()))?;
-    let disposition = format!("attachment; filename=\"email-{}-evidence.tar\"", m.number);
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/x-tar"),
-            ),
-            (
-                header::CONTENT_DISPOSITION,
-                HeaderValue::from_str(&disposition)
-                    .unwrap_or(HeaderValue::from_static("attachment")),
-            ),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static("sandbox; default-src 'none'"),
-            ),
-        ],
+    Ok(download(
         tar,
-    )
-        .into_response())
+        "application/x-tar",
+        &format!("email-{}-evidence.tar", m.number),
+    ))
 }
 
 async fn verify_page(State(s): State<Shared>) -> Html<String> {
@@ -404,18 +389,17 @@ async fn attachment(
         .filename
         .clone()
         .unwrap_or_else(|| format!("email-{}-attachment-{}", m.number, a.index));
-    let disposition = content_disposition(&name);
-    Ok((
+    Ok(download(bytes, "application/octet-stream", &name))
+}
+
+/// A file served only as a download: never rendered, never sniffed, sandboxed if opened.
+fn download(bytes: Vec<u8>, content_type: &'static str, filename: &str) -> Response {
+    let disposition = HeaderValue::from_str(&content_disposition(filename))
+        .unwrap_or(HeaderValue::from_static("attachment"));
+    (
         [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            ),
-            (
-                header::CONTENT_DISPOSITION,
-                HeaderValue::from_str(&disposition)
-                    .unwrap_or(HeaderValue::from_static("attachment")),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CONTENT_DISPOSITION, disposition),
             (
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static("sandbox; default-src 'none'"),
@@ -423,7 +407,7 @@ async fn attachment(
         ],
         bytes,
     )
-        .into_response())
+        .into_response()
 }
 
 /// `attachment; filename="ascii fallback"; filename*=UTF-8''percent-encoded` (RFC 6266).

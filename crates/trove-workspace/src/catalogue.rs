@@ -173,6 +173,18 @@ impl Catalogue {
         })
     }
 
+    /// Starts a transaction, with the error mapper to use while it holds the connection.
+    pub(crate) fn begin(
+        &mut self,
+    ) -> Result<(
+        rusqlite::Transaction<'_>,
+        impl Fn(rusqlite::Error) -> WorkspaceError + Copy + '_,
+    )> {
+        let Catalogue { conn, path } = self;
+        let tx = conn.transaction().map_err(db_err(path))?;
+        Ok((tx, db_err(path)))
+    }
+
     pub(crate) fn err(&self) -> impl Fn(rusqlite::Error) -> WorkspaceError + Copy + '_ {
         db_err(&self.path)
     }

@@ -8,7 +8,6 @@ use rayon::prelude::*;
 use rusqlite::{Transaction, params};
 use trove_mail::dkim::{KeyRecord, KeySource, KeyStore, SignatureVerdict};
 
-use crate::catalogue::db_err;
 use crate::{Result, Workspace, io_err};
 
 /// What importing a key archive did.
@@ -114,11 +113,7 @@ impl Workspace {
             bad_lines,
             ..KeyImport::default()
         };
-        let tx = self
-            .catalogue
-            .conn
-            .transaction()
-            .map_err(db_err(&self.catalogue.path))?;
+        let (tx, cat_err) = self.catalogue.begin()?;
         for line in text.lines() {
             let name = line
                 .split_whitespace()
@@ -136,20 +131,20 @@ impl Workspace {
                     [&record.name],
                     |r| r.get(0),
                 )
-                .map_err(db_err(&self.catalogue.path))?;
+                .map_err(cat_err)?;
             tx.execute(
                 "INSERT OR REPLACE INTO dkim_keys (name, txt, source, source_detail, private_key_published)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![record.name, record.txt, kind, detail, record.private_key_published as i64],
             )
-            .map_err(db_err(&self.catalogue.path))?;
+            .map_err(cat_err)?;
             if existed > 0 {
                 import.replaced += 1;
             } else {
                 import.added += 1;
             }
         }
-        tx.commit().map_err(db_err(&self.catalogue.path))?;
+        tx.commit().map_err(cat_err)?;
         self.catalogue.log(
             "dkim-keys",
             &serde_json::json!({"file": file.display().to_string(), "added": import.added, "replaced": import.replaced}).to_string(),
@@ -199,11 +194,7 @@ impl Workspace {
                     Ok((*id, trove_mail::dkim::verify(&raw, &keys, *date)))
                 })
                 .collect();
-            let tx = self
-                .catalogue
-                .conn
-                .transaction()
-                .map_err(db_err(&self.catalogue.path))?;
+            let (tx, cat_err) = self.catalogue.begin()?;
             for item in verdicts {
                 let (id, list) = item?;
                 if !list.is_empty() {
@@ -221,9 +212,9 @@ impl Workspace {
                         .entry(v.verdict.name().to_string())
                         .or_default() += 1;
                 }
-                store_verdicts(&tx, id, &list).map_err(db_err(&self.catalogue.path))?;
+                store_verdicts(&tx, id, &list).map_err(cat_err)?;
             }
-            tx.commit().map_err(db_err(&self.catalogue.path))?;
+            tx.commit().map_err(cat_err)?;
             done += chunk.len() as u64;
             progress(done, total);
         }

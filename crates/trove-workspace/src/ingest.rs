@@ -20,7 +20,6 @@ use trove_mail::read::{ByteCounter, Event, Origin};
 use trove_mail::{Defect, Parsed};
 
 use crate::blobs::compress;
-use crate::catalogue::db_err;
 use crate::{Result, Workspace, WorkspaceError};
 
 /// Counts for one ingest run; also what a progress display shows.
@@ -237,12 +236,7 @@ impl Workspace {
                 })
             })
             .collect();
-        let tx = self
-            .catalogue
-            .conn
-            .transaction()
-            .map_err(db_err(&self.catalogue.path))?;
-        let cat_err = db_err(&self.catalogue.path);
+        let (tx, cat_err) = self.catalogue.begin()?;
         {
             let mut by_content = tx
                 .prepare_cached("SELECT id FROM messages WHERE content_id = ?1")

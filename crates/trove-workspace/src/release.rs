@@ -17,7 +17,6 @@ use trove_site::{
     sha256_hex,
 };
 
-use crate::catalogue::db_err;
 use crate::catalogue::now_rfc3339;
 use crate::{Result, Workspace, WorkspaceError};
 
@@ -71,12 +70,7 @@ impl Workspace {
                 .write_release(&site, &key, pending, true, progress)
                 .map(Some);
         }
-        let tx = self
-            .catalogue
-            .conn
-            .transaction()
-            .map_err(db_err(&self.catalogue.path))?;
-        let cat_err = db_err(&self.catalogue.path);
+        let (tx, cat_err) = self.catalogue.begin()?;
         let (release, next_number): (u32, u64) = tx
             .query_row(
                 "SELECT coalesce(max(number), 0) + 1, coalesce(max(last), 0) + 1 FROM releases",
