@@ -360,3 +360,42 @@ fn verdicts_agree_with_dkimpy_on_every_vector() {
         disagreements.join("\n")
     );
 }
+
+#[test]
+fn arc_chains_verify_and_tampering_breaks_them() {
+    use trove_mail::dkim::verify_arc;
+    // 7: one set sealed by google.com (rsa-sha256).
+    let (keys, raw) = stalwart("stalwartlabs-mail-auth/resources/arc/001.txt");
+    let arc = verify_arc(&raw, &keys, date(&raw)).expect("ARC headers");
+    assert_eq!(arc.sets, 1);
+    assert_eq!(arc.verdict, Verdict::Pass, "{arc:#?}");
+    assert_eq!(arc.seals[0].1, "google.com");
+    // 8: two sets, an ed25519 seal then an rsa one.
+    let (keys, raw) = stalwart("stalwartlabs-mail-auth/resources/arc/002.txt");
+    let arc = verify_arc(&raw, &keys, date(&raw)).expect("ARC headers");
+    assert_eq!(arc.sets, 2);
+    assert_eq!(arc.verdict, Verdict::Pass, "{arc:#?}");
+    assert!(arc.seals.iter().all(|s| s.3 == Verdict::Pass), "{arc:#?}");
+    // The set-1 authentication results rewritten: the seals over them break.
+    let text = String::from_utf8(raw.clone()).unwrap();
+    let aar1 = text
+        .find("ARC-Authentication-Results: i=1;")
+        .expect("AAR i=1");
+    let mut changed = raw.clone();
+    let at = text[aar1..].find("dkim=").unwrap() + aar1 + "dkim=".len();
+    changed[at] = b'X';
+    let arc = verify_arc(&changed, &keys, date(&changed)).unwrap();
+    assert_ne!(arc.verdict, Verdict::Pass, "{arc:#?}");
+    // A missing key is said as such.
+    let arc = verify_arc(&raw, &KeyStore::default(), date(&raw)).unwrap();
+    assert_eq!(arc.verdict, Verdict::KeyNotFound, "{arc:#?}");
+    // No ARC headers: nothing to say.
+    assert!(
+        verify_arc(
+            &read("jstedfast-MimeKit-dkim/UnitTests/TestData/dkim/gmail.msg"),
+            &keys,
+            None
+        )
+        .is_none()
+    );
+}

@@ -468,6 +468,23 @@ fn verify_message(file: &Path, keys: Option<&Path>, json: bool) -> Result<ExitCo
             println!("{}: {}", d.verdict.to_uppercase(), d.sentence());
         }
     }
+    let arc = trove_mail::dkim::verify_arc(&raw, &store, parsed.date.map(|d| d.timestamp));
+    if let (false, Some(arc)) = (json, arc) {
+        let seals: Vec<String> = arc
+            .seals
+            .iter()
+            .map(|(i, d, s, v)| format!("{i}: {d} (selector {s}) {}", v.name()))
+            .collect();
+        let outcome = match &arc.verdict {
+            Verdict::Pass => "PASS".to_string(),
+            other => format!("{}: {}", other.name().to_uppercase(), other.reason()),
+        };
+        println!(
+            "ARC: chain of {} set(s), {outcome}; seals {}",
+            arc.sets,
+            seals.join(", ")
+        );
+    }
     Ok(ExitCode::from(if passed { 0 } else { 1 }))
 }
 

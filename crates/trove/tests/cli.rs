@@ -759,6 +759,20 @@ fn verify_message_checks_one_file_offline_and_exits_by_verdict() {
         "{v}"
     );
 
+    // An ARC-sealed message: the chain is reported too.
+    let arc = std::fs::read(corpus("dkim/stalwartlabs-mail-auth/resources/arc/002.txt")).unwrap();
+    let split = arc.windows(2).position(|w| w == b"\n\n").unwrap();
+    let arc_keys = tmp.path().join("arc.keys");
+    let arc_mail = tmp.path().join("arc.eml");
+    std::fs::write(&arc_keys, &arc[..split]).unwrap();
+    std::fs::write(&arc_mail, &arc[split + 2..]).unwrap();
+    let out = run(&["verify-message", p(&arc_mail), "--keys", p(&arc_keys)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ARC: chain of 2 set(s), PASS; seals 1: scamorza.org (selector ed) pass, 2: manchego.org (selector rsa) pass"),
+        "{text}"
+    );
+
     let out = trove()
         .args(["verify-message", "/nonexistent.eml"])
         .output()
