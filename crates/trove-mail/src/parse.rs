@@ -43,21 +43,6 @@ pub enum Defect {
 }
 
 impl Defect {
-    pub const ALL: [Defect; 12] = [
-        Defect::NotParseable,
-        Defect::NoDate,
-        Defect::BadDate,
-        Defect::NoMessageId,
-        Defect::NoFrom,
-        Defect::BrokenMime,
-        Defect::Truncated,
-        Defect::CharsetMislabelled,
-        Defect::UnknownCharset,
-        Defect::UndecodableText,
-        Defect::MessageIdConflict,
-        Defect::RawEightBitHeader,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             Defect::NotParseable => "not-parseable",
@@ -73,10 +58,6 @@ impl Defect {
             Defect::MessageIdConflict => "message-id-conflict",
             Defect::RawEightBitHeader => "raw-8bit-header",
         }
-    }
-
-    pub fn from_name(name: &str) -> Option<Defect> {
-        Defect::ALL.into_iter().find(|d| d.name() == name)
     }
 }
 

@@ -234,10 +234,6 @@ impl SearchIndex {
         Ok(self.reader.reload()?)
     }
 
-    pub fn num_docs(&self) -> u64 {
-        self.reader.searcher().num_docs()
-    }
-
     /// Runs a query in the search language. `max_number` caps the public numbers returned:
     /// the index may hold emails of a release whose manifest is not yet written.
     pub fn search(

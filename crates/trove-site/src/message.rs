@@ -178,14 +178,6 @@ impl Person {
             (None, None) => String::new(),
         }
     }
-
-    /// The name if there is one, else the address.
-    pub fn short(&self) -> &str {
-        self.name
-            .as_deref()
-            .or(self.address.as_deref())
-            .unwrap_or_default()
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

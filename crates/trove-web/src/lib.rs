@@ -14,7 +14,7 @@
 mod evidence;
 mod pages;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -102,10 +102,6 @@ impl AppState {
             .read()
             .map(|p| p.manifests.clone())
             .unwrap_or_default()
-    }
-
-    pub fn site_dir(&self) -> PathBuf {
-        self.site.root().to_path_buf()
     }
 }
 

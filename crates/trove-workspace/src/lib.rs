@@ -136,11 +136,6 @@ impl Workspace {
     pub fn signing_key(&self) -> Result<SigningKey> {
         read_key(&self.root.join("keys/signing.key"))
     }
-
-    /// The original bytes of a message, by content id.
-    pub fn original(&self, content_id: &str) -> Result<Vec<u8>> {
-        self.blobs.get(content_id)
-    }
 }
 
 fn write_key(path: &Path) -> Result<()> {
