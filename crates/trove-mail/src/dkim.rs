@@ -246,6 +246,10 @@ pub fn verify(
     keys: &dyn KeyLookup,
     message_date: Option<i64>,
 ) -> Vec<SignatureVerdict> {
+    // Most mail is unsigned: find that out before copying the message to CRLF.
+    if !has_field(raw, b"dkim-signature:") {
+        return Vec::new();
+    }
     let message = to_crlf(raw);
     let (headers, body) = split_message(&message);
     let mut verdicts = Vec::new();
@@ -287,6 +291,9 @@ pub fn verify_arc(
     keys: &dyn KeyLookup,
     message_date: Option<i64>,
 ) -> Option<ArcResult> {
+    if !has_field(raw, b"arc-") {
+        return None;
+    }
     let message = to_crlf(raw);
     let (headers, body) = split_message(&message);
     let named = |name: &str| -> Vec<&Field<'_>> {
@@ -454,6 +461,21 @@ fn verify_seal(
         Verdict::Fail(Failure::SignatureMismatch)
     };
     (domain, selector, verdict)
+}
+
+/// Whether a header line of `raw`'s header section starts with `prefix` (lower case,
+/// compared without regard to case).
+fn has_field(raw: &[u8], prefix: &[u8]) -> bool {
+    for line in raw.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return false;
+        }
+        if line.len() >= prefix.len() && line[..prefix.len()].eq_ignore_ascii_case(prefix) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Bare LF line ends become CRLF, as they were on the wire when the mail was signed.
@@ -1090,6 +1112,22 @@ mod tests {
         );
         assert_eq!(Canon::Simple.body(b""), b"\r\n");
         assert_eq!(Canon::Relaxed.body(b""), b"");
+    }
+
+    #[test]
+    fn header_presence_looks_at_the_header_section_only() {
+        assert!(has_field(
+            b"From: a\r\ndkim-SIGNATURE: v=1\r\n\r\nbody",
+            b"dkim-signature:"
+        ));
+        assert!(!has_field(
+            b"From: a\n\nDKIM-Signature: in the body\n",
+            b"dkim-signature:"
+        ));
+        assert!(!has_field(
+            b"From: a\n X-DKIM-Signature: folded\n\n",
+            b"dkim-signature:"
+        ));
     }
 
     #[test]
