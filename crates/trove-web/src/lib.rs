@@ -28,7 +28,8 @@ use trove_site::{Manifest, SearchIndex, Site, Sort};
 
 /// What the server knows about the site, refreshed when a new release appears.
 struct Published {
-    manifests: Vec<Manifest>,
+    /// Shared, not copied, per request: a manifest lists every file of its release.
+    manifests: Vec<Arc<Manifest>>,
     /// The highest public number vouched for by a signed manifest.
     max_number: u64,
     checked: Instant,
@@ -48,7 +49,7 @@ pub const PAGE_SIZE: usize = 20;
 impl AppState {
     pub fn open(dir: &Path) -> trove_site::Result<AppState> {
         let site = Site::open(dir)?;
-        let manifests = site.manifests()?;
+        let manifests: Vec<Arc<Manifest>> = site.manifests()?.into_iter().map(Arc::new).collect();
         let index = if site.index_dir().join("meta.json").exists() {
             Some(SearchIndex::open(&site.index_dir())?)
         } else {
@@ -82,7 +83,7 @@ impl AppState {
         let mut grew = false;
         while let Ok(Some(m)) = self.site.manifest(p.manifests.len() as u32 + 1) {
             p.max_number = m.numbers.last;
-            p.manifests.push(m);
+            p.manifests.push(Arc::new(m));
             grew = true;
         }
         p.checked = Instant::now();
@@ -96,12 +97,19 @@ impl AppState {
         self.published.read().map(|p| p.max_number).unwrap_or(0)
     }
 
-    fn manifests(&self) -> Vec<Manifest> {
+    fn manifests(&self) -> Vec<Arc<Manifest>> {
         self.refresh();
         self.published
             .read()
             .map(|p| p.manifests.clone())
             .unwrap_or_default()
+    }
+
+    /// Release `k`'s manifest, if the server has read it. Releases are numbered from 1.
+    fn manifest(&self, k: u32) -> Option<Arc<Manifest>> {
+        self.refresh();
+        let p = self.published.read().ok()?;
+        p.manifests.get((k as usize).checked_sub(1)?).cloned()
     }
 }
 
@@ -274,11 +282,11 @@ async fn email(
     UrlPath(n): UrlPath<String>,
 ) -> Result<Html<String>, WebError> {
     let m = load(&s, &n)?;
-    let release = s.manifests().into_iter().find(|r| r.release == m.release);
+    let release = s.manifest(m.release);
     Ok(Html(pages::email(
         &s.site.info().title,
         &m,
-        release.as_ref(),
+        release.as_deref(),
     )))
 }
 
@@ -342,7 +350,7 @@ fn release_file(
     content_type: &'static str,
 ) -> Result<Response, WebError> {
     let k: u32 = k.parse().map_err(|_| WebError::NotFound)?;
-    if !s.manifests().iter().any(|m| m.release == k) {
+    if s.manifest(k).is_none() {
         return Err(WebError::NotFound);
     }
     let bytes = std::fs::read(s.site.root().join(path(k))).map_err(|_| WebError::NotFound)?;
@@ -437,11 +445,7 @@ async fn release(
     Query(p): Query<PageParam>,
 ) -> Result<Html<String>, WebError> {
     let k: u32 = k.parse().map_err(|_| WebError::NotFound)?;
-    let manifest = s
-        .manifests()
-        .into_iter()
-        .find(|m| m.release == k)
-        .ok_or(WebError::NotFound)?;
+    let manifest = s.manifest(k).ok_or(WebError::NotFound)?;
     let page = p.page.unwrap_or(1).max(1);
     let first = manifest.numbers.first + ((page - 1) * PAGE_SIZE) as u64;
     let mut emails = Vec::new();

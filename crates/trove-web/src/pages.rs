@@ -2,6 +2,8 @@
 //! HTML (cleaned by ammonia at release) and tantivy snippets (escaped text with `<b>`).
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
+use std::sync::Arc;
+
 use trove_site::{Hit, Manifest, Person, PublishedMessage, QueryError, Sort};
 
 use crate::PAGE_SIZE;
@@ -96,7 +98,7 @@ fn search_form(query: &str, sort: Sort) -> Markup {
     }
 }
 
-pub fn home(title: &str, manifests: &[Manifest]) -> String {
+pub fn home(title: &str, manifests: &[Arc<Manifest>]) -> String {
     let total: u64 = manifests.iter().map(|m| m.numbers.count()).sum();
     layout(
         title,
@@ -110,7 +112,7 @@ pub fn home(title: &str, manifests: &[Manifest]) -> String {
     )
 }
 
-fn release_table(manifests: &[Manifest]) -> Markup {
+fn release_table(manifests: &[Arc<Manifest>]) -> Markup {
     html! {
         @if manifests.is_empty() {
             p { "Nothing has been released yet." }
@@ -132,7 +134,7 @@ fn release_table(manifests: &[Manifest]) -> Markup {
     }
 }
 
-pub fn releases(title: &str, manifests: &[Manifest]) -> String {
+pub fn releases(title: &str, manifests: &[Arc<Manifest>]) -> String {
     layout(
         title,
         "Releases",
@@ -332,7 +334,7 @@ pub fn email(title: &str, m: &PublishedMessage, release: Option<&Manifest>) -> S
     layout(title, &subject, "", body)
 }
 
-pub fn verify(title: &str, public_key: &str, manifests: &[Manifest]) -> String {
+pub fn verify(title: &str, public_key: &str, manifests: &[Arc<Manifest>]) -> String {
     layout(
         title,
         "Verify this site",
