@@ -181,7 +181,12 @@ impl SearchIndex {
 
     /// Opens an existing index for reading.
     pub fn open(dir: &Path) -> Result<SearchIndex> {
-        let index = Index::open_in_dir(dir)?;
+        let index = Index::open_in_dir(dir).map_err(|e| SiteError::Format {
+            path: dir.to_path_buf(),
+            message: format!(
+                "cannot open the search index ({e}); rebuild it with `trove reindex SITE`"
+            ),
+        })?;
         let fields = Fields::of(&index, dir)?;
         register_tokenizer(&index);
         let reader = index

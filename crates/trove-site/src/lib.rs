@@ -194,6 +194,29 @@ impl Site {
         Ok(out)
     }
 
+    /// The highest public number released so far (0 before the first release), read
+    /// from the last manifest without building its file list.
+    pub fn last_number(&self) -> Result<u64> {
+        let mut k = 0;
+        while self.root.join(manifest_path(k + 1)).exists() {
+            k += 1;
+        }
+        if k == 0 {
+            return Ok(0);
+        }
+        #[derive(serde::Deserialize)]
+        struct Head {
+            numbers: NumberRange,
+        }
+        let path = self.root.join(manifest_path(k));
+        let bytes = fs::read(&path).map_err(io_err(&path))?;
+        let head: Head = serde_json::from_slice(&bytes).map_err(|e| SiteError::Format {
+            path,
+            message: e.to_string(),
+        })?;
+        Ok(head.numbers.last)
+    }
+
     /// Release `k`'s manifest, if it has been written.
     pub fn manifest(&self, k: u32) -> Result<Option<Manifest>> {
         let path = self.root.join(manifest_path(k));

@@ -355,9 +355,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ))
             })?;
             let s = trove_site::Site::open(&site)?;
-            let max = s.manifests()?.last().map_or(0, |m| m.numbers.last);
-            let index = trove_site::SearchIndex::open(&s.index_dir())
-                .with_context(|| format!("{}: no search index", s.index_dir().display()))?;
+            let max = s.last_number()?;
+            let index = trove_site::SearchIndex::open(&s.index_dir())?;
             let results = match index.search(&query, sort, offset, limit, max) {
                 Ok(r) => r,
                 Err(trove_site::SiteError::Query(e)) => {
