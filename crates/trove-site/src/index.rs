@@ -42,29 +42,26 @@ struct Fields {
     date_display: Field,
 }
 
-fn schema() -> (Schema, Fields) {
+/// The index schema. Code finds fields by name ([`Fields::of`]), so an index written
+/// by an older trove is recognised rather than misread.
+fn schema() -> Schema {
     let mut b = Schema::builder();
     let text = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer(TOKENIZER)
             .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     );
-    let fields = Fields {
-        number: b.add_u64_field("number", INDEXED | STORED | FAST),
-        release: b.add_u64_field("release", INDEXED | FAST),
-        date: b.add_i64_field("date", INDEXED | FAST),
-        from: b.add_text_field("from", text.clone()),
-        to: b.add_text_field("to", text.clone()),
-        cc: b.add_text_field("cc", text.clone()),
-        subject: b.add_text_field("subject", text.clone()),
-        body: b.add_text_field("body", text.clone()),
-        filename: b.add_text_field("filename", text),
-        dkim: b.add_text_field("dkim", STRING),
-        from_display: b.add_text_field("from_display", STORED),
-        subject_display: b.add_text_field("subject_display", STORED),
-        date_display: b.add_text_field("date_display", STORED),
-    };
-    (b.build(), fields)
+    b.add_u64_field("number", INDEXED | STORED | FAST);
+    b.add_u64_field("release", INDEXED | FAST);
+    b.add_i64_field("date", INDEXED | FAST);
+    for name in ["from", "to", "cc", "subject", "body", "filename"] {
+        b.add_text_field(name, text.clone());
+    }
+    b.add_text_field("dkim", STRING);
+    for name in ["from_display", "subject_display", "date_display"] {
+        b.add_text_field(name, STORED);
+    }
+    b.build()
 }
 
 impl Fields {
@@ -159,7 +156,7 @@ impl SearchIndex {
     /// Opens the index in `dir`, creating an empty one if there is none.
     pub fn open_or_create(dir: &Path) -> Result<SearchIndex> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let (schema, _) = schema();
+        let schema = schema();
         let directory =
             tantivy::directory::MmapDirectory::open(dir).map_err(|e| SiteError::Format {
                 path: dir.to_path_buf(),
