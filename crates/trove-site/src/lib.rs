@@ -33,7 +33,7 @@ pub use index::{Hit, SearchIndex, SearchResults, Sort, rebuild_index};
 pub use manifest::{FileEntry, Manifest, NumberRange, ReleaseWriter, merkle_root};
 pub use message::{
     MESSAGE_FORMAT, Person, PublishedAttachment, PublishedDkim, PublishedKey, PublishedMessage,
-    dkim_status,
+    dkim_status, dkim_status_of,
 };
 pub use query::QueryError;
 pub use verify::{VerifyReport, verify_site};

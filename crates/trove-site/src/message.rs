@@ -146,18 +146,22 @@ impl PublishedDkim {
 /// An email's DKIM status for search: `pass` (a signature passes), `fail` (one definitely
 /// failed, none passes), `unverified` (signed, but no usable key), `none` (unsigned).
 pub fn dkim_status(list: &[PublishedDkim]) -> &'static str {
-    if list.is_empty() {
-        "none"
-    } else if list.iter().any(|d| d.verdict == "pass") {
-        "pass"
-    } else if list
-        .iter()
-        .any(|d| d.verdict == "fail" || d.verdict == "key-invalid")
-    {
-        "fail"
-    } else {
-        "unverified"
+    dkim_status_of(list.iter().map(|d| d.verdict.as_str()))
+}
+
+/// The same status from verdict names alone: the one definition the index and the
+/// workspace's counts share.
+pub fn dkim_status_of<'a>(verdicts: impl IntoIterator<Item = &'a str>) -> &'static str {
+    let mut status = "none";
+    for v in verdicts {
+        match v {
+            "pass" => return "pass",
+            "fail" | "key-invalid" => status = "fail",
+            _ if status == "none" => status = "unverified",
+            _ => {}
+        }
     }
+    status
 }
 
 pub const MESSAGE_FORMAT: u32 = 1;
@@ -198,5 +202,23 @@ impl PublishedMessage {
             .map(Person::display)
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dkim_status_of;
+
+    #[test]
+    fn dkim_status_is_the_best_verdict_whatever_the_order() {
+        assert_eq!(dkim_status_of([]), "none");
+        assert_eq!(dkim_status_of(["fail", "pass"]), "pass");
+        assert_eq!(dkim_status_of(["key-not-found", "fail"]), "fail");
+        assert_eq!(dkim_status_of(["fail", "key-not-found"]), "fail");
+        assert_eq!(dkim_status_of(["key-invalid"]), "fail");
+        assert_eq!(
+            dkim_status_of(["unsupported", "key-not-found"]),
+            "unverified"
+        );
     }
 }
