@@ -154,38 +154,31 @@ fn check(
     }
     // Anything under messages/ or attachments/ that no manifest vouches for is an intruder.
     for dir in ["messages", "attachments"] {
-        for entry in walkdir(root.join(dir)) {
+        let top = root.join(dir);
+        if !top.exists() {
+            continue;
+        }
+        for entry in walkdir::WalkDir::new(&top).sort_by_file_name() {
+            let entry = match entry {
+                Ok(e) => e,
+                // An unreadable folder could hide an intruder: that is a failure too.
+                Err(e) => return report.fail(format!("{}: cannot be read: {e}", top.display())),
+            };
+            if entry.file_type().is_dir() {
+                continue;
+            }
             let rel = entry
+                .path()
                 .strip_prefix(root)
                 .map(|p| p.to_string_lossy().replace('\\', "/"))
                 .unwrap_or_default();
             if !listed.contains(&rel) {
                 return report.fail(format!(
                     "{}: not listed in any signed release",
-                    entry.display()
+                    entry.path().display()
                 ));
             }
         }
     }
     report
-}
-
-fn walkdir(dir: std::path::PathBuf) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
