@@ -42,21 +42,26 @@ fn new_workspace(tmp: &Path) -> PathBuf {
     ws
 }
 
-/// Regular files under a directory: in Maildir and Enron trees, one file is one message.
-fn count_files(dir: &Path) -> u64 {
-    let mut n = 0;
+/// Every regular file under a directory, listed without trove's reader.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
             } else {
-                n += 1;
+                out.push(path);
             }
         }
     }
-    n
+    out
+}
+
+/// Regular files under a directory: in Maildir and Enron trees, one file is one message.
+fn count_files(dir: &Path) -> u64 {
+    files_under(dir).len() as u64
 }
 
 #[test]
@@ -125,26 +130,14 @@ fn list_archives_and_pipermail_ingest_every_message() {
     let tmp = tempfile::tempdir().unwrap();
     let ws = new_workspace(tmp.path());
     let lists = corpus("lists");
-    let mut expected = 0;
-    let mut files = 0;
-    let mut stack = vec![lists.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                expected += independent_envelope_count(&path);
-                files += 1;
-            }
-        }
-    }
+    let files = files_under(&lists);
+    let expected: u64 = files.iter().map(|f| independent_envelope_count(f)).sum();
     assert!(expected > 3300 + 900, "{expected}");
     run(&["ingest", p(&ws), p(&lists)]);
     let s = status(&ws);
     let found = s["messages"].as_u64().unwrap() + s["duplicates"].as_u64().unwrap();
     assert_eq!(found, expected, "{s}");
-    assert_eq!(s["files_read"], files);
+    assert_eq!(s["files_read"], files.len());
     assert_eq!(s["skipped_files"], 0);
 }
 
@@ -153,18 +146,10 @@ fn parser_corpora_ingest_without_a_crash_and_keep_every_eml() {
     let tmp = tempfile::tempdir().unwrap();
     let ws = new_workspace(tmp.path());
     let eml_dir = corpus("parser/stalwartlabs-mail-parser/resources/eml");
-    let mut emls = 0;
-    let mut stack = vec![eml_dir.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|x| x == "eml") {
-                emls += 1;
-            }
-        }
-    }
+    let emls = files_under(&eml_dir)
+        .iter()
+        .filter(|f| f.extension().is_some_and(|x| x == "eml"))
+        .count() as u64;
     let out = run(&["ingest", p(&ws), p(&eml_dir)]);
     let text = String::from_utf8_lossy(&out.stdout);
     let found: u64 = text
