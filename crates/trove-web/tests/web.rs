@@ -114,7 +114,7 @@ fn trove_site_sanitised() -> String {
     "<p>Hello <b>there</b></p><a href=\"https://example.com/\" rel=\"noopener noreferrer nofollow\">link</a>".into()
 }
 
-async fn get(app: &axum::Router, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+async fn get_bytes(app: &axum::Router, uri: &str) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
     let resp = app
         .clone()
         .oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap())
@@ -125,6 +125,11 @@ async fn get(app: &axum::Router, uri: &str) -> (StatusCode, axum::http::HeaderMa
     let bytes = axum::body::to_bytes(resp.into_body(), 10 << 20)
         .await
         .unwrap();
+    (status, headers, bytes.to_vec())
+}
+
+async fn get(app: &axum::Router, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+    let (status, headers, bytes) = get_bytes(app, uri).await;
     (
         status,
         headers,
@@ -294,27 +299,15 @@ async fn release_page_lists_its_emails_and_manifest() {
 #[tokio::test]
 async fn evidence_bundle_holds_raw_keys_verdicts_and_instructions() {
     let (_tmp, app) = app();
-    let resp = app
-        .clone()
-        .oneshot(
-            Request::builder()
-                .uri("/emailid/1/evidence")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.headers()["content-type"], "application/x-tar");
+    let (status, headers, bytes) = get_bytes(&app, "/emailid/1/evidence").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/x-tar");
     assert!(
-        resp.headers()["content-disposition"]
+        headers["content-disposition"]
             .to_str()
             .unwrap()
             .starts_with("attachment;")
     );
-    let bytes = axum::body::to_bytes(resp.into_body(), 10 << 20)
-        .await
-        .unwrap();
     let mut archive = tar::Archive::new(&bytes[..]);
     let mut files = std::collections::BTreeMap::new();
     for entry in archive.entries().unwrap() {
@@ -366,20 +359,9 @@ async fn verify_page_and_release_files_let_anyone_check_the_site() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "application/json");
     assert!(manifest.contains("trove-release/1"));
-    let resp = app
-        .clone()
-        .oneshot(
-            Request::builder()
-                .uri("/releases/1/manifest.json.sig")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let sig = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let sig = ed25519_dalek_signature(&sig);
+    let (status, _, sig) = get_bytes(&app, "/releases/1/manifest.json.sig").await;
+    assert_eq!(status, StatusCode::OK);
+    let sig = trove_site::Signature::from_slice(&sig).expect("64 bytes");
     assert!(
         key.verifying_key()
             .verify_strict(manifest.as_bytes(), &sig)
@@ -390,8 +372,4 @@ async fn verify_page_and_release_files_let_anyone_check_the_site() {
         let (status, _, _) = get(&app, uri).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
     }
-}
-
-fn ed25519_dalek_signature(bytes: &[u8]) -> trove_site::Signature {
-    trove_site::Signature::from_slice(bytes).expect("64 bytes")
 }
