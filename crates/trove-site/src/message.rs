@@ -38,6 +38,59 @@ pub struct PublishedMessage {
     /// One verdict per DKIM-Signature, verified on the original bytes before release.
     #[serde(default)]
     pub dkim: Vec<PublishedDkim>,
+    /// The ARC chain (RFC 8617), if the email carries one, verified before release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arc: Option<PublishedArc>,
+}
+
+/// An ARC chain as published: each intermediary that sealed the email, oldest first.
+/// ARC says who handled an email on its way and what they saw; unlike a passing DKIM
+/// signature of the author's domain, it does not prove who wrote it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PublishedArc {
+    pub sets: u32,
+    /// `pass` when every seal and the newest ARC-Message-Signature verify.
+    pub verdict: String,
+    pub reason: String,
+    pub seals: Vec<PublishedArcSeal>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PublishedArcSeal {
+    /// `i=`: 1 for the first intermediary.
+    pub instance: u32,
+    pub domain: String,
+    pub selector: String,
+    pub verdict: String,
+    pub reason: String,
+    pub key: Option<PublishedKey>,
+}
+
+impl PublishedArc {
+    /// The chain in plain words, for a reader.
+    pub fn sentence(&self) -> String {
+        let sealers: Vec<String> = self
+            .seals
+            .iter()
+            .map(|s| {
+                let mut one = format!("{} ({}, selector {})", s.instance, s.domain, s.selector);
+                if s.verdict != "pass" {
+                    one.push_str(&format!(": {}", s.verdict));
+                }
+                one
+            })
+            .collect();
+        let outcome = if self.verdict == "pass" {
+            "intact: each intermediary's seal verifies".to_string()
+        } else {
+            format!("broken or not checkable: {}", self.reason)
+        };
+        format!(
+            "ARC chain of {} set(s), {outcome}. Sealed by {}. ARC records who handled the email on its way; it does not prove who wrote it.",
+            self.sets,
+            sealers.join(", ")
+        )
+    }
 }
 
 /// A DKIM verdict as published: what was checked, the result, and the key record used

@@ -16,15 +16,25 @@ pub fn bundle(
         .dkim
         .iter()
         .filter_map(|d| d.key.as_ref())
+        .chain(
+            m.arc
+                .iter()
+                .flat_map(|a| a.seals.iter().filter_map(|s| s.key.as_ref())),
+        )
         .map(|k| format!("{} {}\n", k.name, k.txt))
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
     let verdicts = serde_json::to_vec_pretty(&m.dkim).map_err(std::io::Error::other)?;
     let readme = readme(m, site_url_hint);
+    let arc = match &m.arc {
+        Some(arc) => Some(serde_json::to_vec_pretty(arc).map_err(std::io::Error::other)?),
+        None => None,
+    };
+    let arc_entry = arc.as_deref().map(|a| (format!("email-{n}/arc.json"), a));
     let mut out = tar::Builder::new(Vec::new());
     let raw_entry = raw.map(|r| (format!("email-{n}/email-{n}.eml"), r));
-    for (name, bytes) in raw_entry.into_iter().chain([
+    for (name, bytes) in raw_entry.into_iter().chain(arc_entry).chain([
         (format!("email-{n}/keys.txt"), keys.as_bytes()),
         (format!("email-{n}/verdicts.json"), &verdicts[..]),
         (format!("email-{n}/README.txt"), readme.as_bytes()),
@@ -48,6 +58,13 @@ fn readme(m: &PublishedMessage, site: &str) -> String {
          verdicts.json   trove's verdict on each DKIM-Signature, with the key and where it came from\n\n",
         sha = m.raw_sha256.as_deref().unwrap_or("not published"),
     );
+    if let Some(arc) = &m.arc {
+        s.push_str(&format!(
+            "arc.json        trove's verdict on the ARC chain (RFC 8617)\n\n{}\n\
+             dkimpy checks ARC with dkim.arc_verify(raw, dnsfunc=...) (it has no Ed25519 for ARC).\n\n",
+            arc.sentence()
+        ));
+    }
     if m.dkim.is_empty() {
         s.push_str("This email carries no DKIM signature: there is nothing to check this way.\n");
         return s;

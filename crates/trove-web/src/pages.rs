@@ -303,6 +303,10 @@ pub fn email(title: &str, m: &PublishedMessage, release: Option<&Manifest>) -> S
                     a href="/verify" { "how to verify" } "."
                 }
             }
+            @if let Some(arc) = &m.arc {
+                h3 { "Forwarding chain (ARC)" }
+                p.arc { (arc.sentence()) }
+            }
             @if !m.attachments.is_empty() {
                 h2 { "Attachments" }
                 ul {

@@ -42,6 +42,7 @@ fn message(number: u64, subject: &str, text: &str) -> PublishedMessage {
         raw_sha256: None,
         raw_size: None,
         dkim: vec![],
+        arc: None,
     }
 }
 
@@ -91,7 +92,30 @@ fn build_site(dir: &Path) {
     }];
     m1.raw_sha256 = Some(sha256_hex(raw));
     m1.raw_size = Some(raw.len() as u64);
-    let m2 = message(2, "Lunch", "See you at noon.");
+    let mut m2 = message(2, "Lunch", "See you at noon.");
+    m2.arc = Some(trove_site::PublishedArc {
+        sets: 2,
+        verdict: "pass".into(),
+        reason: String::new(),
+        seals: [(1, "scamorza.org", "ed"), (2, "manchego.org", "rsa")]
+            .into_iter()
+            .map(
+                |(instance, domain, selector)| trove_site::PublishedArcSeal {
+                    instance,
+                    domain: domain.into(),
+                    selector: selector.into(),
+                    verdict: "pass".into(),
+                    reason: String::new(),
+                    key: Some(trove_site::PublishedKey {
+                        name: format!("{selector}._domainkey.{domain}"),
+                        txt: format!("p={selector}KEY"),
+                        source: "key archive arc.keys, supplied by the publisher".into(),
+                        private_key_published: false,
+                    }),
+                },
+            )
+            .collect(),
+    });
     let index = SearchIndex::open_or_create(&site.index_dir()).unwrap();
     let iw = index.writer().unwrap();
     w.add_message(&m1, Some(raw), &[(&m1.attachments[0], &pdf)])
@@ -334,6 +358,32 @@ async fn evidence_bundle_holds_raw_keys_verdicts_and_instructions() {
     assert!(files["email-1/verdicts.json"].contains("\"verdict\": \"pass\""));
     assert!(files["email-1/README.txt"].contains("dkim.DKIM(raw)"));
     assert!(files["email-1/README.txt"].contains("Signed by gmail.com"));
+    // An ARC chain is shown in words and its seal keys travel in the bundle.
+    let (_, _, page) = get(&app, "/emailid/2").await;
+    assert!(
+        page.contains("ARC chain of 2 set(s), intact")
+            && page.contains(
+                "Sealed by 1 (scamorza.org, selector ed), 2 (manchego.org, selector rsa)."
+            ),
+        "{page}"
+    );
+    let (_, _, bytes) = get_bytes(&app, "/emailid/2/evidence").await;
+    let mut archive = tar::Archive::new(&bytes[..]);
+    let mut names = Vec::new();
+    let mut keys = String::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        if name.ends_with("keys.txt") {
+            std::io::Read::read_to_string(&mut entry, &mut keys).unwrap();
+        }
+        names.push(name);
+    }
+    assert!(names.contains(&"email-2/arc.json".to_string()), "{names:?}");
+    assert_eq!(
+        keys,
+        "ed._domainkey.scamorza.org p=edKEY\nrsa._domainkey.manchego.org p=rsaKEY\n"
+    );
     let (status, _, _) = get(&app, "/emailid/3/evidence").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

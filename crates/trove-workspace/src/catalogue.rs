@@ -1,4 +1,4 @@
-//! The catalogue: one SQLite file. Schema v1:
+//! The catalogue: one SQLite file. Schema v3:
 //!
 //! - `messages`: one row per distinct email (content id of its first copy, dedupe
 //!   fingerprint, the fields releases sort and report by, defects, public number once
@@ -10,7 +10,8 @@
 //! - `files`, `skipped`: what ingest read, and what it passed over and why.
 //! - `releases`: each installment; `state` is `writing` until its manifest is signed.
 //! - `dkim_keys`: DKIM key records with their provenance; `dkim_verdicts`: one row per
-//!   DKIM-Signature of each email, as verified on its original bytes.
+//!   DKIM-Signature of each email, as verified on its original bytes; `arc_results`: the
+//!   ARC chain of each email that carries one (its seals as JSON).
 //! - `log`: every command that changed the workspace.
 
 use std::collections::BTreeMap;
@@ -20,8 +21,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{Result, WorkspaceError};
 
-/// v2 added `dkim_keys` and `dkim_verdicts` (created on open; nothing else changed).
-pub const SCHEMA_VERSION: u32 = 2;
+/// v2 added `dkim_keys` and `dkim_verdicts`, v3 `arc_results` (each created on open;
+/// nothing else changed, so an older workspace is upgraded by opening it; `trove dkim`
+/// then fills in what older versions did not compute).
+pub const SCHEMA_VERSION: u32 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -90,6 +93,13 @@ CREATE TABLE IF NOT EXISTS dkim_verdicts (
     body_length INTEGER,
     weak TEXT,
     PRIMARY KEY (message, idx)
+);
+CREATE TABLE IF NOT EXISTS arc_results (
+    message INTEGER PRIMARY KEY REFERENCES messages(id),
+    sets INTEGER NOT NULL,
+    verdict TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    seals TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS log (
     time TEXT NOT NULL, command TEXT NOT NULL, detail TEXT NOT NULL

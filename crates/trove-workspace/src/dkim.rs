@@ -6,7 +6,10 @@ use std::path::Path;
 
 use rayon::prelude::*;
 use rusqlite::{Transaction, params};
-use trove_mail::dkim::{KeyRecord, KeySource, KeyStore, SignatureVerdict};
+use trove_mail::dkim::{ArcResult, KeyRecord, KeySource, KeyStore, SignatureVerdict};
+
+/// What [`authenticate`] finds: the DKIM verdicts and the ARC chain.
+pub(crate) type Authentication = (Vec<SignatureVerdict>, Option<ArcResult>);
 
 use crate::{Result, Workspace, io_err};
 
@@ -28,6 +31,8 @@ pub struct DkimSummary {
     pub pass: u64,
     /// Signatures by verdict name.
     pub signatures: std::collections::BTreeMap<String, u64>,
+    /// Emails with an ARC chain, by the chain's verdict.
+    pub arc: std::collections::BTreeMap<String, u64>,
 }
 
 fn source_columns(source: &KeySource) -> (&'static str, String) {
@@ -73,6 +78,56 @@ pub(crate) fn store_verdicts(
             v.weak,
         ])?;
     }
+    Ok(())
+}
+
+/// A seal of an ARC chain as stored in `arc_results.seals`; the key record is joined in
+/// at release from `dkim_keys`, by name.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct StoredSeal {
+    pub instance: u32,
+    pub domain: String,
+    pub selector: String,
+    pub verdict: String,
+    pub reason: String,
+}
+
+/// Verifies every DKIM signature and the ARC chain of one email's original bytes.
+pub(crate) fn authenticate(raw: &[u8], keys: &KeyStore, date: Option<i64>) -> Authentication {
+    (
+        trove_mail::dkim::verify(raw, keys, date),
+        trove_mail::dkim::verify_arc(raw, keys, date),
+    )
+}
+
+pub(crate) fn store_arc(
+    tx: &Transaction<'_>,
+    message: i64,
+    arc: Option<&ArcResult>,
+) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM arc_results WHERE message = ?1", [message])?;
+    let Some(arc) = arc else { return Ok(()) };
+    let seals: Vec<StoredSeal> = arc
+        .seals
+        .iter()
+        .map(|(instance, domain, selector, verdict)| StoredSeal {
+            instance: *instance,
+            domain: domain.clone(),
+            selector: selector.clone(),
+            verdict: verdict.name().to_string(),
+            reason: verdict.reason(),
+        })
+        .collect();
+    tx.execute(
+        "INSERT INTO arc_results (message, sets, verdict, reason, seals) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            message,
+            arc.sets,
+            arc.verdict.name(),
+            arc.verdict.reason(),
+            serde_json::to_string(&seals).unwrap_or_else(|_| "[]".into()),
+        ],
+    )?;
     Ok(())
 }
 
@@ -187,16 +242,16 @@ impl Workspace {
         };
         let mut done = 0;
         for chunk in rows.chunks(1024) {
-            let verdicts: Vec<Result<(i64, Vec<SignatureVerdict>)>> = chunk
+            let verdicts: Vec<Result<(i64, Authentication)>> = chunk
                 .par_iter()
                 .map(|(id, content_id, date)| {
                     let raw = self.blobs.get(content_id)?;
-                    Ok((*id, trove_mail::dkim::verify(&raw, &keys, *date)))
+                    Ok((*id, authenticate(&raw, &keys, *date)))
                 })
                 .collect();
             let (tx, cat_err) = self.catalogue.begin()?;
             for item in verdicts {
-                let (id, list) = item?;
+                let (id, (list, arc)) = item?;
                 if !list.is_empty() {
                     summary.signed += 1;
                 }
@@ -213,6 +268,13 @@ impl Workspace {
                         .or_default() += 1;
                 }
                 store_verdicts(&tx, id, &list).map_err(cat_err)?;
+                store_arc(&tx, id, arc.as_ref()).map_err(cat_err)?;
+                if let Some(arc) = &arc {
+                    *summary
+                        .arc
+                        .entry(arc.verdict.name().to_string())
+                        .or_default() += 1;
+                }
             }
             tx.commit().map_err(cat_err)?;
             done += chunk.len() as u64;

@@ -69,6 +69,7 @@ struct Prepared {
     parsed: Parsed,
     size: usize,
     dkim: Vec<trove_mail::dkim::SignatureVerdict>,
+    arc: Option<trove_mail::dkim::ArcResult>,
 }
 
 impl Workspace {
@@ -224,10 +225,11 @@ impl Workspace {
                 let content_id = hex::encode(Sha256::digest(&p.bytes));
                 blobs.put_compressed(&content_id, &compress(&p.bytes))?;
                 let parsed = trove_mail::parse(&p.bytes);
-                let dkim =
-                    trove_mail::dkim::verify(&p.bytes, keys, parsed.date.map(|d| d.timestamp));
+                let (dkim, arc) =
+                    crate::dkim::authenticate(&p.bytes, keys, parsed.date.map(|d| d.timestamp));
                 Ok(Prepared {
                     dkim,
+                    arc,
                     fingerprint: hex::encode(parsed.fingerprint()),
                     origin: p.origin,
                     content_id,
@@ -344,6 +346,7 @@ impl Workspace {
                         stats.messages_new += 1;
                         let id = tx.last_insert_rowid();
                         crate::dkim::store_verdicts(&tx, id, &p.dkim).map_err(cat_err)?;
+                        crate::dkim::store_arc(&tx, id, p.arc.as_ref()).map_err(cat_err)?;
                         id
                     }
                 };

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use rayon::prelude::*;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use time::format_description::well_known::Rfc3339;
 use trove_site::{
     NumberRange, Person, PublishedAttachment, PublishedMessage, ReleaseWriter, SearchIndex, Site,
@@ -49,6 +49,7 @@ struct Row {
     /// As catalogued: includes what only ingest can see, such as Message-ID conflicts.
     defects: Vec<String>,
     dkim: Vec<trove_site::PublishedDkim>,
+    arc: Option<trove_site::PublishedArc>,
 }
 
 impl Workspace {
@@ -224,6 +225,7 @@ impl Workspace {
                     folders,
                     defects,
                     dkim: Vec::new(),
+                    arc: None,
                 })
             })
             .map_err(self.catalogue.err())?
@@ -231,6 +233,7 @@ impl Workspace {
             .map_err(self.catalogue.err())?
         };
         self.load_dkim(&mut rows)?;
+        self.load_arc(&mut rows)?;
         let mut writer = ReleaseWriter::new(site, release, &title, &published_at, numbers);
         let index = SearchIndex::open_or_create(&site.index_dir())?;
         let mut index_writer = index.writer()?;
@@ -286,7 +289,93 @@ impl Workspace {
     }
 }
 
+/// A key record as published. The site is public: an archive key names the key file,
+/// not where it sits on the publisher's machine.
+fn public_key(
+    name: String,
+    txt: String,
+    kind: &str,
+    detail: String,
+    private_key_published: i64,
+) -> trove_site::PublishedKey {
+    let mut source = crate::dkim::source_from(kind, detail);
+    if let trove_mail::dkim::KeySource::Archive { file } = &mut source {
+        *file = std::path::Path::new(file.as_str())
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+    }
+    trove_site::PublishedKey {
+        name,
+        txt,
+        source: source.to_string(),
+        private_key_published: private_key_published != 0,
+    }
+}
+
 impl Workspace {
+    /// The stored ARC chain of each row, with the key record of each seal.
+    fn load_arc(&self, rows: &mut [Row]) -> Result<()> {
+        let mut chain = self
+            .catalogue
+            .conn
+            .prepare_cached(
+                "SELECT sets, verdict, reason, seals FROM arc_results WHERE message = ?1",
+            )
+            .map_err(self.catalogue.err())?;
+        let mut key = self
+            .catalogue
+            .conn
+            .prepare_cached(
+                "SELECT name, txt, source, source_detail, private_key_published FROM dkim_keys WHERE name = ?1",
+            )
+            .map_err(self.catalogue.err())?;
+        for row in rows.iter_mut() {
+            let found: Option<(u32, String, String, String)> = chain
+                .query_row([row.id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()
+                .map_err(self.catalogue.err())?;
+            let Some((sets, verdict, reason, seals)) = found else {
+                continue;
+            };
+            let stored: Vec<crate::dkim::StoredSeal> =
+                serde_json::from_str(&seals).unwrap_or_default();
+            let mut seals = Vec::with_capacity(stored.len());
+            for s in stored {
+                let name = format!("{}._domainkey.{}", s.selector, s.domain).to_ascii_lowercase();
+                let key = key
+                    .query_row([&name], |r| {
+                        Ok(public_key(
+                            r.get(0)?,
+                            r.get(1)?,
+                            &r.get::<_, String>(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                        ))
+                    })
+                    .optional()
+                    .map_err(self.catalogue.err())?;
+                seals.push(trove_site::PublishedArcSeal {
+                    instance: s.instance,
+                    domain: s.domain,
+                    selector: s.selector,
+                    verdict: s.verdict,
+                    reason: s.reason,
+                    key,
+                });
+            }
+            row.arc = Some(trove_site::PublishedArc {
+                sets,
+                verdict,
+                reason,
+                seals,
+            });
+        }
+        Ok(())
+    }
+
     /// The stored DKIM verdicts of each row, with the key records they used.
     fn load_dkim(&self, rows: &mut [Row]) -> Result<()> {
         let mut stmt = self
@@ -304,25 +393,13 @@ impl Workspace {
             row.dkim = stmt
                 .query_map([row.id], |r| {
                     let key = match r.get::<_, Option<String>>(9)? {
-                        Some(name) => {
-                            let mut source =
-                                crate::dkim::source_from(&r.get::<_, String>(11)?, r.get(12)?);
-                            // The site is public: name the key archive, not where it sits
-                            // on the publisher's machine.
-                            if let trove_mail::dkim::KeySource::Archive { file } = &mut source {
-                                let name = std::path::Path::new(file.as_str())
-                                    .file_name()
-                                    .map(|n| n.to_string_lossy().into_owned())
-                                    .unwrap_or_default();
-                                *file = name;
-                            }
-                            Some(trove_site::PublishedKey {
-                                name,
-                                txt: r.get(10)?,
-                                source: source.to_string(),
-                                private_key_published: r.get::<_, i64>(13)? != 0,
-                            })
-                        }
+                        Some(name) => Some(public_key(
+                            name,
+                            r.get(10)?,
+                            &r.get::<_, String>(11)?,
+                            r.get(12)?,
+                            r.get(13)?,
+                        )),
                         None => None,
                     };
                     Ok(trove_site::PublishedDkim {
@@ -401,6 +478,7 @@ fn published_form(row: &Row, release: u32, raw: &[u8]) -> (PublishedMessage, Vec
         raw_sha256: Some(sha256_hex(raw)),
         raw_size: Some(raw.len() as u64),
         dkim: row.dkim.clone(),
+        arc: row.arc.clone(),
     };
     (message, bytes)
 }

@@ -279,6 +279,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 for (verdict, n) in &summary.signatures {
                     println!("  signatures {verdict:<14} {n}");
                 }
+                for (verdict, n) in &summary.arc {
+                    println!("  ARC chains {verdict:<14} {n}");
+                }
             }
         }
         Command::Status { workspace, json } => {
@@ -407,7 +410,8 @@ fn report_key_import(path: &Path, import: &trove_workspace::KeyImport) {
             path.display()
         );
     }
-    println!(
+    // On stderr, so that `--json` output stays one JSON document.
+    eprintln!(
         "Keys from {}: {} added, {} replaced",
         path.display(),
         import.added,

@@ -885,6 +885,65 @@ fn dkim_verdicts_are_stored_at_ingest_and_recomputed_when_keys_arrive() {
     run(&["verify", p(&site)]);
 }
 
+/// ARC chains are verified at ingest, re-verified when keys arrive, and published with
+/// the key record of every seal.
+#[test]
+fn arc_chains_are_verified_at_ingest_and_published_with_their_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mail = tmp.path().join("mail");
+    std::fs::create_dir_all(&mail).unwrap();
+    let mut keys = String::new();
+    for name in ["001", "002"] {
+        let file = std::fs::read(corpus(&format!(
+            "dkim/stalwartlabs-mail-auth/resources/arc/{name}.txt"
+        )))
+        .unwrap();
+        let split = file.windows(2).position(|w| w == b"\n\n").unwrap();
+        keys.push_str(&String::from_utf8_lossy(&file[..split + 1]));
+        std::fs::write(mail.join(format!("{name}.eml")), &file[split + 2..]).unwrap();
+    }
+    let keys_file = tmp.path().join("arc.keys");
+    std::fs::write(&keys_file, keys).unwrap();
+    let ws = new_workspace(tmp.path());
+    run(&["ingest", p(&ws), p(&mail)]);
+    let out = run(&["dkim", p(&ws), "--keys", p(&keys_file), "--json"]);
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["arc"]["pass"], 2, "{summary}");
+    run(&["release", p(&ws), "--all"]);
+    let site = ws.join("site");
+    let mut chains = Vec::new();
+    for n in 1..=2 {
+        let json: Value = serde_json::from_slice(
+            &std::fs::read(site.join(format!("messages/0000/{n}.json"))).unwrap(),
+        )
+        .unwrap();
+        let arc = &json["arc"];
+        assert_eq!(arc["verdict"], "pass", "{arc}");
+        for seal in arc["seals"].as_array().unwrap() {
+            assert_eq!(seal["verdict"], "pass");
+            assert!(
+                seal["key"]["txt"].as_str().unwrap().contains("p="),
+                "{seal}"
+            );
+            assert_eq!(
+                seal["key"]["source"],
+                "key archive arc.keys, supplied by the publisher"
+            );
+            chains.push(format!("{}:{}", seal["instance"], seal["domain"]));
+        }
+    }
+    chains.sort();
+    assert_eq!(
+        chains,
+        [
+            "1:\"google.com\"",
+            "1:\"scamorza.org\"",
+            "2:\"manchego.org\""
+        ]
+    );
+    run(&["verify", p(&site)]);
+}
+
 /// The evidence bundle's README, followed to the letter with dkimpy, confirms the pass.
 #[test]
 fn evidence_bundle_instructions_verify_with_dkimpy() {
