@@ -164,11 +164,7 @@ impl Workspace {
         let text = std::fs::read_to_string(path).map_err(io_err(path))?;
         let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let (store, bad_lines) = KeyStore::parse_archive(&text, &file.display().to_string());
-        let mut import = KeyImport {
-            bad_lines,
-            ..KeyImport::default()
-        };
-        let (tx, cat_err) = self.catalogue.begin()?;
+        let mut records = Vec::new();
         for line in text.lines() {
             let name = line
                 .split_whitespace()
@@ -176,9 +172,21 @@ impl Workspace {
                 .unwrap_or_default()
                 .trim_end_matches('.')
                 .to_ascii_lowercase();
-            let Some(record) = trove_mail::dkim::KeyLookup::lookup(&store, &name) else {
-                continue;
-            };
+            if let Some(record) = trove_mail::dkim::KeyLookup::lookup(&store, &name) {
+                records.push(record);
+            }
+        }
+        let mut import = self.add_keys(&records)?;
+        import.bad_lines = bad_lines;
+        Ok(import)
+    }
+
+    /// Adds key records (from a key archive or a DNS lookup); a record for a name already
+    /// held replaces it.
+    pub fn add_keys(&mut self, records: &[KeyRecord]) -> Result<KeyImport> {
+        let mut import = KeyImport::default();
+        let (tx, cat_err) = self.catalogue.begin()?;
+        for record in records {
             let (kind, detail) = source_columns(&record.source);
             let existed: i64 = tx
                 .query_row(
@@ -200,11 +208,53 @@ impl Workspace {
             }
         }
         tx.commit().map_err(cat_err)?;
+        let sources: std::collections::BTreeSet<String> =
+            records.iter().map(|r| r.source.to_string()).collect();
         self.catalogue.log(
             "dkim-keys",
-            &serde_json::json!({"file": file.display().to_string(), "added": import.added, "replaced": import.replaced}).to_string(),
+            &serde_json::json!({"sources": sources, "added": import.added, "replaced": import.replaced})
+                .to_string(),
         )?;
         Ok(import)
+    }
+
+    /// The key names (`selector._domainkey.domain`) that signatures and ARC seals need and
+    /// the workspace does not hold: what a DNS lookup should fetch.
+    pub fn missing_key_names(&self) -> Result<Vec<String>> {
+        let held = self.key_store()?;
+        let mut names = std::collections::BTreeSet::new();
+        let mut stmt = self
+            .catalogue
+            .conn
+            .prepare("SELECT DISTINCT selector, domain FROM dkim_verdicts WHERE verdict = 'key-not-found'")
+            .map_err(self.catalogue.err())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(self.catalogue.err())?;
+        for row in rows {
+            names.insert(row.map_err(self.catalogue.err())?);
+        }
+        let mut stmt = self
+            .catalogue
+            .conn
+            .prepare("SELECT seals FROM arc_results")
+            .map_err(self.catalogue.err())?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(self.catalogue.err())?;
+        for row in rows {
+            let seals: Vec<StoredSeal> =
+                serde_json::from_str(&row.map_err(self.catalogue.err())?).unwrap_or_default();
+            for seal in seals {
+                names.insert((seal.selector, seal.domain));
+            }
+        }
+        Ok(names
+            .into_iter()
+            .filter(|(s, d)| !s.is_empty() && !d.is_empty())
+            .map(|(s, d)| format!("{s}._domainkey.{d}").to_ascii_lowercase())
+            .filter(|name| trove_mail::dkim::KeyLookup::lookup(&held, name).is_none())
+            .collect())
     }
 
     /// Marks a key as having its private half published: a pass with it proves nothing.

@@ -24,7 +24,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use catalogue::{SCHEMA_VERSION, Status};
+pub use catalogue::{SCHEMA_VERSION, Status, now_rfc3339};
 pub use config::Config;
 pub use dkim::{DkimSummary, KeyImport};
 pub use ingest::{IngestStats, Progress};

@@ -1,6 +1,7 @@
 //! The `trove` command: CLI wiring over the library crates. Errors become one clear line
 //! and an exit code: 0 ok, 1 operational failure, 2 bad usage.
 
+mod dns;
 mod progress;
 
 use std::net::SocketAddr;
@@ -43,6 +44,8 @@ enum Command {
         /// Add the DKIM keys of this key archive before reading (see `trove dkim`).
         #[arg(long)]
         keys: Option<PathBuf>,
+        #[command(flatten)]
+        dns: DnsArgs,
     },
 
     /// Add DKIM keys and verify every email's signatures again, judging x= at each email's
@@ -59,6 +62,8 @@ enum Command {
         /// a pass with it then proves nothing, and the email page says so.
         #[arg(long, value_name = "NAME")]
         private_key_published: Vec<String>,
+        #[command(flatten)]
+        dns: DnsArgs,
         #[arg(long)]
         json: bool,
     },
@@ -130,6 +135,8 @@ enum Command {
         /// Key archive: lines of `selector._domainkey.domain` and the TXT value.
         #[arg(long)]
         keys: Option<PathBuf>,
+        #[command(flatten)]
+        dns: DnsArgs,
         #[arg(long)]
         json: bool,
     },
@@ -233,6 +240,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             paths,
             quiet,
             keys,
+            dns,
         } => {
             let mut ws = Workspace::open(&workspace)?;
             if let Some(keys) = keys {
@@ -243,16 +251,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let stats = ws.ingest(&paths, &progress)?;
             progress.finish();
             progress::print_summary(&stats);
+            if dns.dns && capture_dns_keys(&mut ws, &dns)? > 0 {
+                let progress = progress::CountProgress::new("verifying DKIM", quiet);
+                let summary = ws.verify_dkim(&|done, total| progress.update(done, total));
+                progress.finish();
+                let summary = summary?;
+                println!(
+                    "DKIM with the keys found in DNS: {} of {} signed emails pass",
+                    summary.pass, summary.signed
+                );
+            }
         }
         Command::Dkim {
             workspace,
             keys,
             private_key_published,
+            dns,
             json,
         } => {
             let mut ws = Workspace::open(&workspace)?;
             if let Some(keys) = keys {
                 report_key_import(&keys, &ws.import_keys(&keys)?);
+            }
+            if dns.dns {
+                capture_dns_keys(&mut ws, &dns)?;
             }
             for name in &private_key_published {
                 if !ws.mark_key_compromised(name)? {
@@ -390,8 +412,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 s.index_dir().display()
             );
         }
-        Command::VerifyMessage { file, keys, json } => {
-            return verify_message(&file, keys.as_deref(), json);
+        Command::VerifyMessage {
+            file,
+            keys,
+            dns,
+            json,
+        } => {
+            return verify_message(&file, keys.as_deref(), &dns, json);
         }
         Command::Serve { site, bind } => serve(&site, bind)?,
         Command::Demo {
@@ -419,8 +446,41 @@ fn report_key_import(path: &Path, import: &trove_workspace::KeyImport) {
     );
 }
 
-fn verify_message(file: &Path, keys: Option<&Path>, json: bool) -> Result<ExitCode> {
-    use trove_mail::dkim::{KeyStore, Verdict};
+/// Live DNS lookups of DKIM keys, opt-in.
+#[derive(clap::Args, Debug)]
+struct DnsArgs {
+    /// Look up keys the workspace lacks in live DNS now; each is kept with the time of the
+    /// lookup. A key found today may not be the one used years ago (keys rotate).
+    #[arg(long)]
+    dns: bool,
+    /// Ask this DNS server (IP:PORT) instead of the system's resolvers.
+    #[arg(long, value_name = "ADDR", requires = "dns")]
+    dns_server: Option<SocketAddr>,
+}
+
+/// Looks up the keys the workspace's signatures need and lacks; returns how many it added.
+fn capture_dns_keys(ws: &mut Workspace, dns: &DnsArgs) -> Result<u64> {
+    let names = ws.missing_key_names()?;
+    if names.is_empty() {
+        eprintln!("DNS: no key is missing; nothing to look up");
+        return Ok(0);
+    }
+    eprintln!("DNS: looking up {} key record(s)", names.len());
+    let lookups = dns::lookup_keys(&names, dns.dns_server)?;
+    for (name, why) in &lookups.missing {
+        eprintln!("DNS: {name}: {why}");
+    }
+    let import = ws.add_keys(&lookups.found)?;
+    eprintln!(
+        "DNS: {} key record(s) found and kept, {} not found",
+        lookups.found.len(),
+        lookups.missing.len()
+    );
+    Ok(import.added + import.replaced)
+}
+
+fn verify_message(file: &Path, keys: Option<&Path>, dns: &DnsArgs, json: bool) -> Result<ExitCode> {
+    use trove_mail::dkim::{KeyLookup, KeyStore, Verdict};
     let raw = std::fs::read(file).with_context(|| format!("{}", file.display()))?;
     let store = match keys {
         Some(path) => {
@@ -437,8 +497,34 @@ fn verify_message(file: &Path, keys: Option<&Path>, json: bool) -> Result<ExitCo
         }
         None => KeyStore::default(),
     };
+    let mut store = store;
     let parsed = trove_mail::parse(&raw);
-    let verdicts = trove_mail::dkim::verify(&raw, &store, parsed.date.map(|d| d.timestamp));
+    let date = parsed.date.map(|d| d.timestamp);
+    if dns.dns {
+        // The names the signatures and seals point at that the key file does not give.
+        let mut names: Vec<String> = trove_mail::dkim::verify(&raw, &store, date)
+            .iter()
+            .map(|v| (v.selector.clone(), v.domain.clone()))
+            .chain(
+                trove_mail::dkim::verify_arc(&raw, &store, date)
+                    .into_iter()
+                    .flat_map(|a| a.seals.into_iter().map(|(_, d, s, _)| (s, d))),
+            )
+            .filter(|(s, d)| !s.is_empty() && !d.is_empty())
+            .map(|(s, d)| format!("{s}._domainkey.{d}").to_ascii_lowercase())
+            .filter(|name| store.lookup(name).is_none())
+            .collect();
+        names.sort();
+        names.dedup();
+        let lookups = dns::lookup_keys(&names, dns.dns_server)?;
+        for (name, why) in &lookups.missing {
+            eprintln!("DNS: {name}: {why}");
+        }
+        for record in lookups.found {
+            store.insert(record);
+        }
+    }
+    let verdicts = trove_mail::dkim::verify(&raw, &store, date);
     let passed = verdicts.iter().any(|v| v.verdict == Verdict::Pass);
     if json {
         let list: Vec<serde_json::Value> = verdicts
@@ -471,7 +557,7 @@ fn verify_message(file: &Path, keys: Option<&Path>, json: bool) -> Result<ExitCo
             println!("{}: {}", d.verdict.to_uppercase(), d.sentence());
         }
     }
-    let arc = trove_mail::dkim::verify_arc(&raw, &store, parsed.date.map(|d| d.timestamp));
+    let arc = trove_mail::dkim::verify_arc(&raw, &store, date);
     if let (false, Some(arc)) = (json, arc) {
         let seals: Vec<String> = arc
             .seals

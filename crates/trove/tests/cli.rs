@@ -885,6 +885,142 @@ fn dkim_verdicts_are_stored_at_ingest_and_recomputed_when_keys_arrive() {
     run(&["verify", p(&site)]);
 }
 
+/// A real DNS server (dnsmasq) on 127.0.0.1 serving `records` (name, TXT value), each
+/// value split into 200-byte strings as long DKIM records are. Killed on drop.
+struct Dnsmasq(std::process::Child, std::net::SocketAddr);
+
+impl Dnsmasq {
+    fn start(records: &[(&str, &str)]) -> Option<Dnsmasq> {
+        if Command::new("dnsmasq").arg("--version").output().is_err() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must have dnsmasq (.ci/run installs dnsmasq-base)"
+            );
+            eprintln!("dnsmasq not installed; skipped");
+            return None;
+        }
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut args = vec![
+            "--keep-in-foreground".to_string(),
+            format!("--port={port}"),
+            "--listen-address=127.0.0.1".into(),
+            "--bind-interfaces".into(),
+            "--no-resolv".into(),
+            "--no-hosts".into(),
+            "--pid-file".into(),
+        ];
+        for (name, txt) in records {
+            let parts: Vec<String> = txt
+                .as_bytes()
+                .chunks(200)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect();
+            args.push(format!("--txt-record={name},{}", parts.join(",")));
+        }
+        let child = Command::new("dnsmasq")
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Ready once the port is taken.
+        for _ in 0..100 {
+            if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(Dnsmasq(child, ([127, 0, 0, 1], port).into()))
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `--dns` asks a real DNS server, keeps each key found with the time of the lookup, and
+/// publishes that provenance.
+#[test]
+fn dns_keys_are_looked_up_kept_with_their_time_and_published() {
+    let keys =
+        std::fs::read_to_string(corpus("dkim/jstedfast-MimeKit-dkim/dns-records.txt")).unwrap();
+    let gmail_key = keys
+        .lines()
+        .find_map(|l| l.strip_prefix("20120113._domainkey.gmail.com "))
+        .unwrap();
+    let Some(dns) = Dnsmasq::start(&[("20120113._domainkey.gmail.com", gmail_key)]) else {
+        return;
+    };
+    let server = dns.1.to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let mail = tmp.path().join("mail");
+    std::fs::create_dir_all(&mail).unwrap();
+    let src = corpus("dkim/jstedfast-MimeKit-dkim/UnitTests/TestData/dkim");
+    for m in ["gmail.msg", "rfc8463-example.msg"] {
+        std::fs::copy(src.join(m), mail.join(m)).unwrap();
+    }
+
+    // One file, outside any workspace.
+    let out = trove()
+        .args([
+            "verify-message",
+            p(&mail.join("gmail.msg")),
+            "--dns",
+            "--dns-server",
+            &server,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("PASS: Signed by gmail.com with a 2048-bit RSA key"),
+        "{text}"
+    );
+    assert!(text.contains("Key from: DNS, looked up at 20"), "{text}");
+
+    // A workspace: the key is found, kept, used and published with its provenance.
+    let ws = new_workspace(tmp.path());
+    run(&["ingest", p(&ws), p(&mail)]);
+    assert_eq!(status(&ws)["dkim_pass"], 0);
+    let out = run(&["dkim", p(&ws), "--dns", "--dns-server", &server, "--json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DNS: looking up 3 key record(s)"), "{err}");
+    assert!(
+        err.contains("DNS: brisbane._domainkey.football.example.com: no such record"),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 key record(s) found and kept, 2 not found"),
+        "{err}"
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["pass"], 1, "{summary}");
+    assert_eq!(status(&ws)["dkim_keys"], 1);
+    drop(dns);
+    // The key was captured: with the server gone, verifying again still passes.
+    let out = run(&["dkim", p(&ws), "--json"]);
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["pass"], 1, "{summary}");
+    run(&["release", p(&ws), "--all"]);
+    let out = run(&["search", p(&ws.join("site")), "dkim:pass", "--json"]);
+    let hits: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = hits["hits"][0]["number"].as_u64().unwrap();
+    let json: Value = serde_json::from_slice(
+        &std::fs::read(ws.join(format!("site/messages/0000/{n}.json"))).unwrap(),
+    )
+    .unwrap();
+    let source = json["dkim"][0]["key"]["source"].as_str().unwrap();
+    assert!(source.starts_with("DNS, looked up at 20"), "{source}");
+}
+
 /// ARC chains are verified at ingest, re-verified when keys arrive, and published with
 /// the key record of every seal.
 #[test]
