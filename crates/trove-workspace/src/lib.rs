@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 pub use catalogue::{SCHEMA_VERSION, Status, now_rfc3339};
 pub use config::Config;
 pub use dkim::{DkimSummary, KeyImport};
-pub use ingest::{IngestStats, Progress};
+pub use ingest::{IngestStats, Progress, StageTimes};
 pub use release::{ReleaseOutcome, Selection};
 
 use blobs::BlobStore;
