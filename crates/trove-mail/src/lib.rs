@@ -8,6 +8,7 @@
 pub mod dkim;
 pub mod mbox;
 pub mod parse;
+pub mod pii;
 pub mod read;
 pub mod sanitize;
 

@@ -1,0 +1,432 @@
+//! Personal-data detectors and span masking. Pure: text in, findings out.
+//!
+//! Each detector pairs a pattern with a check that a pattern cannot express (the SSA's
+//! invalid number ranges, the Luhn digit of card numbers, the ISO 13616 mod-97 checksum
+//! of IBANs) or with the words that must stand before the value (a passport number, a
+//! date of birth, a password). A finding carries a confidence: 0.9 and above when a
+//! checksum or a labelled context backs it, lower for shapes alone (phone numbers,
+//! street addresses).
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// One piece of personal data found in a text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// `ssn`, `card`, `iban`, `phone`, `passport`, `dob`, `address`, `password`, `email`,
+    /// or `list:NAME` for a publisher's list.
+    pub kind: String,
+    /// Byte span in the text scanned.
+    pub start: usize,
+    pub end: usize,
+    pub confidence: f32,
+}
+
+/// The built-in kinds, in the order reports list them.
+pub const KINDS: &[&str] = &[
+    "ssn", "card", "iban", "passport", "password", "dob", "phone", "address", "email",
+];
+
+/// A publisher's list: names or patterns of its own (`list:NAME` findings).
+#[derive(Debug, Clone)]
+pub struct List {
+    pub name: String,
+    /// Matched whole-word and case-insensitively.
+    pub terms: Vec<String>,
+    /// Regular expressions (Rust `regex` syntax).
+    pub patterns: Vec<String>,
+}
+
+/// The detectors, configured once per workspace policy.
+pub struct Detector {
+    /// Email addresses at these domains (or their subdomains) belong to organisations
+    /// named as public, so they are not findings.
+    public_domains: Vec<String>,
+    lists: Vec<(String, Regex)>,
+}
+
+fn re(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("built-in pattern compiles")
+}
+
+static SSN: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\b(\d{3})([- ])(\d{2})([- ])(\d{4})\b|\b(\d{9})\b"));
+static SSN_CONTEXT: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)\b(ssn|social security|soc\.? sec\.?|ss#|ss no)\b"));
+static CARD: LazyLock<Regex> = LazyLock::new(|| re(r"\b\d(?:[ -]?\d){12,18}\b"));
+static IBAN: LazyLock<Regex> = LazyLock::new(|| re(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"));
+static PHONE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)|\b\d{3})[ .-]?\d{3}[ .-]\d{4}\b|\+\d{1,3}(?:[ .-]?\d){7,12}\b",
+    )
+});
+static PASSPORT: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?i)\bpassport(?:\s+(?:no\.?|number|num\.?|#))?\s*(?:is|:|#)?\s*([A-Z0-9]{6,9})\b")
+});
+static DOB: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)\b(?:date of birth|d\.?o\.?b\.?|born on|birth ?date|birthday)\s*(?:is|:|-)?\s*((?:\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4})|(?:\d{4}-\d{2}-\d{2})|(?:(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2},? \d{4})|(?:\d{1,2} (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{4}))",
+    )
+});
+static PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)\b(?:password|passwd|pwd|passcode|pass code|pin number|pin code|one[- ]time code|verification code|security code|login code|access code)\b\s*(?:is|:|=|-)\s*([^\s,;\[][^\s,;]{2,63})|\bPIN\b\s*(?:is|:|=|-)?\s*(\d{4,8})\b",
+    )
+});
+static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\b\d{1,5}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Circle|Cir)\b\.?(?:,?\s+(?:Apt|Suite|Ste|Unit|#)\.?\s*[A-Za-z0-9-]+)?(?:,\s*[A-Z][a-zA-Z]+(?:\s[A-Z][a-zA-Z]+)?,\s*[A-Z]{2}\s+\d{5}(?:-\d{4})?)?",
+    )
+});
+static EMAIL: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)\b[a-z0-9._%+-]+@([a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,})\b"));
+
+/// US Social Security numbers the SSA never issues: area 000, 666 or 900–999, group 00,
+/// serial 0000, and the numbers made famous by advertising (078-05-1120, 219-09-9999).
+pub fn ssn_valid(area: u32, group: u32, serial: u32) -> bool {
+    !(area == 0
+        || area == 666
+        || area >= 900
+        || group == 0
+        || serial == 0
+        || (area, group, serial) == (78, 5, 1120)
+        || (area, group, serial) == (219, 9, 9999))
+}
+
+/// The Luhn check digit test over a string of digits.
+pub fn luhn_valid(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (i, d) in digits.iter().rev().enumerate() {
+        let mut v = u32::from(d - b'0');
+        if i % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    sum % 10 == 0
+}
+
+/// Issuer prefixes and lengths of the card networks in use (Visa, Mastercard, American
+/// Express, Discover, JCB, Diners Club, UnionPay, Maestro).
+fn card_network(digits: &[u8]) -> bool {
+    let n = digits.len();
+    let prefix = |k: usize| -> u32 {
+        std::str::from_utf8(&digits[..k.min(n)])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    match digits[0] {
+        b'4' => matches!(n, 13 | 16 | 19),
+        b'5' => {
+            (51..=55).contains(&prefix(2)) && n == 16 || prefix(2) >= 56 && (12..=19).contains(&n)
+        }
+        b'2' => (2221..=2720).contains(&prefix(4)) && n == 16,
+        b'3' => {
+            (matches!(prefix(2), 34 | 37) && n == 15)
+                || ((3528..=3589).contains(&prefix(4)) && (16..=19).contains(&n))
+                || ((matches!(prefix(2), 36 | 38 | 39) || (300..=305).contains(&prefix(3)))
+                    && (14..=19).contains(&n))
+        }
+        b'6' => {
+            (prefix(4) == 6011
+                || prefix(2) == 65
+                || (644..=649).contains(&prefix(3))
+                || prefix(2) == 62)
+                && (16..=19).contains(&n)
+                || (prefix(2) == 67 && (12..=19).contains(&n))
+        }
+        _ => false,
+    }
+}
+
+/// ISO 13616: country code, two check digits, then the account; valid when the number
+/// read with the first four characters moved to the end is 1 modulo 97.
+pub fn iban_valid(iban: &str) -> bool {
+    let s: Vec<u8> = iban.bytes().filter(|b| *b != b' ').collect();
+    if !(15..=34).contains(&s.len()) || !s.iter().all(u8::is_ascii_alphanumeric) {
+        return false;
+    }
+    let mut rem = 0u32;
+    for &b in s[4..].iter().chain(&s[..4]) {
+        let v = if b.is_ascii_digit() {
+            u32::from(b - b'0')
+        } else {
+            u32::from(b.to_ascii_uppercase() - b'A') + 10
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    rem == 1
+}
+
+impl Detector {
+    /// Fails with the list name and the error when a pattern does not compile.
+    pub fn new(public_domains: &[String], lists: &[List]) -> Result<Detector, String> {
+        let mut compiled = Vec::new();
+        for list in lists {
+            let mut alternatives: Vec<String> = list
+                .terms
+                .iter()
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| format!(r"\b{}\b", regex::escape(t.trim())))
+                .collect();
+            for p in &list.patterns {
+                Regex::new(p).map_err(|e| format!("list {}: pattern {p:?}: {e}", list.name))?;
+                alternatives.push(format!("(?:{p})"));
+            }
+            if alternatives.is_empty() {
+                continue;
+            }
+            let joined = format!("(?i){}", alternatives.join("|"));
+            let regex = Regex::new(&joined).map_err(|e| format!("list {}: {e}", list.name))?;
+            compiled.push((format!("list:{}", list.name), regex));
+        }
+        Ok(Detector {
+            public_domains: public_domains
+                .iter()
+                .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+                .collect(),
+            lists: compiled,
+        })
+    }
+
+    /// Every finding in `text`, sorted by position. Where findings overlap, the one with
+    /// the higher confidence (then the longer) is kept, so spans never overlap.
+    pub fn scan(&self, text: &str) -> Vec<Finding> {
+        let mut found = Vec::new();
+        let mut push = |kind: &str, start: usize, end: usize, confidence: f32| {
+            found.push(Finding {
+                kind: kind.to_string(),
+                start,
+                end,
+                confidence,
+            })
+        };
+        for c in SSN.captures_iter(text) {
+            let m = c.get(0).expect("group 0");
+            let digits: String = m.as_str().chars().filter(char::is_ascii_digit).collect();
+            let (a, g, s) = (
+                digits[..3].parse().unwrap_or(0),
+                digits[3..5].parse().unwrap_or(0),
+                digits[5..].parse().unwrap_or(0),
+            );
+            if !ssn_valid(a, g, s) {
+                continue;
+            }
+            if c.get(6).is_some() {
+                // Nine bare digits: only with the words around them.
+                let before = &text[m.start().saturating_sub(40)..m.start()];
+                if SSN_CONTEXT.is_match(before) {
+                    push("ssn", m.start(), m.end(), 0.8);
+                }
+            } else if c.get(2).map(|x| x.as_str()) == c.get(4).map(|x| x.as_str()) {
+                push("ssn", m.start(), m.end(), 0.9);
+            }
+        }
+        for m in CARD.find_iter(text) {
+            let digits: Vec<u8> = m.as_str().bytes().filter(u8::is_ascii_digit).collect();
+            if luhn_valid(&digits)
+                && card_network(&digits)
+                && !digits.iter().all(|d| *d == digits[0])
+            {
+                push("card", m.start(), m.end(), 0.95);
+            }
+        }
+        for m in IBAN.find_iter(text) {
+            if iban_valid(m.as_str()) {
+                push("iban", m.start(), m.end(), 0.95);
+            }
+        }
+        for c in PASSPORT.captures_iter(text) {
+            let v = c.get(1).expect("group 1");
+            if v.as_str().bytes().any(|b| b.is_ascii_digit()) {
+                push("passport", v.start(), v.end(), 0.85);
+            }
+        }
+        for c in DOB.captures_iter(text) {
+            let v = c.get(1).expect("group 1");
+            push("dob", v.start(), v.end(), 0.85);
+        }
+        for c in PASSWORD.captures_iter(text) {
+            if let Some(v) = c.get(1).or_else(|| c.get(2)) {
+                push("password", v.start(), v.end(), 0.85);
+            }
+        }
+        for m in PHONE.find_iter(text) {
+            let digits = m.as_str().bytes().filter(u8::is_ascii_digit).count();
+            if (10..=15).contains(&digits) {
+                push("phone", m.start(), m.end(), 0.6);
+            }
+        }
+        for m in ADDRESS.find_iter(text) {
+            let confidence = if m.as_str().contains(',') { 0.75 } else { 0.5 };
+            push("address", m.start(), m.end(), confidence);
+        }
+        for c in EMAIL.captures_iter(text) {
+            let m = c.get(0).expect("group 0");
+            let domain = c.get(1).expect("group 1").as_str().to_ascii_lowercase();
+            let public = self
+                .public_domains
+                .iter()
+                .any(|d| domain == *d || domain.ends_with(&format!(".{d}")));
+            if !public {
+                push("email", m.start(), m.end(), 0.9);
+            }
+        }
+        for (kind, regex) in &self.lists {
+            for m in regex.find_iter(text) {
+                if m.end() > m.start() {
+                    push(kind, m.start(), m.end(), 1.0);
+                }
+            }
+        }
+        resolve_overlaps(found)
+    }
+}
+
+fn resolve_overlaps(mut found: Vec<Finding>) -> Vec<Finding> {
+    // Strongest first; a finding is kept if it overlaps none kept before it.
+    found.sort_by(|a, b| {
+        b.confidence
+            .total_cmp(&a.confidence)
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(a.start.cmp(&b.start))
+    });
+    let mut kept: Vec<Finding> = Vec::new();
+    for f in found {
+        if kept.iter().all(|k| f.end <= k.start || f.start >= k.end) {
+            kept.push(f);
+        }
+    }
+    kept.sort_by_key(|f| f.start);
+    kept
+}
+
+/// The label that replaces a masked span: the same for every value of a kind, so the
+/// length of what was masked is not shown. It contains no digit and no `@`, so no
+/// detector finds anything in it and masking twice changes nothing.
+pub fn label(kind: &str) -> String {
+    let name = kind.strip_prefix("list:").unwrap_or(kind);
+    let name: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphabetic() || *c == '-' || *c == '_')
+        .collect();
+    format!("[{} REDACTED]", name.to_ascii_uppercase())
+}
+
+/// Replaces each span (non-overlapping, sorted, on char boundaries) with its kind's
+/// label; the text between spans is kept byte for byte.
+pub fn mask(text: &str, spans: &[(usize, usize, &str)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for &(start, end, kind) in spans {
+        if start < at
+            || end > text.len()
+            || !text.is_char_boundary(start)
+            || !text.is_char_boundary(end)
+        {
+            continue;
+        }
+        out.push_str(&text[at..start]);
+        out.push_str(&label(kind));
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str) -> Vec<(String, String)> {
+        let d = Detector::new(&["enron.com".into()], &[]).unwrap();
+        d.scan(text)
+            .into_iter()
+            .map(|f| (f.kind, text[f.start..f.end].to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn checksums_and_ranges_decide() {
+        assert_eq!(
+            kinds("SSN 123-45-6789 ok"),
+            [("ssn".into(), "123-45-6789".into())]
+        );
+        for invalid in [
+            "000-12-3456",
+            "666-12-3456",
+            "912-34-5678",
+            "123-00-4567",
+            "123-45-0000",
+        ] {
+            assert!(kinds(invalid).is_empty(), "{invalid}");
+        }
+        assert_eq!(kinds("my ssn: 123456789").len(), 1);
+        assert!(kinds("order 123456789").is_empty());
+        assert_eq!(kinds("card 4111 1111 1111 1111.")[0].0, "card");
+        assert!(kinds("card 4111 1111 1111 1112.").is_empty());
+        assert_eq!(kinds("IBAN GB82 WEST 1234 5698 7654 32")[0].0, "iban");
+        assert!(kinds("IBAN GB82 WEST 1234 5698 7654 33").is_empty());
+    }
+
+    #[test]
+    fn context_detectors_take_only_the_value() {
+        assert_eq!(
+            kinds("Passport No. X1234567 issued"),
+            [("passport".into(), "X1234567".into())]
+        );
+        assert_eq!(
+            kinds("password: hunter22!"),
+            [("password".into(), "hunter22!".into())]
+        );
+        assert_eq!(
+            kinds("Date of birth: 04/12/1961"),
+            [("dob".into(), "04/12/1961".into())]
+        );
+        assert_eq!(
+            kinds("mail jane@gmail.com or ken.lay@enron.com"),
+            [("email".into(), "jane@gmail.com".into())]
+        );
+        assert_eq!(kinds("call (713) 853-6794 now")[0].0, "phone");
+        assert_eq!(
+            kinds("at 1400 Smith Street, Houston, TX 77002.")[0].0,
+            "address"
+        );
+    }
+
+    #[test]
+    fn masking_twice_changes_nothing() {
+        let d = Detector::new(
+            &[],
+            &[List {
+                name: "names".into(),
+                terms: vec!["Jane Roe".into()],
+                patterns: vec![],
+            }],
+        )
+        .unwrap();
+        let text = "Jane Roe, SSN 123-45-6789, card 4111-1111-1111-1111, pw: password: abc123";
+        let once = {
+            let f = d.scan(text);
+            let spans: Vec<_> = f
+                .iter()
+                .map(|f| (f.start, f.end, f.kind.as_str()))
+                .collect();
+            mask(text, &spans)
+        };
+        assert_eq!(
+            once,
+            "[NAMES REDACTED], SSN [SSN REDACTED], card [CARD REDACTED], pw: password: [PASSWORD REDACTED]"
+        );
+        assert!(d.scan(&once).is_empty(), "{:?}", d.scan(&once));
+    }
+}
