@@ -30,10 +30,10 @@ use std::path::{Path, PathBuf};
 
 pub use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 pub use index::{Hit, SearchIndex, SearchResults, Sort, rebuild_index};
-pub use manifest::{FileEntry, Manifest, NumberRange, ReleaseWriter, merkle_root};
+pub use manifest::{FileEntry, Manifest, NumberRange, Register, ReleaseWriter, merkle_root};
 pub use message::{
     MESSAGE_FORMAT, Person, PublishedArc, PublishedArcSeal, PublishedAttachment, PublishedDkim,
-    PublishedKey, PublishedMessage, dkim_status, dkim_status_of,
+    PublishedKey, PublishedMessage, PublishedRedaction, dkim_status, dkim_status_of,
 };
 pub use query::QueryError;
 pub use verify::{VerifyReport, verify_site};

@@ -14,6 +14,7 @@
 //! of a level is carried up unchanged. It lets one file be proved part of a release
 //! without the whole list.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use ed25519_dalek::{Signer, SigningKey};
@@ -42,6 +43,52 @@ pub struct Manifest {
     pub public_key: String,
     pub merkle_root: String,
     pub files: Vec<FileEntry>,
+    /// How much this release withheld or redacted, by reason; never what.
+    #[serde(default, skip_serializing_if = "Register::is_empty")]
+    pub register: Register,
+}
+
+/// The public register of one release: counts by reason (a kind of personal data, or an
+/// override's stated reason), never which emails or what values.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Register {
+    /// Emails not released, by reason.
+    pub messages_withheld: BTreeMap<String, u64>,
+    /// Released emails with something masked or withheld, by kind.
+    pub messages_redacted: BTreeMap<String, u64>,
+    /// Masked spans, by kind.
+    pub spans_masked: BTreeMap<String, u64>,
+    /// Attachments not published, by kind.
+    pub attachments_withheld: BTreeMap<String, u64>,
+    /// Released emails whose raw source is not published.
+    pub raw_sources_withheld: u64,
+}
+
+impl Register {
+    pub fn is_empty(&self) -> bool {
+        *self == Register::default()
+    }
+
+    /// Adds one released email's redaction.
+    pub fn add(&mut self, r: &crate::PublishedRedaction) {
+        let kinds: std::collections::BTreeSet<&String> = r
+            .spans_masked
+            .keys()
+            .chain(r.attachments_withheld.keys())
+            .collect();
+        for k in kinds {
+            *self.messages_redacted.entry(k.clone()).or_default() += 1;
+        }
+        for (k, n) in &r.spans_masked {
+            *self.spans_masked.entry(k.clone()).or_default() += n;
+        }
+        for (k, n) in &r.attachments_withheld {
+            *self.attachments_withheld.entry(k.clone()).or_default() += n;
+        }
+        if r.raw_withheld {
+            self.raw_sources_withheld += 1;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -126,6 +173,8 @@ pub struct ReleaseWriter<'s> {
     published_at: String,
     numbers: NumberRange,
     files: Vec<FileEntry>,
+    /// Filled by the caller while it adds emails; signed with the manifest.
+    pub register: Register,
 }
 
 impl<'s> ReleaseWriter<'s> {
@@ -143,6 +192,7 @@ impl<'s> ReleaseWriter<'s> {
             published_at: published_at.to_string(),
             numbers,
             files: Vec::new(),
+            register: Register::default(),
         }
     }
 
@@ -216,6 +266,7 @@ impl<'s> ReleaseWriter<'s> {
             public_key: hex::encode(key.verifying_key().as_bytes()),
             merkle_root: merkle_root(&self.files),
             files: self.files,
+            register: self.register,
         };
         let mut bytes = serde_json::to_vec_pretty(&manifest).expect("serialisable");
         bytes.push(b'\n');

@@ -41,6 +41,61 @@ pub struct PublishedMessage {
     /// The ARC chain (RFC 8617), if the email carries one, verified before release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arc: Option<PublishedArc>,
+    /// What was masked or withheld before publication, if anything: how much and of what
+    /// kind, never the values. DKIM and ARC verdicts above were computed on the original
+    /// bytes, before redaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redaction: Option<PublishedRedaction>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PublishedRedaction {
+    /// Masked spans by kind (`ssn`, `card`, `list:donors`, …).
+    pub spans_masked: std::collections::BTreeMap<String, u64>,
+    /// Attachments not published, by the kind of finding that withheld them.
+    pub attachments_withheld: std::collections::BTreeMap<String, u64>,
+    /// The raw source is not published (it holds what was masked).
+    pub raw_withheld: bool,
+    /// The HTML part is not published: masking could not be shown to be complete in it.
+    pub html_withheld: bool,
+    /// The header section shown was rebuilt from the masked fields.
+    pub headers_rebuilt: bool,
+}
+
+impl PublishedRedaction {
+    /// The redaction in plain words, for a reader.
+    pub fn sentence(&self) -> String {
+        let list = |m: &std::collections::BTreeMap<String, u64>| {
+            m.iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = Vec::new();
+        if !self.spans_masked.is_empty() {
+            parts.push(format!(
+                "personal data masked ({})",
+                list(&self.spans_masked)
+            ));
+        }
+        if !self.attachments_withheld.is_empty() {
+            parts.push(format!(
+                "attachments withheld ({})",
+                list(&self.attachments_withheld)
+            ));
+        }
+        if self.html_withheld {
+            parts.push("the HTML version withheld".into());
+        }
+        let mut line = format!("Redacted before publication: {}.", parts.join("; "));
+        if self.raw_withheld {
+            line.push_str(" The raw source is not published, because it holds what was redacted.");
+        }
+        if self.headers_rebuilt {
+            line.push_str(" The headers shown are rebuilt from the redacted fields.");
+        }
+        line
+    }
 }
 
 /// An ARC chain as published: each intermediary that sealed the email, oldest first.

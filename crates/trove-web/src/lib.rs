@@ -292,6 +292,10 @@ async fn email(
 
 async fn raw(State(s): State<Shared>, UrlPath(n): UrlPath<String>) -> Result<Response, WebError> {
     let m = load(&s, &n)?;
+    // A redacted email publishes no raw source; only a source its JSON names is served.
+    if m.raw_sha256.is_none() {
+        return Err(WebError::NotFound);
+    }
     let path = s.site.root().join(trove_site::raw_path(m.number));
     let bytes = std::fs::read(&path).map_err(|_| WebError::NotFound)?;
     let ct = if std::str::from_utf8(&bytes).is_ok() {
@@ -317,7 +321,10 @@ async fn evidence_bundle(
     UrlPath(n): UrlPath<String>,
 ) -> Result<Response, WebError> {
     let m = load(&s, &n)?;
-    let raw = std::fs::read(s.site.root().join(trove_site::raw_path(m.number))).ok();
+    let raw = match m.raw_sha256 {
+        Some(_) => std::fs::read(s.site.root().join(trove_site::raw_path(m.number))).ok(),
+        None => None,
+    };
     let tar = evidence::bundle(&m, raw.as_deref(), &s.site.info().title)
         .map_err(|e| WebError::Internal(e.to_string()))?;
     Ok(download(

@@ -169,6 +169,20 @@ pub fn release(title: &str, m: &Manifest, page: usize, emails: &[PublishedMessag
                 tr { th { "Signing key" } td { code { (m.public_key) } } }
             tr { th { "Manifest" } td { a href={ "/releases/" (m.release) "/manifest.json" } { "manifest.json" } ", " a href={ "/releases/" (m.release) "/manifest.json.sig" } { "signature" } " (" a href="/verify" { "how to check" } ")" } }
             }
+            h2 { "Register of what was withheld" }
+            @let r = &m.register;
+            @if r.is_empty() {
+                p { "Nothing in this release was withheld or redacted." }
+            } @else {
+                p { "Counts by reason, signed with the manifest; never which emails or what values." }
+                table.headers {
+                    @for (reason, n) in &r.messages_withheld { tr { th { "Emails withheld" } td { (n) " (" (reason) ")" } } }
+                    @for (kind, n) in &r.messages_redacted { tr { th { "Emails redacted" } td { (n) " (" (kind) ")" } } }
+                    @for (kind, n) in &r.spans_masked { tr { th { "Values masked" } td { (n) " (" (kind) ")" } } }
+                    @for (kind, n) in &r.attachments_withheld { tr { th { "Attachments withheld" } td { (n) " (" (kind) ")" } } }
+                    @if r.raw_sources_withheld > 0 { tr { th { "Raw sources not published" } td { (r.raw_sources_withheld) } } }
+                }
+            }
             ol.hits { @for e in emails { (email_row(e)) } }
             (pager(&format!("/releases/{}?", m.release), page, pages))
         },
@@ -287,7 +301,14 @@ pub fn email(title: &str, m: &PublishedMessage, release: Option<&Manifest>) -> S
                 @if !m.folders.is_empty() { tr { th { "Found in" } td { (m.folders.join(", ")) } } }
                 @if !m.charsets.is_empty() { tr { th { "Charset" } td { (distinct(&m.charsets).join(", ")) } } }
                 @if !m.defects.is_empty() { tr { th { "Flags" } td.flags { (m.defects.join(", ")) } } }
-                tr { th { "Source" } td { a href={ (url) "/raw" } { "raw email" } @if let Some(size) = m.raw_size { " (" (size) " bytes)" } } }
+                @if m.raw_sha256.is_some() {
+                    tr { th { "Source" } td { a href={ (url) "/raw" } { "raw email" } @if let Some(size) = m.raw_size { " (" (size) " bytes)" } } }
+                } @else {
+                    tr { th { "Source" } td { "not published" } }
+                }
+            }
+            @if let Some(r) = &m.redaction {
+                p.redaction { (r.sentence()) }
             }
             h2 { "Authenticity (DKIM)" }
             @if m.dkim.is_empty() {
@@ -297,7 +318,11 @@ pub fn email(title: &str, m: &PublishedMessage, release: Option<&Manifest>) -> S
                     @for d in &m.dkim { li { (d.sentence()) } }
                 }
                 p.hit-meta {
-                    "Verified on the original bytes before release. "
+                    @if m.redaction.is_some() {
+                        "Verified before redaction, on the original bytes; the text shown above was redacted afterwards, so it no longer matches the signature. "
+                    } @else {
+                        "Verified on the original bytes before release. "
+                    }
                     a href={ (url) "/evidence" } { "Download the evidence" }
                     " (raw email, key records, verdicts, and how to check them with dkimpy) or read "
                     a href="/verify" { "how to verify" } "."

@@ -43,6 +43,7 @@ fn message(number: u64, subject: &str, text: &str) -> PublishedMessage {
         raw_size: None,
         dkim: vec![],
         arc: None,
+        redaction: None,
     }
 }
 

@@ -1,4 +1,4 @@
-//! The catalogue: one SQLite file. Schema v3:
+//! The catalogue: one SQLite file. Schema v4:
 //!
 //! - `messages`: one row per distinct email (content id of its first copy, dedupe
 //!   fingerprint, the fields releases sort and report by, defects, public number once
@@ -12,7 +12,9 @@
 //! - `dkim_keys`: DKIM key records with their provenance; `dkim_verdicts`: one row per
 //!   DKIM-Signature of each email, as verified on its original bytes; `arc_results`: the
 //!   ARC chain of each email that carries one (its seals as JSON).
-//! - `log`: every command that changed the workspace.
+//! - `findings`: personal data found in each part of each email, with the value and its
+//!   context (the workspace is private); `withheld`: emails a release held back, and why.
+//! - `log`: every command that changed the workspace: when, what, who (`$USER`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +26,10 @@ use crate::{Result, WorkspaceError};
 /// v2 added `dkim_keys` and `dkim_verdicts`, v3 `arc_results` (each created on open;
 /// nothing else changed, so an older workspace is upgraded by opening it; `trove dkim`
 /// then fills in what older versions did not compute).
-pub const SCHEMA_VERSION: u32 = 3;
+///
+/// v4 added `findings` (personal data found in each email, with the value: private),
+/// `withheld` (emails a release held back, and why) and the `user` column of `log`.
+pub const SCHEMA_VERSION: u32 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -101,6 +106,23 @@ CREATE TABLE IF NOT EXISTS arc_results (
     reason TEXT NOT NULL,
     seals TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS findings (
+    message INTEGER NOT NULL REFERENCES messages(id),
+    part TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    value TEXT NOT NULL,
+    context TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS findings_message ON findings(message);
+CREATE INDEX IF NOT EXISTS findings_kind ON findings(kind);
+CREATE TABLE IF NOT EXISTS withheld (
+    message INTEGER PRIMARY KEY REFERENCES messages(id),
+    release INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS log (
     time TEXT NOT NULL, command TEXT NOT NULL, detail TEXT NOT NULL
 );
@@ -172,6 +194,14 @@ impl Catalogue {
             });
         }
         conn.execute_batch(SCHEMA).map_err(err)?;
+        let has_user: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('log') WHERE name = 'user'")
+            .and_then(|mut s| s.exists([]))
+            .map_err(err)?;
+        if !has_user {
+            conn.execute_batch("ALTER TABLE log ADD COLUMN user TEXT")
+                .map_err(err)?;
+        }
         conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
             [SCHEMA_VERSION.to_string()],
@@ -202,8 +232,8 @@ impl Catalogue {
     pub fn log(&self, command: &str, detail: &str) -> Result<()> {
         self.conn
             .execute(
-                "INSERT INTO log (time, command, detail) VALUES (?1, ?2, ?3)",
-                params![now_rfc3339(), command, detail],
+                "INSERT INTO log (time, command, detail, user) VALUES (?1, ?2, ?3, ?4)",
+                params![now_rfc3339(), command, detail, user()],
             )
             .map_err(self.err())?;
         Ok(())
@@ -282,6 +312,13 @@ pub(crate) fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> WorkspaceError 
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Who ran the command: the login name, as the environment gives it.
+fn user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 pub fn now_rfc3339() -> String {

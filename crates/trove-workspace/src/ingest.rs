@@ -57,6 +57,8 @@ pub struct StageTimes {
     pub parse_ns: u64,
     /// DKIM signatures and ARC chains verified.
     pub authenticate_ns: u64,
+    /// Personal-data detectors over every part.
+    pub detect_ns: u64,
     /// The catalogue transaction of each batch.
     pub catalogue_ns: u64,
     /// Whole batches (parallel stages plus catalogue); the rest of the run is reading.
@@ -89,6 +91,7 @@ struct Prepared {
     size: usize,
     dkim: Vec<trove_mail::dkim::SignatureVerdict>,
     arc: Option<trove_mail::dkim::ArcResult>,
+    findings: Vec<crate::privacy::PartFinding>,
 }
 
 impl Workspace {
@@ -97,6 +100,9 @@ impl Workspace {
         let started = Instant::now();
         let mut stats = IngestStats::default();
         let keys = self.key_store()?;
+        let policy = self.policy()?;
+        self.mark_findings_scanned_with(&policy.detector_hash)?;
+        let keys = (&keys, &policy);
         for path in paths {
             if !path.exists() {
                 return Err(WorkspaceError::Io {
@@ -158,7 +164,7 @@ impl Workspace {
                         &mut finished_files,
                         &mut skipped,
                         &mut stats,
-                        &keys,
+                        keys,
                     );
                     batch_bytes = 0;
                     stats.bytes_read = base + counter.get();
@@ -185,7 +191,7 @@ impl Workspace {
                 &mut finished_files,
                 &mut skipped,
                 &mut stats,
-                &keys,
+                keys,
             )?;
             stats.bytes_read = base + counter.get();
         }
@@ -211,7 +217,7 @@ impl Workspace {
         finished_files: &mut Vec<(String, u64)>,
         skipped: &mut Vec<(String, String)>,
         stats: &mut IngestStats,
-        keys: &trove_mail::dkim::KeyStore,
+        (keys, policy): (&trove_mail::dkim::KeyStore, &crate::privacy::Policy),
     ) -> Result<()> {
         // Copies an earlier run already recorded are dropped before any work is done on them.
         let batch = {
@@ -239,7 +245,7 @@ impl Workspace {
         };
         let blobs = &self.blobs;
         let batch_started = Instant::now();
-        let [store_ns, parse_ns, authenticate_ns] = [(); 3].map(|_| AtomicU64::new(0));
+        let [store_ns, parse_ns, authenticate_ns, detect_ns] = [(); 4].map(|_| AtomicU64::new(0));
         let lap = |since: &mut Instant, total: &AtomicU64| {
             let now = Instant::now();
             total.fetch_add((now - *since).as_nanos() as u64, Ordering::Relaxed);
@@ -257,9 +263,12 @@ impl Workspace {
                 let (dkim, arc) =
                     crate::dkim::authenticate(&p.bytes, keys, parsed.date.map(|d| d.timestamp));
                 lap(&mut t, &authenticate_ns);
+                let findings = crate::privacy::scan(&parsed, &policy.detector);
+                lap(&mut t, &detect_ns);
                 Ok(Prepared {
                     dkim,
                     arc,
+                    findings,
                     fingerprint: hex::encode(parsed.fingerprint()),
                     origin: p.origin,
                     content_id,
@@ -378,6 +387,7 @@ impl Workspace {
                         let id = tx.last_insert_rowid();
                         crate::dkim::store_verdicts(&tx, id, &p.dkim).map_err(cat_err)?;
                         crate::dkim::store_arc(&tx, id, p.arc.as_ref()).map_err(cat_err)?;
+                        crate::privacy::store_findings(&tx, id, &p.findings).map_err(cat_err)?;
                         id
                     }
                 };
@@ -426,6 +436,7 @@ impl Workspace {
         st.store_ns += store_ns.into_inner();
         st.parse_ns += parse_ns.into_inner();
         st.authenticate_ns += authenticate_ns.into_inner();
+        st.detect_ns += detect_ns.into_inner();
         st.catalogue_ns += catalogue_started.elapsed().as_nanos() as u64;
         st.batches_ns += batch_started.elapsed().as_nanos() as u64;
         Ok(())

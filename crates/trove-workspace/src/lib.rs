@@ -18,6 +18,7 @@ mod catalogue;
 mod config;
 mod dkim;
 mod ingest;
+pub mod privacy;
 mod release;
 
 use std::fs;
@@ -93,6 +94,8 @@ impl Workspace {
         write_key(&root.join("keys/signing.key"))?;
         let config_path = root.join("trove.toml");
         fs::write(&config_path, config::DEFAULT).map_err(io_err(&config_path))?;
+        let policy_path = root.join("policy.toml");
+        fs::write(&policy_path, privacy::DEFAULT_POLICY).map_err(io_err(&policy_path))?;
         let ws = Workspace::open(root)?;
         ws.catalogue
             .log("init", &format!("workspace created at {}", root.display()))?;
@@ -118,6 +121,11 @@ impl Workspace {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The personal-data policy (`policy.toml`; the default when the file is missing).
+    pub fn policy(&self) -> Result<privacy::Policy> {
+        privacy::Policy::load(&self.root.join("policy.toml"))
     }
 
     pub fn config(&self) -> &Config {

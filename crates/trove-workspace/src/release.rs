@@ -71,6 +71,8 @@ impl Workspace {
                 .write_release(&site, &key, pending, true, progress)
                 .map(Some);
         }
+        let policy = self.policy()?;
+        self.refresh_findings(&policy, &|_, _| {})?;
         let (tx, cat_err) = self.catalogue.begin()?;
         let (release, next_number): (u32, u64) = tx
             .query_row(
@@ -80,21 +82,64 @@ impl Workspace {
             )
             .map_err(cat_err)?;
         let limit = match selection {
-            Selection::Next(n) => n as i64,
-            Selection::All => -1,
+            Selection::Next(n) => n,
+            Selection::All => u64::MAX,
         };
-        let ids: Vec<i64> = {
+        // Oldest first; the policy decides each email: publish, withhold (it then takes
+        // no public number), or block the release.
+        let mut ids: Vec<i64> = Vec::new();
+        let mut withheld: Vec<(i64, String)> = Vec::new();
+        let mut blocked: Vec<(String, Option<String>, Vec<String>)> = Vec::new();
+        {
             let mut stmt = tx
                 .prepare(
-                    "SELECT id FROM messages WHERE number IS NULL
-                     ORDER BY date IS NULL, date, content_id LIMIT ?1",
+                    "SELECT id, content_id, message_id FROM messages
+                     WHERE number IS NULL AND id NOT IN (SELECT message FROM withheld)
+                     ORDER BY date IS NULL, date, content_id",
                 )
                 .map_err(cat_err)?;
-            stmt.query_map([limit], |r| r.get(0))
-                .map_err(cat_err)?
-                .collect::<Result<_, _>>()
-                .map_err(cat_err)?
-        };
+            let mut kinds_of = tx
+                .prepare("SELECT DISTINCT kind FROM findings WHERE message = ?1")
+                .map_err(cat_err)?;
+            let candidates = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })
+                .map_err(cat_err)?;
+            for candidate in candidates {
+                if ids.len() as u64 >= limit {
+                    break;
+                }
+                let (id, content_id, message_id) = candidate.map_err(cat_err)?;
+                let kinds: Vec<String> = kinds_of
+                    .query_map([id], |r| r.get(0))
+                    .map_err(cat_err)?
+                    .collect::<Result<_, _>>()
+                    .map_err(cat_err)?;
+                let over = policy.override_for(&content_id, message_id.as_deref());
+                match policy.decide(kinds.iter().map(String::as_str), over) {
+                    crate::privacy::Decision::Publish => ids.push(id),
+                    crate::privacy::Decision::Withhold(reason) => withheld.push((id, reason)),
+                    crate::privacy::Decision::Blocked(kinds) => {
+                        blocked.push((content_id, message_id, kinds))
+                    }
+                }
+            }
+        }
+        if !blocked.is_empty() {
+            let (content_id, message_id, kinds) = &blocked[0];
+            return Err(WorkspaceError::Usage(format!(
+                "release refused: {} email(s) about to be released have findings the policy marks \"block\" ({}); decide each with an [[overrides]] entry in {} (see `trove review`). First: content id {content_id}, Message-ID {}",
+                blocked.len(),
+                kinds.join(", "),
+                self.root.join("policy.toml").display(),
+                message_id.as_deref().unwrap_or("(none)"),
+            )));
+        }
         if ids.is_empty() {
             return Ok(None);
         }
@@ -111,6 +156,15 @@ impl Workspace {
                 .map_err(cat_err)?;
             for (i, id) in ids.iter().enumerate() {
                 set.execute(params![id, (numbers.first + i as u64) as i64, release])
+                    .map_err(cat_err)?;
+            }
+        }
+        {
+            let mut hold = tx
+                .prepare("INSERT INTO withheld (message, release, reason) VALUES (?1, ?2, ?3)")
+                .map_err(cat_err)?;
+            for (id, reason) in &withheld {
+                hold.execute(params![id, release, reason])
                     .map_err(cat_err)?;
             }
         }
@@ -193,6 +247,7 @@ impl Workspace {
         resumed: bool,
         progress: &dyn Fn(u64, u64),
     ) -> Result<ReleaseOutcome> {
+        let policy = self.policy()?;
         let mut rows: Vec<Row> = {
             let mut stmt = self
                 .catalogue
@@ -244,23 +299,33 @@ impl Workspace {
                 .par_iter()
                 .map(|row| {
                     let raw = self.blobs.get(&row.content_id)?;
-                    let (message, attachments) = published_form(row, release, &raw);
+                    let (mut message, mut attachments) = published_form(row, release, &raw);
+                    let over = policy.override_for(&row.content_id, message.message_id.as_deref());
+                    message.redaction =
+                        crate::privacy::redact(&mut message, &mut attachments, &policy, over);
                     Ok((message, raw, attachments))
                 })
                 .collect();
             for item in built {
                 let (message, raw, attachment_bytes) = item?;
+                if let Some(r) = &message.redaction {
+                    writer.register.add(r);
+                }
+                // A redacted email's raw source holds what was redacted: never published.
+                let raw = message.raw_sha256.as_ref().map(|_| raw.as_slice());
                 let attachments: Vec<(&PublishedAttachment, &[u8])> = message
                     .attachments
                     .iter()
                     .zip(attachment_bytes.iter().map(Vec::as_slice))
                     .collect();
-                writer.add_message(&message, Some(&raw), &attachments)?;
+                writer.add_message(&message, raw, &attachments)?;
                 index.add(&index_writer, &message)?;
             }
             done += chunk.len() as u64;
             progress(done, rows.len() as u64);
         }
+        writer.register.messages_withheld = self.withheld_in(release)?;
+        let register = writer.register.clone();
         let (manifest, manifest_sha256) = writer.finish(key)?;
         index_writer.commit().map_err(trove_site::SiteError::from)?;
         self.catalogue
@@ -275,6 +340,7 @@ impl Workspace {
             &serde_json::json!({
                 "release": release, "title": title, "first": numbers.first, "last": numbers.last,
                 "site": site.root().display().to_string(), "manifest_sha256": manifest_sha256, "resumed": resumed,
+                "policy_sha256": policy.hash, "register": register,
             })
             .to_string(),
         )?;
@@ -479,6 +545,7 @@ fn published_form(row: &Row, release: u32, raw: &[u8]) -> (PublishedMessage, Vec
         raw_size: Some(raw.len() as u64),
         dkim: row.dkim.clone(),
         arc: row.arc.clone(),
+        redaction: None,
     };
     (message, bytes)
 }

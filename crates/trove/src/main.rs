@@ -68,6 +68,21 @@ enum Command {
         json: bool,
     },
 
+    /// Personal-data findings grouped by kind, what policy.toml does with them, and what
+    /// the next release would publish, redact, withhold or be blocked by.
+    #[command(
+        after_help = "Examples:\n  trove review ~/leak-ws\n  trove review ~/leak-ws --json > findings.json\n  trove review ~/leak-ws --csv findings.csv\n\nEdit ~/leak-ws/policy.toml (documented inside) and run review again."
+    )]
+    Review {
+        workspace: PathBuf,
+        /// Everything as one JSON object (`kinds`, `findings`, `next_release`).
+        #[arg(long)]
+        json: bool,
+        /// Write every finding to this CSV file, one row each, for a team to work through.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+    },
+
     /// Counts of what the workspace holds.
     #[command(after_help = "Example:\n  trove status ~/leak-ws --json")]
     Status {
@@ -306,6 +321,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
+        Command::Review {
+            workspace,
+            json,
+            csv,
+        } => review(&workspace, json, csv.as_deref())?,
         Command::Status { workspace, json } => {
             let ws = Workspace::open(&workspace)?;
             let s = ws.status()?;
@@ -444,6 +464,93 @@ fn report_key_import(path: &Path, import: &trove_workspace::KeyImport) {
         import.added,
         import.replaced
     );
+}
+
+fn review(workspace: &Path, json: bool, csv_path: Option<&Path>) -> Result<()> {
+    let mut ws = Workspace::open(workspace)?;
+    let progress = progress::CountProgress::new("scanning for personal data", json);
+    let review = ws.review(&|done, total| progress.update(done, total));
+    progress.finish();
+    let review = review?;
+    if let Some(path) = csv_path {
+        let mut w = csv::Writer::from_path(path).with_context(|| format!("{}", path.display()))?;
+        w.write_record([
+            "kind",
+            "action",
+            "confidence",
+            "content_id",
+            "message_id",
+            "number",
+            "part",
+            "value",
+            "context",
+        ])?;
+        for f in &review.findings {
+            w.write_record([
+                f.kind.as_str(),
+                f.action.as_str(),
+                &format!("{:.2}", f.confidence),
+                f.message.as_str(),
+                f.message_id.as_deref().unwrap_or_default(),
+                &f.number.map(|n| n.to_string()).unwrap_or_default(),
+                f.part.as_str(),
+                f.value.as_str(),
+                f.context.as_str(),
+            ])?;
+        }
+        w.flush().with_context(|| format!("{}", path.display()))?;
+        eprintln!(
+            "{} findings written to {}",
+            review.findings.len(),
+            path.display()
+        );
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&review)?);
+        return Ok(());
+    }
+    println!(
+        "Personal data in {} (policy sha256 {})",
+        workspace.display(),
+        &review.policy_sha256[..12]
+    );
+    if review.kinds.is_empty() {
+        println!("  no findings");
+    }
+    for k in &review.kinds {
+        println!(
+            "\n{:<14} {:>6} finding(s) in {:>5} email(s)   policy: {}",
+            k.kind, k.findings, k.messages, k.action
+        );
+        for e in &k.examples {
+            println!("    … {e} …");
+        }
+    }
+    let n = &review.next_release;
+    println!(
+        "\nNext release (--all): {} unreleased email(s): {} published ({} with redactions), {} withheld",
+        n.unreleased,
+        n.publish,
+        n.redacted,
+        n.withhold.values().sum::<u64>()
+    );
+    for (reason, count) in &n.withhold {
+        println!("  withheld: {count} for {reason}");
+    }
+    if !n.blocked.is_empty() {
+        println!(
+            "  BLOCKED: {} email(s) have findings marked \"block\"; release refuses until policy.toml has an [[overrides]] entry for each:",
+            n.blocked.len()
+        );
+        for (content_id, message_id, kinds) in n.blocked.iter().take(20) {
+            println!(
+                "    content_id = \"{content_id}\"  Message-ID {}  ({})",
+                message_id.as_deref().unwrap_or("(none)"),
+                kinds.join(", ")
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Live DNS lookups of DKIM keys, opt-in.

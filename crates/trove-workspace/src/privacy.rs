@@ -1,0 +1,923 @@
+//! Personal data: the policy file (`policy.toml`), findings kept in the catalogue, the
+//! review, and redaction of the published form at release. Originals are never touched.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use trove_mail::Parsed;
+use trove_mail::pii::{Detector, List, mask};
+use trove_site::{PublishedMessage, PublishedRedaction};
+
+use crate::{Result, WorkspaceError};
+
+pub const DEFAULT_POLICY: &str = r#"# trove personal-data policy: what happens to each kind of finding before release.
+# `trove review` shows the findings and what this policy would do; edit, then review again.
+#
+# Actions:
+#   "mask"                replace the value with a label such as [SSN REDACTED] (the same
+#                         label whatever the value's length); the email's raw source is then
+#                         not published, and an attachment holding such a value is withheld
+#   "withhold-attachment" as "mask", said explicitly for kinds mostly found in attachments
+#   "withhold-message"    the email is not released at all
+#   "allow"               published as is
+#   "block"               `trove release` refuses while an email about to be released has
+#                         such a finding and no override below decides it
+#
+# Kinds: ssn (US Social Security numbers, invalid ranges excluded), card (payment cards
+# passing the Luhn check), iban (valid checksum), passport (a number after "passport"),
+# password (values after "password:", "PIN", "verification code"...), dob (a date after
+# "date of birth", "born on"...), phone, address (street addresses), email (addresses
+# outside public_domains), and list:NAME for the lists below.
+
+# Addresses at these domains (and their subdomains) belong to organisations named as
+# public; they are not findings. Example: ["enron.com"]
+public_domains = []
+
+[kinds]
+ssn = "mask"
+card = "mask"
+iban = "mask"
+passport = "mask"
+password = "mask"
+dob = "allow"
+phone = "allow"
+address = "allow"
+email = "allow"
+
+# A list of names or patterns of your own; findings are of kind "list:NAME".
+# [[lists]]
+# name = "donors"
+# terms = ["Jane Roe", "John Q. Public"]      # whole words, any case
+# patterns = ['\bDONOR-\d{6}\b']              # regular expressions
+# action = "mask"
+
+# A decision for one email, by Message-ID or content id (`trove review` shows both). It
+# replaces the kinds' actions for that email (only for `kinds`, when given).
+# [[overrides]]
+# message_id = "<1234.JavaMail.evans@thyme>"   # or: content_id = "ab12..."
+# action = "withhold-message"                   # or "allow", "mask"
+# reason = "court order 17-204"                 # shown in the public register
+"#;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Mask,
+    WithholdAttachment,
+    WithholdMessage,
+    Allow,
+    Block,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Mask => "mask",
+            Action::WithholdAttachment => "withhold-attachment",
+            Action::WithholdMessage => "withhold-message",
+            Action::Allow => "allow",
+            Action::Block => "block",
+        }
+    }
+
+    fn masks(self) -> bool {
+        matches!(self, Action::Mask | Action::WithholdAttachment)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListPolicy {
+    name: String,
+    #[serde(default)]
+    terms: Vec<String>,
+    #[serde(default)]
+    patterns: Vec<String>,
+    action: Action,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Override {
+    pub message_id: Option<String>,
+    pub content_id: Option<String>,
+    pub action: Action,
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    public_domains: Vec<String>,
+    #[serde(default)]
+    kinds: BTreeMap<String, Action>,
+    #[serde(default)]
+    lists: Vec<ListPolicy>,
+    #[serde(default)]
+    overrides: Vec<Override>,
+}
+
+/// A loaded policy with its detectors.
+pub struct Policy {
+    file: PolicyFile,
+    pub detector: Detector,
+    /// SHA-256 of the policy file: logged with every decision.
+    pub hash: String,
+    /// SHA-256 of what the detectors depend on (public domains and lists): findings
+    /// stored under another value are out of date.
+    pub detector_hash: String,
+}
+
+impl Policy {
+    pub fn load(path: &Path) -> Result<Policy> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            // Workspaces made before policies existed get the default.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => DEFAULT_POLICY.to_string(),
+            Err(e) => return Err(crate::io_err(path)(e)),
+        };
+        Policy::parse(&text).map_err(|message| WorkspaceError::Config {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    pub fn parse(text: &str) -> std::result::Result<Policy, String> {
+        let file: PolicyFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        for kind in file.kinds.keys() {
+            if !trove_mail::pii::KINDS.contains(&kind.as_str()) {
+                return Err(format!(
+                    "unknown kind {kind:?} in [kinds]; known: {}",
+                    trove_mail::pii::KINDS.join(", ")
+                ));
+            }
+        }
+        for o in &file.overrides {
+            if o.message_id.is_none() && o.content_id.is_none() {
+                return Err("an [[overrides]] entry needs message_id or content_id".into());
+            }
+        }
+        let lists: Vec<List> = file
+            .lists
+            .iter()
+            .map(|l| List {
+                name: l.name.clone(),
+                terms: l.terms.clone(),
+                patterns: l.patterns.clone(),
+            })
+            .collect();
+        let detector = Detector::new(&file.public_domains, &lists)?;
+        let detector_hash = hex::encode(Sha256::digest(
+            format!("v1 {:?} {:?}", file.public_domains, lists).as_bytes(),
+        ));
+        Ok(Policy {
+            detector,
+            hash: hex::encode(Sha256::digest(text.as_bytes())),
+            detector_hash,
+            file,
+        })
+    }
+
+    /// The action for a kind; kinds the file does not name are allowed, except the four
+    /// numbers that are never public, which are masked.
+    pub fn action(&self, kind: &str) -> Action {
+        if let Some(name) = kind.strip_prefix("list:") {
+            return self
+                .file
+                .lists
+                .iter()
+                .find(|l| l.name == name)
+                .map_or(Action::Mask, |l| l.action);
+        }
+        match self.file.kinds.get(kind) {
+            Some(a) => *a,
+            None if matches!(kind, "ssn" | "card" | "iban" | "passport" | "password") => {
+                Action::Mask
+            }
+            None => Action::Allow,
+        }
+    }
+
+    /// The override for an email, if one names it.
+    pub fn override_for(&self, content_id: &str, message_id: Option<&str>) -> Option<&Override> {
+        self.file.overrides.iter().find(|o| {
+            o.content_id.as_deref() == Some(content_id)
+                || (o.message_id.is_some()
+                    && o.message_id.as_deref().map(trim_id) == message_id.map(trim_id))
+        })
+    }
+
+    /// The action for one finding of one email, overrides first.
+    pub fn action_for(&self, kind: &str, over: Option<&Override>) -> Action {
+        match over {
+            Some(o) if o.kinds.is_empty() || o.kinds.iter().any(|k| k == kind) => o.action,
+            _ => self.action(kind),
+        }
+    }
+
+    /// What happens to an email with findings of these kinds.
+    pub fn decide<'k>(
+        &self,
+        kinds: impl IntoIterator<Item = &'k str>,
+        over: Option<&Override>,
+    ) -> Decision {
+        if let Some(o) = over
+            && o.action == Action::WithholdMessage
+            && o.kinds.is_empty()
+        {
+            return Decision::Withhold(
+                o.reason
+                    .clone()
+                    .unwrap_or_else(|| "publisher's decision".into()),
+            );
+        }
+        let mut blocked = Vec::new();
+        for kind in kinds {
+            match self.action_for(kind, over) {
+                Action::WithholdMessage => {
+                    let reason = over
+                        .and_then(|o| o.reason.clone())
+                        .unwrap_or_else(|| kind.to_string());
+                    return Decision::Withhold(reason);
+                }
+                Action::Block => blocked.push(kind.to_string()),
+                _ => {}
+            }
+        }
+        if blocked.is_empty() {
+            Decision::Publish
+        } else {
+            blocked.sort();
+            blocked.dedup();
+            Decision::Blocked(blocked)
+        }
+    }
+}
+
+fn trim_id(id: &str) -> &str {
+    id.trim().trim_start_matches('<').trim_end_matches('>')
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Publish,
+    Withhold(String),
+    Blocked(Vec<String>),
+}
+
+/// One finding in one part of an email, as stored and reviewed.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartFinding {
+    /// `subject`, `from`, `to`, `cc`, `headers`, `text`, `html`, `filename:N`,
+    /// `attachment:N` (N from 1).
+    pub part: String,
+    pub kind: String,
+    pub start: usize,
+    pub end: usize,
+    pub confidence: f32,
+    pub value: String,
+    /// Up to 40 characters either side, on one line.
+    pub context: String,
+}
+
+/// Attachments whose bytes are text the detectors can read. Other formats (PDF, office
+/// files) need text extraction first, which trove does not do yet.
+fn attachment_text(content_type: &str, bytes: &[u8]) -> Option<String> {
+    let t = content_type.to_ascii_lowercase();
+    let texty = t.starts_with("text/")
+        || t.starts_with("message/")
+        || matches!(
+            t.as_str(),
+            "application/json" | "application/xml" | "application/csv" | "application/x-csv"
+        );
+    texty.then(|| String::from_utf8_lossy(bytes).into_owned())
+}
+
+fn context(text: &str, start: usize, end: usize) -> String {
+    let mut a = start.saturating_sub(40);
+    while !text.is_char_boundary(a) {
+        a -= 1;
+    }
+    let mut b = (end + 40).min(text.len());
+    while !text.is_char_boundary(b) {
+        b += 1;
+    }
+    text[a..b].split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn scan_part(detector: &Detector, part: &str, text: &str, out: &mut Vec<PartFinding>) {
+    for f in detector.scan(text) {
+        out.push(PartFinding {
+            part: part.to_string(),
+            kind: f.kind,
+            start: f.start,
+            end: f.end,
+            confidence: f.confidence,
+            value: text[f.start..f.end].to_string(),
+            context: context(text, f.start, f.end),
+        });
+    }
+}
+
+fn people_line(list: &[trove_mail::Mailbox]) -> String {
+    list.iter()
+        .map(|m| {
+            format!(
+                "{} <{}>",
+                m.name.as_deref().unwrap_or_default(),
+                m.address.as_deref().unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every finding in an email's parts, as ingest sees them.
+pub fn scan(parsed: &Parsed, detector: &Detector) -> Vec<PartFinding> {
+    let mut out = Vec::new();
+    scan_part(
+        detector,
+        "subject",
+        parsed.subject.as_deref().unwrap_or_default(),
+        &mut out,
+    );
+    scan_part(detector, "from", &people_line(&parsed.from), &mut out);
+    scan_part(detector, "to", &people_line(&parsed.to), &mut out);
+    scan_part(detector, "cc", &people_line(&parsed.cc), &mut out);
+    scan_part(detector, "headers", &parsed.header_block, &mut out);
+    scan_part(detector, "text", &parsed.text, &mut out);
+    if let Some(html) = &parsed.html {
+        scan_part(detector, "html", html, &mut out);
+    }
+    for (i, a) in parsed.attachments.iter().enumerate() {
+        if let Some(name) = &a.filename {
+            scan_part(detector, &format!("filename:{}", i + 1), name, &mut out);
+        }
+        if let Some(text) = attachment_text(&a.content_type, &a.bytes) {
+            scan_part(detector, &format!("attachment:{}", i + 1), &text, &mut out);
+        }
+    }
+    // The header section repeats the subject and the addresses: keep a header finding
+    // only when its value is not already found in another part.
+    let elsewhere: std::collections::HashSet<(String, String)> = out
+        .iter()
+        .filter(|f| f.part != "headers")
+        .map(|f| (f.kind.clone(), f.value.clone()))
+        .collect();
+    out.retain(|f| f.part != "headers" || !elsewhere.contains(&(f.kind.clone(), f.value.clone())));
+    out
+}
+
+pub(crate) fn store_findings(
+    tx: &rusqlite::Transaction<'_>,
+    message: i64,
+    findings: &[PartFinding],
+) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM findings WHERE message = ?1", [message])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO findings (message, part, start, end, kind, confidence, value, context)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for f in findings {
+        insert.execute(rusqlite::params![
+            message,
+            f.part,
+            f.start as i64,
+            f.end as i64,
+            f.kind,
+            f.confidence as f64,
+            f.value,
+            f.context
+        ])?;
+    }
+    Ok(())
+}
+
+/// Masks what the policy masks in one string; counts the spans by kind.
+fn mask_field(
+    text: &str,
+    policy: &Policy,
+    over: Option<&Override>,
+    counts: &mut BTreeMap<String, u64>,
+) -> String {
+    let findings = policy.detector.scan(text);
+    let spans: Vec<(usize, usize, &str)> = findings
+        .iter()
+        .filter(|f| policy.action_for(&f.kind, over).masks())
+        .map(|f| (f.start, f.end, f.kind.as_str()))
+        .collect();
+    if spans.is_empty() {
+        return text.to_string();
+    }
+    for (_, _, kind) in &spans {
+        *counts.entry(kind.to_string()).or_default() += 1;
+    }
+    mask(text, &spans)
+}
+
+/// The visible text of HTML: tags dropped, character references decoded, so that a value
+/// split by markup (`123-<b>45</b>-6789`) or written as `&#49;23-…` is seen whole.
+fn html_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    let mut rest = html;
+    while let Some(c) = rest.chars().next() {
+        if in_tag {
+            if c == '>' {
+                in_tag = false;
+            }
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        match c {
+            '<' => in_tag = true,
+            '&' => {
+                if let Some(end) = rest[..rest.len().min(12)].find(';') {
+                    let entity = &rest[1..end];
+                    let decoded = match entity {
+                        "amp" => Some('&'),
+                        "lt" => Some('<'),
+                        "gt" => Some('>'),
+                        "quot" => Some('"'),
+                        "apos" | "#39" => Some('\''),
+                        "nbsp" => Some(' '),
+                        e if e.starts_with("#x") || e.starts_with("#X") => {
+                            u32::from_str_radix(&e[2..], 16)
+                                .ok()
+                                .and_then(char::from_u32)
+                        }
+                        e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
+                        _ => None,
+                    };
+                    if let Some(d) = decoded {
+                        out.push(d);
+                        rest = &rest[end + 1..];
+                        continue;
+                    }
+                }
+                out.push('&');
+            }
+            c => out.push(c),
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// Applies the policy to an email's published form and its attachments' bytes (a
+/// withheld attachment's bytes are emptied and its entry dropped). Returns what was done,
+/// or `None` when nothing was.
+pub fn redact(
+    m: &mut PublishedMessage,
+    attachments: &mut Vec<Vec<u8>>,
+    policy: &Policy,
+    over: Option<&Override>,
+) -> Option<PublishedRedaction> {
+    let mut r = PublishedRedaction::default();
+    let counts = &mut r.spans_masked;
+    m.subject = mask_field(&m.subject, policy, over, counts);
+    for p in m
+        .from
+        .iter_mut()
+        .chain(m.to.iter_mut())
+        .chain(m.cc.iter_mut())
+    {
+        if let Some(n) = &p.name {
+            p.name = Some(mask_field(n, policy, over, counts));
+        }
+        if let Some(a) = &p.address {
+            p.address = Some(mask_field(a, policy, over, counts));
+        }
+    }
+    m.text = mask_field(&m.text, policy, over, counts);
+    if let Some(html) = &m.html {
+        let masked = mask_field(html, policy, over, counts);
+        // Markup can split a value or hide it in character references: if the visible
+        // text still holds something to mask, the HTML is not published at all.
+        let leftover = policy
+            .detector
+            .scan(&html_text(&masked))
+            .into_iter()
+            .any(|f| policy.action_for(&f.kind, over).masks());
+        if leftover {
+            m.html = None;
+            r.html_withheld = true;
+        } else {
+            m.html = Some(masked);
+        }
+    }
+    // Attachments: a finding to mask inside one withholds it; names are masked.
+    let mut kept = Vec::new();
+    let mut kept_bytes = Vec::new();
+    for (a, bytes) in m.attachments.drain(..).zip(attachments.drain(..)) {
+        let withheld_for = attachment_text(&a.content_type, &bytes).and_then(|text| {
+            policy
+                .detector
+                .scan(&text)
+                .into_iter()
+                .find(|f| policy.action_for(&f.kind, over).masks())
+                .map(|f| f.kind)
+        });
+        match withheld_for {
+            Some(kind) => *r.attachments_withheld.entry(kind).or_default() += 1,
+            None => {
+                let mut a = a;
+                if let Some(name) = &a.filename {
+                    a.filename = Some(mask_field(name, policy, over, &mut r.spans_masked));
+                }
+                kept.push(a);
+                kept_bytes.push(bytes);
+            }
+        }
+    }
+    for (i, a) in kept.iter_mut().enumerate() {
+        a.index = i as u32 + 1;
+    }
+    m.attachments = kept;
+    *attachments = kept_bytes;
+    // The raw header section may hold values in encoded words or in headers not shown
+    // elsewhere: when anything is masked, the section shown is rebuilt from the masked
+    // fields. A value found only in the header section counts as masked there.
+    let in_headers: Vec<String> = policy
+        .detector
+        .scan(&m.headers)
+        .into_iter()
+        .filter(|f| policy.action_for(&f.kind, over).masks())
+        .map(|f| f.kind)
+        .collect();
+    if r.spans_masked.is_empty() {
+        for kind in in_headers.iter() {
+            *r.spans_masked.entry(kind.clone()).or_default() += 1;
+        }
+    }
+    let changed =
+        !r.spans_masked.is_empty() || !r.attachments_withheld.is_empty() || r.html_withheld;
+    if !changed {
+        return None;
+    }
+    m.headers = rebuilt_headers(m);
+    r.headers_rebuilt = true;
+    m.raw_sha256 = None;
+    m.raw_size = None;
+    r.raw_withheld = true;
+    Some(r)
+}
+
+fn rebuilt_headers(m: &PublishedMessage) -> String {
+    let people = |list: &[trove_site::Person]| {
+        list.iter()
+            .map(trove_site::Person::display)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut h = String::new();
+    for (name, value) in [
+        ("From", people(&m.from)),
+        ("To", people(&m.to)),
+        ("Cc", people(&m.cc)),
+        ("Date", m.date.clone().unwrap_or_default()),
+        ("Subject", m.subject.clone()),
+        ("Message-ID", m.message_id.clone().unwrap_or_default()),
+    ] {
+        if !value.is_empty() {
+            h.push_str(&format!("{name}: {value}\n"));
+        }
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_policy_parses_and_masks_the_four_numbers() {
+        let p = Policy::parse(DEFAULT_POLICY).unwrap();
+        for k in ["ssn", "card", "iban", "passport", "password"] {
+            assert_eq!(p.action(k), Action::Mask, "{k}");
+        }
+        for k in ["phone", "email", "dob", "address"] {
+            assert_eq!(p.action(k), Action::Allow, "{k}");
+        }
+        assert_eq!(p.decide(["ssn", "phone"], None), Decision::Publish);
+    }
+
+    #[test]
+    fn bad_policies_say_what_is_wrong() {
+        let e = Policy::parse("[kinds]\nssm = \"mask\"\n").err().unwrap();
+        assert!(e.contains("unknown kind \"ssm\""), "{e}");
+        let e = Policy::parse("[kinds]\nssn = \"hide\"\n").err().unwrap();
+        assert!(e.contains("unknown variant"), "{e}");
+        let e = Policy::parse("[[lists]]\nname = \"x\"\npatterns = [\"(\"]\naction = \"mask\"\n")
+            .err()
+            .unwrap();
+        assert!(e.contains("list x"), "{e}");
+    }
+
+    #[test]
+    fn overrides_and_blocks_decide_per_email() {
+        let p = Policy::parse(
+            "[kinds]\nphone = \"block\"\n[[overrides]]\nmessage_id = \"<a@b>\"\naction = \"allow\"\n\
+             [[overrides]]\ncontent_id = \"ff\"\naction = \"withhold-message\"\nreason = \"court order\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            p.decide(["phone"], None),
+            Decision::Blocked(vec!["phone".into()])
+        );
+        let o = p.override_for("00", Some("a@b"));
+        assert_eq!(p.decide(["phone"], o), Decision::Publish);
+        let o = p.override_for("ff", None);
+        assert_eq!(p.decide([], o), Decision::Withhold("court order".into()));
+    }
+
+    #[test]
+    fn html_text_sees_through_markup_and_references() {
+        assert_eq!(html_text("1<b>23</b>-45-&#54;789 &amp;"), "123-45-6789 &");
+    }
+}
+
+/// One kind of finding in the review.
+#[derive(Debug, Clone, Serialize)]
+pub struct KindSummary {
+    pub kind: String,
+    pub findings: u64,
+    pub messages: u64,
+    pub action: String,
+    /// A few findings in context.
+    pub examples: Vec<String>,
+}
+
+/// One finding as the review lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewFinding {
+    pub kind: String,
+    /// The email's content id.
+    pub message: String,
+    pub message_id: Option<String>,
+    /// Its public number, if released.
+    pub number: Option<u64>,
+    pub part: String,
+    pub confidence: f32,
+    /// What the policy does with it (overrides included).
+    pub action: String,
+    pub value: String,
+    pub context: String,
+}
+
+/// What the next `trove release --all` would do with the emails not yet released.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NextRelease {
+    pub unreleased: u64,
+    pub publish: u64,
+    /// Of those published, emails with something masked or withheld.
+    pub redacted: u64,
+    pub withhold: BTreeMap<String, u64>,
+    /// Emails that stop the release, with the blocking kinds.
+    pub blocked: Vec<(String, Option<String>, Vec<String>)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Review {
+    pub policy_sha256: String,
+    pub kinds: Vec<KindSummary>,
+    pub findings: Vec<ReviewFinding>,
+    pub next_release: NextRelease,
+}
+
+impl crate::Workspace {
+    pub(crate) fn mark_findings_scanned_with(&self, detector_hash: &str) -> Result<()> {
+        let conn = &self.catalogue.conn;
+        let err = self.catalogue.err();
+        let stored: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'findings_detector'",
+                [],
+                |r| r.get(0),
+            )
+            .ok();
+        let messages: i64 = conn
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .map_err(err)?;
+        let value = match stored {
+            Some(s) if s != detector_hash && messages > 0 => "stale".to_string(),
+            _ => detector_hash.to_string(),
+        };
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('findings_detector', ?1)",
+            [value],
+        )
+        .map_err(self.catalogue.err())?;
+        Ok(())
+    }
+
+    /// Scans every email again if the stored findings were made with other detectors
+    /// (the public domains or lists changed). Returns whether it scanned.
+    pub fn refresh_findings(
+        &mut self,
+        policy: &Policy,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<bool> {
+        let stored: Option<String> = self
+            .catalogue
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'findings_detector'",
+                [],
+                |r| r.get(0),
+            )
+            .ok();
+        let messages: i64 = self
+            .catalogue
+            .conn
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .map_err(self.catalogue.err())?;
+        if stored.as_deref() == Some(policy.detector_hash.as_str()) || messages == 0 {
+            self.mark_findings_scanned_with(&policy.detector_hash)?;
+            return Ok(false);
+        }
+        let rows: Vec<(i64, String)> = {
+            let mut stmt = self
+                .catalogue
+                .conn
+                .prepare("SELECT id, content_id FROM messages ORDER BY id")
+                .map_err(self.catalogue.err())?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(self.catalogue.err())?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(self.catalogue.err())?
+        };
+        let total = rows.len() as u64;
+        let mut done = 0;
+        for chunk in rows.chunks(1024) {
+            use rayon::prelude::*;
+            let scanned: Vec<Result<(i64, Vec<PartFinding>)>> = chunk
+                .par_iter()
+                .map(|(id, content_id)| {
+                    let raw = self.blobs.get(content_id)?;
+                    Ok((*id, scan(&trove_mail::parse(&raw), &policy.detector)))
+                })
+                .collect();
+            let (tx, cat_err) = self.catalogue.begin()?;
+            for item in scanned {
+                let (id, findings) = item?;
+                store_findings(&tx, id, &findings).map_err(cat_err)?;
+            }
+            tx.commit().map_err(cat_err)?;
+            done += chunk.len() as u64;
+            progress(done, total);
+        }
+        self.catalogue
+            .conn
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('findings_detector', ?1)",
+                [&policy.detector_hash],
+            )
+            .map_err(self.catalogue.err())?;
+        self.catalogue.log(
+            "findings-rescan",
+            &serde_json::json!({"emails": total, "policy_sha256": policy.hash}).to_string(),
+        )?;
+        Ok(true)
+    }
+
+    /// Emails a release held back, by reason.
+    pub(crate) fn withheld_in(&self, release: u32) -> Result<BTreeMap<String, u64>> {
+        let mut stmt = self
+            .catalogue
+            .conn
+            .prepare("SELECT reason, count(*) FROM withheld WHERE release = ?1 GROUP BY reason")
+            .map_err(self.catalogue.err())?;
+        let rows = stmt
+            .query_map([release], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(self.catalogue.err())?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(self.catalogue.err())
+    }
+
+    /// The findings, what the policy does with them, and what the next release would do.
+    pub fn review(&mut self, progress: &dyn Fn(u64, u64)) -> Result<Review> {
+        let policy = self.policy()?;
+        self.refresh_findings(&policy, progress)?;
+        let mut findings = Vec::new();
+        {
+            let mut stmt = self
+                .catalogue
+                .conn
+                .prepare(
+                    "SELECT f.kind, m.content_id, m.message_id, m.number, f.part, f.confidence, f.value, f.context
+                     FROM findings f JOIN messages m ON m.id = f.message
+                     ORDER BY f.kind, m.date, m.id, f.part, f.start",
+                )
+                .map_err(self.catalogue.err())?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<i64>>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, f64>(5)?,
+                        r.get::<_, String>(6)?,
+                        r.get::<_, String>(7)?,
+                    ))
+                })
+                .map_err(self.catalogue.err())?;
+            for row in rows {
+                let (kind, message, message_id, number, part, confidence, value, context) =
+                    row.map_err(self.catalogue.err())?;
+                let over = policy.override_for(&message, message_id.as_deref());
+                findings.push(ReviewFinding {
+                    action: policy.action_for(&kind, over).name().to_string(),
+                    kind,
+                    message,
+                    message_id,
+                    number: number.map(|n| n as u64),
+                    part,
+                    confidence: confidence as f32,
+                    value,
+                    context,
+                });
+            }
+        }
+        let mut kinds: BTreeMap<String, (u64, std::collections::BTreeSet<String>, Vec<String>)> =
+            BTreeMap::new();
+        for f in &findings {
+            let e = kinds.entry(f.kind.clone()).or_default();
+            e.0 += 1;
+            e.1.insert(f.message.clone());
+            if e.2.len() < 3 {
+                e.2.push(f.context.clone());
+            }
+        }
+        let kinds = kinds
+            .into_iter()
+            .map(|(kind, (n, messages, examples))| KindSummary {
+                action: policy.action(&kind).name().to_string(),
+                kind,
+                findings: n,
+                messages: messages.len() as u64,
+                examples,
+            })
+            .collect();
+        // The next release, as `--all` would cut it.
+        let mut next = NextRelease::default();
+        let mut by_message: BTreeMap<String, (Option<String>, Vec<String>)> = BTreeMap::new();
+        for f in findings.iter().filter(|f| f.number.is_none()) {
+            let e = by_message
+                .entry(f.message.clone())
+                .or_insert((f.message_id.clone(), vec![]));
+            e.1.push(f.kind.clone());
+        }
+        let unreleased: Vec<String> = {
+            let mut stmt = self
+                .catalogue
+                .conn
+                .prepare(
+                    "SELECT content_id FROM messages WHERE number IS NULL
+                     AND id NOT IN (SELECT message FROM withheld)",
+                )
+                .map_err(self.catalogue.err())?;
+            stmt.query_map([], |r| r.get(0))
+                .map_err(self.catalogue.err())?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(self.catalogue.err())?
+        };
+        next.unreleased = unreleased.len() as u64;
+        for content_id in unreleased {
+            let (message_id, found) = by_message.remove(&content_id).unwrap_or_default();
+            let over = policy.override_for(&content_id, message_id.as_deref());
+            match policy.decide(found.iter().map(String::as_str), over) {
+                Decision::Publish => {
+                    next.publish += 1;
+                    if found.iter().any(|k| policy.action_for(k, over).masks()) {
+                        next.redacted += 1;
+                    }
+                }
+                Decision::Withhold(reason) => *next.withhold.entry(reason).or_default() += 1,
+                Decision::Blocked(kinds) => next.blocked.push((content_id, message_id, kinds)),
+            }
+        }
+        self.catalogue.log(
+            "review",
+            &serde_json::json!({"policy_sha256": policy.hash, "findings": findings.len(),
+                "publish": next.publish, "redacted": next.redacted, "withhold": next.withhold,
+                "blocked": next.blocked.len()})
+            .to_string(),
+        )?;
+        Ok(Review {
+            policy_sha256: policy.hash.clone(),
+            kinds,
+            findings,
+            next_release: next,
+        })
+    }
+}
