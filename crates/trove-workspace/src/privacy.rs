@@ -352,7 +352,9 @@ pub fn scan(parsed: &Parsed, detector: &Detector) -> Vec<PartFinding> {
     scan_part(detector, "headers", &parsed.header_block, &mut out);
     scan_part(detector, "text", &parsed.text, &mut out);
     if let Some(html) = &parsed.html {
-        scan_part(detector, "html", html, &mut out);
+        // The visible text: a value split by markup or written as character references
+        // is found whole (the span is then in this text, not in the HTML source).
+        scan_part(detector, "html", &html_text(html), &mut out);
     }
     for (i, a) in parsed.attachments.iter().enumerate() {
         if let Some(name) = &a.filename {
@@ -425,17 +427,53 @@ fn mask_field(
 fn html_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
     let mut in_tag = false;
+    let mut tag = String::new();
     let mut rest = html;
     while let Some(c) = rest.chars().next() {
         if in_tag {
             if c == '>' {
                 in_tag = false;
+                // Block elements separate words; inline ones (b, i, span, a) do not.
+                let name: String = tag
+                    .trim_start_matches('/')
+                    .chars()
+                    .take_while(char::is_ascii_alphanumeric)
+                    .collect::<String>()
+                    .to_ascii_lowercase();
+                if matches!(
+                    name.as_str(),
+                    "p" | "br"
+                        | "div"
+                        | "li"
+                        | "tr"
+                        | "td"
+                        | "th"
+                        | "table"
+                        | "ul"
+                        | "ol"
+                        | "h1"
+                        | "h2"
+                        | "h3"
+                        | "h4"
+                        | "h5"
+                        | "h6"
+                        | "blockquote"
+                        | "pre"
+                        | "hr"
+                ) {
+                    out.push('\n');
+                }
+            } else {
+                tag.push(c);
             }
             rest = &rest[c.len_utf8()..];
             continue;
         }
         match c {
-            '<' => in_tag = true,
+            '<' => {
+                in_tag = true;
+                tag.clear();
+            }
             '&' => {
                 if let Some(end) = rest[..rest.len().min(12)].find(';') {
                     let entity = &rest[1..end];
@@ -639,6 +677,7 @@ mod tests {
     #[test]
     fn html_text_sees_through_markup_and_references() {
         assert_eq!(html_text("1<b>23</b>-45-&#54;789 &amp;"), "123-45-6789 &");
+        assert_eq!(html_text("<p>one</p><p>two</p>"), "\none\n\ntwo\n");
     }
 }
 

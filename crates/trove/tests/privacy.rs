@@ -1,0 +1,379 @@
+//! Personal data end to end: distinct values planted in every place an email can carry
+//! them go through review, policy and release, and then appear nowhere in the site (every
+//! file, and the search index asked for them) and behind no HTTP route.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn trove() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_trove"))
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = trove().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "trove {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Values that must never be published, each planted once, and where.
+const PLANTED: &[(&str, &str)] = &[
+    ("ssn", "219-45-8873"),                    // plain text
+    ("card", "4556 7375 8689 9855"),           // plain text
+    ("iban", "DE89 3704 0044 0532 0130 00"),   // plain text
+    ("passport", "K7391046"),                  // plain text, after "Passport No."
+    ("password", "Tr0ub4dor-3x"),              // plain text, after "password:"
+    ("ssn", "312-58-4471"),                    // HTML, split by markup
+    ("card", "6011 0009 9013 9424"),           // HTML
+    ("ssn", "404-33-9182"),                    // quoted-printable, across a soft break
+    ("iban", "GB33BUKB20201555555555"),        // base64 body
+    ("card", "5425 2334 3010 9903"),           // base64 text attachment
+    ("ssn", "521-77-3490"),                    // encoded-word subject
+    ("list:donors", "Marguerite Quenneville"), // publisher's name list
+    ("withheld", "ZEBRA-CANARY-7781"),         // in an email withheld by override
+];
+
+/// Values that look alike but fail their checks: they must be published unchanged.
+const DECOYS: &[&str] = &[
+    "666-12-3456",
+    "4556 7375 8689 9856",
+    "GB33BUKB20201555555556",
+];
+
+fn emails() -> Vec<(&'static str, String)> {
+    let head = |n: u32, subject: &str| {
+        format!(
+            "From: Sender {n} <s{n}@example.org>\nTo: r@example.org\nSubject: {subject}\nDate: Mon, {n} Jan 2001 10:00:00 +0000\nMessage-ID: <planted-{n}@example.org>\nMIME-Version: 1.0\n"
+        )
+    };
+    vec![
+        (
+            "1.eml",
+            format!(
+                "{}Content-Type: text/plain\n\nHer SSN is 219-45-8873 and the card 4556 7375 8689 9855.\nIBAN DE89 3704 0044 0532 0130 00. Passport No. K7391046.\nLogin password: Tr0ub4dor-3x\nDonor: Marguerite Quenneville.\nNot personal: 666-12-3456, 4556 7375 8689 9856, GB33BUKB20201555555556.\n",
+                head(1, "Donor file")
+            ),
+        ),
+        (
+            "2.eml",
+            format!(
+                "{}Content-Type: multipart/alternative; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nSee the HTML.\n--b\nContent-Type: text/html\n\n<html><body><p>SSN 312-58-<b>4471</b></p><p>Card 6011 0009 9013 9424</p></body></html>\n--b--\n",
+                head(2, "HTML form")
+            ),
+        ),
+        (
+            "3.eml",
+            format!(
+                "{}Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\nThe applicant's SSN: 404-33=\n-9182 (confirmed).\n",
+                head(3, "Quoted")
+            ),
+        ),
+        (
+            "4.eml",
+            format!(
+                "{}Content-Type: multipart/mixed; boundary=\"m\"\n\n--m\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\nV2lyZSB0aGUgZnVuZHMgdG8gR0IzM0JVS0IyMDIwMTU1NTU1NTU1NSB0b2RheS4K\n--m\nContent-Type: text/plain; name=\"card.txt\"\nContent-Disposition: attachment; filename=\"card.txt\"\nContent-Transfer-Encoding: base64\n\nQ2FyZCBvbiBmaWxlOiA1NDI1IDIzMzQgMzAxMCA5OTAzCg==\n--m--\n",
+                head(4, "Base64")
+            ),
+        ),
+        (
+            "5.eml",
+            format!(
+                "{}Content-Type: text/plain\n\nForm attached.\n",
+                head(
+                    5,
+                    "=?utf-8?b?UmU6IEZvcm11bGFyIGbDvHIgU1NOIDUyMS03Ny0zNDkw?="
+                )
+            ),
+        ),
+        (
+            "6.eml",
+            format!(
+                "{}Content-Type: text/plain\n\nSealed exhibit ZEBRA-CANARY-7781.\n",
+                head(6, "Sealed")
+            ),
+        ),
+        (
+            "7.eml",
+            format!(
+                "{}Content-Type: text/plain\n\nCall me on 713-853-7041 about lunch.\n",
+                head(7, "Lunch")
+            ),
+        ),
+    ]
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// The forms a value can take in a file: as written, without separators, and the
+/// separators replaced by the tokeniser's spaces.
+fn forms(value: &str) -> Vec<String> {
+    let compact: String = value
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    vec![value.to_string(), compact]
+}
+
+fn http_get(port: u16, path: &str) -> (u16, Vec<u8>) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let status = String::from_utf8_lossy(&response[9..12])
+        .parse()
+        .unwrap_or(0);
+    let body_at = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(response.len(), |i| i + 4);
+    (status, response[body_at..].to_vec())
+}
+
+#[test]
+fn planted_personal_data_is_found_masked_and_published_nowhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mail = tmp.path().join("mail");
+    std::fs::create_dir_all(&mail).unwrap();
+    for (name, text) in emails() {
+        std::fs::write(mail.join(name), text).unwrap();
+    }
+    let ws = tmp.path().join("ws");
+    run(&["init", p(&ws)]);
+    // The publisher's policy: the default, plus a name list, phones blocking, and an
+    // override that withholds one email.
+    let policy = std::fs::read_to_string(ws.join("policy.toml"))
+        .unwrap()
+        .replace("phone = \"allow\"", "phone = \"block\"")
+        + "\n[[lists]]\nname = \"donors\"\nterms = [\"Marguerite Quenneville\"]\naction = \"mask\"\n\
+           \n[[overrides]]\nmessage_id = \"<planted-6@example.org>\"\naction = \"withhold-message\"\nreason = \"court order\"\n";
+    std::fs::write(ws.join("policy.toml"), &policy).unwrap();
+    run(&["ingest", p(&ws), p(&mail)]);
+
+    // Review finds every planted value, with what the policy does.
+    let out = run(&[
+        "review",
+        p(&ws),
+        "--json",
+        "--csv",
+        p(&tmp.path().join("f.csv")),
+    ]);
+    let review: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = review["findings"].as_array().unwrap();
+    for (kind, value) in PLANTED.iter().filter(|(k, _)| *k != "withheld") {
+        assert!(
+            findings.iter().any(|f| f["kind"] == *kind
+                && f["value"].as_str().unwrap().replace('\n', "") == value.replace('\n', "")
+                && f["action"] == "mask"),
+            "{kind} {value} not found: {findings:#?}"
+        );
+    }
+    for decoy in DECOYS {
+        assert!(
+            !findings.iter().any(|f| f["value"] == *decoy),
+            "decoy {decoy} taken for personal data"
+        );
+    }
+    assert_eq!(
+        review["next_release"]["blocked"].as_array().unwrap().len(),
+        1
+    );
+    let csv = std::fs::read_to_string(tmp.path().join("f.csv")).unwrap();
+    assert!(
+        csv.starts_with("kind,action,confidence,content_id"),
+        "{csv}"
+    );
+    assert!(csv.contains("219-45-8873"));
+
+    // A phone marked block stops the release, and says which email.
+    let out = trove().args(["release", p(&ws), "--all"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("release refused")
+            && err.contains("phone")
+            && err.contains("planted-7@example.org"),
+        "{err}"
+    );
+    assert!(
+        !ws.join("site/releases").exists() || files_under(&ws.join("site/messages")).is_empty()
+    );
+
+    // The publisher decides that email: then the release goes through.
+    let policy =
+        policy + "\n[[overrides]]\nmessage_id = \"<planted-7@example.org>\"\naction = \"allow\"\n";
+    std::fs::write(ws.join("policy.toml"), &policy).unwrap();
+    run(&["release", p(&ws), "--all"]);
+    let site = ws.join("site");
+    run(&["verify", p(&site)]);
+
+    // Nothing planted is in any file of the site.
+    let files = files_under(&site);
+    assert!(files.len() > 10);
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for (_, value) in PLANTED {
+            for form in forms(value) {
+                assert!(!text.contains(&form), "{form} is in {}", file.display());
+            }
+        }
+    }
+    // Nor does the index answer for them (its stored fields are compressed; ask it).
+    for (_, value) in PLANTED {
+        let words: Vec<&str> = value
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        let query = format!("\"{}\"", words.join(" "));
+        let out = run(&["search", p(&site), &query, "--json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["total"], 0, "the index finds {query}");
+    }
+    // The decoys are published as written.
+    let out = run(&["search", p(&site), "\"666 12 3456\"", "--json"]);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["total"],
+        1
+    );
+
+    // The register counts, and says nothing else.
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(site.join("releases/000001.json")).unwrap()).unwrap();
+    let register = &manifest["register"];
+    assert_eq!(
+        register["messages_withheld"]["court order"], 1,
+        "{register}"
+    );
+    assert_eq!(register["spans_masked"]["ssn"], 3, "{register}"); // text, QP, subject (the HTML one withholds the HTML)
+    assert_eq!(register["attachments_withheld"]["card"], 1, "{register}");
+    assert_eq!(register["raw_sources_withheld"], 5, "{register}");
+    assert_eq!(
+        manifest["numbers"]["last"], 6,
+        "the withheld email takes no number"
+    );
+
+    // No HTTP route shows them either.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = trove()
+        .args(["serve", p(&site), "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed().as_secs() < 20, "server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut routes: Vec<String> = vec![
+        "/".into(),
+        "/releases".into(),
+        "/releases/1".into(),
+        "/releases/1/manifest.json".into(),
+        "/verify".into(),
+    ];
+    for n in 1..=7 {
+        for suffix in ["", "/raw", "/evidence", "/attachments/1", "/attachments/2"] {
+            routes.push(format!("/emailid/{n}{suffix}"));
+        }
+    }
+    for (_, value) in PLANTED {
+        routes.push(format!("/search?q={}", value.replace(' ', "+")));
+    }
+    let mut statuses = Vec::new();
+    for route in &routes {
+        let (status, body) = http_get(port, route);
+        statuses.push((route.clone(), status));
+        let mut text = String::from_utf8_lossy(&body).into_owned();
+        if route.ends_with("/evidence") && status == 200 {
+            // A tar: read every member.
+            let mut archive = tar::Archive::new(&body[..]);
+            for entry in archive.entries().unwrap() {
+                let mut s = String::new();
+                let _ = entry.unwrap().read_to_string(&mut s);
+                text.push_str(&s);
+            }
+        }
+        for (_, value) in PLANTED {
+            // The search page repeats the query it was given; look past the form.
+            let shown = if route.starts_with("/search") {
+                text.split("</form>").nth(1).unwrap_or_default().to_string()
+            } else {
+                text.clone()
+            };
+            assert!(!shown.contains(value), "{value} behind {route}");
+        }
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let status_of = |r: &str| statuses.iter().find(|(route, _)| route == r).unwrap().1;
+    assert_eq!(
+        status_of("/emailid/1/raw"),
+        404,
+        "a redacted email has no raw source"
+    );
+    assert_eq!(
+        status_of("/emailid/7"),
+        404,
+        "only six emails were released"
+    );
+    let (_, page) = http_get_after_restart(&site, "/emailid/1");
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains("[SSN REDACTED]") && page.contains("Redacted before publication"),
+        "{page}"
+    );
+}
+
+/// Starts a server, fetches one route, stops it.
+fn http_get_after_restart(site: &Path, route: &str) -> (u16, Vec<u8>) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = trove()
+        .args(["serve", p(site), "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed().as_secs() < 20, "server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let got = http_get(port, route);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    got
+}
