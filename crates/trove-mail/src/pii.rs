@@ -79,6 +79,8 @@ static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
         r"\b\d{1,5}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Circle|Cir)\b\.?(?:,?\s+(?:Apt|Suite|Ste|Unit|#)\.?\s*[A-Za-z0-9-]+)?(?:,\s*[A-Z][a-zA-Z]+(?:\s[A-Z][a-zA-Z]+)?,\s*[A-Z]{2}\s+\d{5}(?:-\d{4})?)?",
     )
 });
+/// What [`label`] writes: never context for a detector.
+static LABEL: LazyLock<Regex> = LazyLock::new(|| re(r"\[[A-Z_-]+ REDACTED\]"));
 static EMAIL: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?i)\b[a-z0-9._%+-]+@([a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,})\b"));
 
@@ -223,27 +225,28 @@ impl Detector {
             }
             if c.get(6).is_some() {
                 // Nine bare digits: only with the words around them.
-                let before = &text[m.start().saturating_sub(40)..m.start()];
-                if SSN_CONTEXT.is_match(before) {
+                let before =
+                    &text[text.floor_char_boundary(m.start().saturating_sub(40))..m.start()];
+                if SSN_CONTEXT.is_match(&LABEL.replace_all(before, "")) {
                     push("ssn", m.start(), m.end(), 0.8);
                 }
             } else if c.get(2).map(|x| x.as_str()) == c.get(4).map(|x| x.as_str()) {
                 push("ssn", m.start(), m.end(), 0.9);
             }
         }
-        for m in CARD.find_iter(text) {
-            let digits: Vec<u8> = m.as_str().bytes().filter(u8::is_ascii_digit).collect();
-            if luhn_valid(&digits)
+        let card_valid = |s: &str| {
+            let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_digit).collect();
+            (13..=19).contains(&digits.len())
+                && luhn_valid(&digits)
                 && card_network(&digits)
                 && !digits.iter().all(|d| *d == digits[0])
-            {
-                push("card", m.start(), m.end(), 0.95);
-            }
+        };
+        for (a, b) in checked_spans(&CARD, text, card_valid) {
+            push("card", a, b, 0.95);
         }
-        for m in IBAN.find_iter(text) {
-            if iban_valid(m.as_str()) {
-                push("iban", m.start(), m.end(), 0.95);
-            }
+        let iban_ok = |s: &str| s.as_bytes()[0].is_ascii_uppercase() && iban_valid(s);
+        for (a, b) in checked_spans(&IBAN, text, iban_ok) {
+            push("iban", a, b, 0.95);
         }
         for c in PASSPORT.captures_iter(text) {
             let v = c.get(1).expect("group 1");
@@ -292,6 +295,70 @@ impl Detector {
     }
 }
 
+/// Spans of `text` that `regex` matches and `valid` accepts; after a valid part of a
+/// match, the search goes on right after that part, so that two values written side by
+/// side are both found.
+fn checked_spans(regex: &Regex, text: &str, valid: impl Fn(&str) -> bool) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(m) = regex.find_at(text, at) {
+        match longest_valid(m.as_str(), &valid) {
+            Some((a, b)) => {
+                out.push((m.start() + a, m.start() + b));
+                at = m.start() + b;
+            }
+            // The value may start inside this match and run past its end: go on from
+            // the match's next word.
+            None => {
+                let bytes = m.as_str().as_bytes();
+                at = m.start()
+                    + (1..bytes.len())
+                        .find(|&i| {
+                            !bytes[i - 1].is_ascii_alphanumeric()
+                                && bytes[i].is_ascii_alphanumeric()
+                        })
+                        .unwrap_or(bytes.len());
+            }
+        }
+    }
+    out
+}
+
+/// The longest part of a pattern match that passes its check. A pattern for grouped
+/// digits also takes in digits standing next to the value ("card 4556 7375 8689 9855
+/// 1400 Main St"), which would fail the checksum; so shorter spans, starting and ending
+/// on an alphanumeric character, are tried too, longest first.
+fn longest_valid(s: &str, valid: impl Fn(&str) -> bool) -> Option<(usize, usize)> {
+    if valid(s) {
+        return Some((0, s.len()));
+    }
+    let bytes = s.as_bytes();
+    let starts: Vec<usize> = (0..bytes.len())
+        .filter(|&i| {
+            bytes[i].is_ascii_alphanumeric() && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric())
+        })
+        .collect();
+    let ends: Vec<usize> = (1..=bytes.len())
+        .filter(|&i| {
+            bytes[i - 1].is_ascii_alphanumeric()
+                && (i == bytes.len() || !bytes[i].is_ascii_alphanumeric())
+        })
+        .collect();
+    let mut best: Option<(usize, usize)> = None;
+    for &a in &starts {
+        for &b in ends.iter().rev() {
+            if b <= a || best.is_some_and(|(x, y)| y - x >= b - a) {
+                break;
+            }
+            if valid(&s[a..b]) {
+                best = Some((a, b));
+                break;
+            }
+        }
+    }
+    best
+}
+
 fn resolve_overlaps(mut found: Vec<Finding>) -> Vec<Finding> {
     // Strongest first; a finding is kept if it overlaps none kept before it.
     found.sort_by(|a, b| {
@@ -320,6 +387,35 @@ pub fn label(kind: &str) -> String {
         .filter(|c| c.is_ascii_alphabetic() || *c == '-' || *c == '_')
         .collect();
     format!("[{} REDACTED]", name.to_ascii_uppercase())
+}
+
+/// Masks every finding `masks` accepts (by kind), then scans the result again, until
+/// nothing is left to mask: masking can change a value's surroundings (a context word
+/// moves closer), so one pass is not always enough. The result is a fixed point, so
+/// redacting it again changes nothing. Returns the text and the masked spans by kind.
+pub fn redact_text(
+    detector: &Detector,
+    text: &str,
+    masks: impl Fn(&str) -> bool,
+) -> (String, std::collections::BTreeMap<String, u64>) {
+    let mut counts = std::collections::BTreeMap::new();
+    let mut current = text.to_string();
+    for _ in 0..16 {
+        let findings = detector.scan(&current);
+        let spans: Vec<(usize, usize, &str)> = findings
+            .iter()
+            .filter(|f| masks(&f.kind))
+            .map(|f| (f.start, f.end, f.kind.as_str()))
+            .collect();
+        if spans.is_empty() {
+            break;
+        }
+        for (_, _, kind) in &spans {
+            *counts.entry(kind.to_string()).or_default() += 1;
+        }
+        current = mask(&current, &spans);
+    }
+    (current, counts)
 }
 
 /// Replaces each span (non-overlapping, sorted, on char boundaries) with its kind's

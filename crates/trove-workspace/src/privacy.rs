@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use trove_mail::Parsed;
-use trove_mail::pii::{Detector, List, mask};
+use trove_mail::pii::{Detector, List};
 use trove_site::{PublishedMessage, PublishedRedaction};
 
 use crate::{Result, WorkspaceError};
@@ -400,26 +400,21 @@ pub(crate) fn store_findings(
     Ok(())
 }
 
-/// Masks what the policy masks in one string; counts the spans by kind.
+/// Masks what the policy masks in one string, to a fixed point; counts the spans by
+/// kind.
 fn mask_field(
     text: &str,
     policy: &Policy,
     over: Option<&Override>,
     counts: &mut BTreeMap<String, u64>,
 ) -> String {
-    let findings = policy.detector.scan(text);
-    let spans: Vec<(usize, usize, &str)> = findings
-        .iter()
-        .filter(|f| policy.action_for(&f.kind, over).masks())
-        .map(|f| (f.start, f.end, f.kind.as_str()))
-        .collect();
-    if spans.is_empty() {
-        return text.to_string();
+    let (out, masked) = trove_mail::pii::redact_text(&policy.detector, text, |kind| {
+        policy.action_for(kind, over).masks()
+    });
+    for (kind, n) in masked {
+        *counts.entry(kind).or_default() += n;
     }
-    for (_, _, kind) in &spans {
-        *counts.entry(kind.to_string()).or_default() += 1;
-    }
-    mask(text, &spans)
+    out
 }
 
 /// The visible text of HTML: tags dropped, character references decoded, so that a value
