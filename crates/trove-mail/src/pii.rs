@@ -71,7 +71,7 @@ static DOB: LazyLock<Regex> = LazyLock::new(|| {
 });
 static PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(?:password|passwd|pwd|passcode|pass code|pin number|pin code|one[- ]time code|verification code|security code|login code|access code)\b\s*(?:is|:|=|-)\s*([^\s,;\[][^\s,;]{2,63})|\bPIN\b\s*(?:is|:|=|-)?\s*(\d{4,8})\b",
+        r"(?i)\b(?:password|passwd|pwd|passcode|pass code|pin number|pin code|one[- ]time code|verification code|security code|login code|access code)\b\s*(?:is|:|=)\s*([^\s,;\[][^\s,;]{2,63})|\bPIN\b\s*(?:is|:|=|-)?\s*(\d{4,8})\b",
     )
 });
 static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
@@ -79,6 +79,34 @@ static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
         r"\b\d{1,5}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Circle|Cir)\b\.?(?:,?\s+(?:Apt|Suite|Ste|Unit|#)\.?\s*[A-Za-z0-9-]+)?(?:,\s*[A-Z][a-zA-Z]+(?:\s[A-Z][a-zA-Z]+)?,\s*[A-Z]{2}\s+\d{5}(?:-\d{4})?)?",
     )
 });
+/// Words that follow "password is" in prose, not passwords.
+const PASSWORD_STOPWORDS: &[&str] = &[
+    "case",
+    "required",
+    "incorrect",
+    "invalid",
+    "expired",
+    "correct",
+    "the",
+    "your",
+    "not",
+    "sensitive",
+    "below",
+    "above",
+    "same",
+    "changed",
+    "reset",
+    "blank",
+    "empty",
+    "needed",
+    "attached",
+    "available",
+    "different",
+    "wrong",
+    "valid",
+    "too",
+];
+
 /// What [`label`] writes: never context for a detector.
 static LABEL: LazyLock<Regex> = LazyLock::new(|| re(r"\[[A-Z_-]+ REDACTED\]"));
 static EMAIL: LazyLock<Regex> =
@@ -220,7 +248,13 @@ impl Detector {
                 digits[3..5].parse().unwrap_or(0),
                 digits[5..].parse().unwrap_or(0),
             );
-            if !ssn_valid(a, g, s) {
+            // Part of a longer number (a phone number "011 501 26 4101", "528-12-2400/05").
+            let before = text[..m.start()].trim_end_matches(' ');
+            let after = &text[m.end()..];
+            let longer = (m.start() - before.len() <= 1
+                && before.ends_with(|c: char| c.is_ascii_digit()))
+                || after.starts_with(|c: char| c == '/' || c == '-' || c.is_ascii_digit());
+            if !ssn_valid(a, g, s) || longer {
                 continue;
             }
             if c.get(6).is_some() {
@@ -236,12 +270,27 @@ impl Detector {
         }
         let card_valid = |s: &str| {
             let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_digit).collect();
-            (13..=19).contains(&digits.len())
+            // Written as cards are: one run of digits, or the groups the networks print
+            // (4-4-4-4, 4-4-4-4-3, Amex 4-6-5, Diners 4-6-4) with one kind of separator.
+            let groups: Vec<usize> = s.split([' ', '-']).map(str::len).collect();
+            let one_separator = !(s.contains(' ') && s.contains('-'));
+            let grouped = groups.len() == 1
+                || (one_separator
+                    && matches!(
+                        groups.as_slice(),
+                        [4, 4, 4, 4] | [4, 4, 4, 4, 3] | [4, 6, 5] | [4, 6, 4]
+                    ));
+            grouped
+                && (13..=19).contains(&digits.len())
                 && luhn_valid(&digits)
                 && card_network(&digits)
                 && !digits.iter().all(|d| *d == digits[0])
         };
         for (a, b) in checked_spans(&CARD, text, card_valid) {
+            // A MIME boundary or an encoded token ("boundary=\"====446349…==\"").
+            if text[..a].ends_with(['=', '_']) || text[b..].starts_with(['=', '_']) {
+                continue;
+            }
             push("card", a, b, 0.95);
         }
         let iban_ok = |s: &str| s.as_bytes()[0].is_ascii_uppercase() && iban_valid(s);
@@ -260,6 +309,13 @@ impl Detector {
         }
         for c in PASSWORD.captures_iter(text) {
             if let Some(v) = c.get(1).or_else(|| c.get(2)) {
+                // "your password is case sensitive", "password: Login: 31594".
+                let word = v.as_str().to_ascii_lowercase();
+                if v.as_str().ends_with(':')
+                    || PASSWORD_STOPWORDS.contains(&word.trim_end_matches(['.', '!']))
+                {
+                    continue;
+                }
                 push("password", v.start(), v.end(), 0.85);
             }
         }

@@ -470,7 +470,7 @@ fn html_text(html: &str) -> String {
                 tag.clear();
             }
             '&' => {
-                if let Some(end) = rest[..rest.len().min(12)].find(';') {
+                if let Some(end) = rest[..rest.floor_char_boundary(12)].find(';') {
                     let entity = &rest[1..end];
                     let decoded = match entity {
                         "amp" => Some('&'),
@@ -673,6 +673,9 @@ mod tests {
     fn html_text_sees_through_markup_and_references() {
         assert_eq!(html_text("1<b>23</b>-45-&#54;789 &amp;"), "123-45-6789 &");
         assert_eq!(html_text("<p>one</p><p>two</p>"), "\none\n\ntwo\n");
+        // A reference-like '&' followed by multi-byte text (found in the lists corpus).
+        assert_eq!(html_text("&gt; I don’t &nbsp;│x"), "> I don’t  │x");
+        assert_eq!(html_text("&x’’’’’’’"), "&x’’’’’’’");
     }
 }
 
