@@ -23,6 +23,10 @@ pub struct Finding {
     pub confidence: f32,
 }
 
+/// Changes whenever a detector changes what it finds, so that findings stored by an
+/// older trove are recomputed.
+pub const DETECTOR_VERSION: u32 = 2;
+
 /// The built-in kinds, in the order reports list them.
 pub const KINDS: &[&str] = &[
     "ssn", "card", "iban", "passport", "password", "dob", "phone", "address", "email",

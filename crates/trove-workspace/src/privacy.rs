@@ -173,7 +173,13 @@ impl Policy {
             .collect();
         let detector = Detector::new(&file.public_domains, &lists)?;
         let detector_hash = hex::encode(Sha256::digest(
-            format!("v1 {:?} {:?}", file.public_domains, lists).as_bytes(),
+            format!(
+                "v{} {:?} {:?}",
+                trove_mail::pii::DETECTOR_VERSION,
+                file.public_domains,
+                lists
+            )
+            .as_bytes(),
         ));
         Ok(Policy {
             detector,
