@@ -280,21 +280,7 @@ fn planted_personal_data_is_found_masked_and_published_nowhere() {
     );
 
     // No HTTP route shows them either.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = trove()
-        .args(["serve", p(&site), "--bind", &format!("127.0.0.1:{port}")])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed().as_secs() < 20, "server did not start");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let (mut server, port) = start_server(&site);
     let mut routes: Vec<String> = vec![
         "/".into(),
         "/releases".into(),
@@ -355,14 +341,14 @@ fn planted_personal_data_is_found_masked_and_published_nowhere() {
     );
 }
 
-/// Starts a server, fetches one route, stops it.
-fn http_get_after_restart(site: &Path, route: &str) -> (u16, Vec<u8>) {
+/// `trove serve SITE` on a free loopback port, once it accepts connections.
+fn start_server(site: &Path) -> (std::process::Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut server = trove()
+    let server = trove()
         .args(["serve", p(site), "--bind", &format!("127.0.0.1:{port}")])
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -372,6 +358,12 @@ fn http_get_after_restart(site: &Path, route: &str) -> (u16, Vec<u8>) {
         assert!(started.elapsed().as_secs() < 20, "server did not start");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    (server, port)
+}
+
+/// Starts a server, fetches one route, stops it.
+fn http_get_after_restart(site: &Path, route: &str) -> (u16, Vec<u8>) {
+    let (mut server, port) = start_server(site);
     let got = http_get(port, route);
     server.kill().unwrap();
     server.wait().unwrap();
