@@ -12,5 +12,5 @@ pub mod pii;
 pub mod read;
 pub mod sanitize;
 
-pub use parse::{Attachment, Defect, MailDate, Mailbox, Parsed, parse};
+pub use parse::{Attachment, Defect, MailDate, Mailbox, Parsed, decoded_header_text, parse};
 pub use sanitize::sanitize_html;

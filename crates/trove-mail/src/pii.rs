@@ -25,7 +25,7 @@ pub struct Finding {
 
 /// Changes whenever a detector changes what it finds, so that findings stored by an
 /// older trove are recomputed.
-pub const DETECTOR_VERSION: u32 = 2;
+pub const DETECTOR_VERSION: u32 = 3;
 
 /// The built-in kinds, in the order reports list them.
 pub const KINDS: &[&str] = &[

@@ -356,6 +356,13 @@ pub fn scan(parsed: &Parsed, detector: &Detector) -> Vec<PartFinding> {
     scan_part(detector, "to", &people_line(&parsed.to), &mut out);
     scan_part(detector, "cc", &people_line(&parsed.cc), &mut out);
     scan_part(detector, "headers", &parsed.header_block, &mut out);
+    // Encoded words ("=?utf-8?b?…?=") in any field, decoded.
+    scan_part(
+        detector,
+        "headers",
+        &trove_mail::decoded_header_text(&parsed.header_block),
+        &mut out,
+    );
     scan_part(detector, "text", &parsed.text, &mut out);
     if let Some(html) = &parsed.html {
         // The visible text: a value split by markup or written as character references
@@ -370,6 +377,9 @@ pub fn scan(parsed: &Parsed, detector: &Detector) -> Vec<PartFinding> {
             scan_part(detector, &format!("attachment:{}", i + 1), &text, &mut out);
         }
     }
+    // The raw and the decoded header section repeat each other: one finding per value.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|f| f.part != "headers" || seen.insert((f.kind.clone(), f.value.clone())));
     // The header section repeats the subject and the addresses: keep a header finding
     // only when its value is not already found in another part.
     let elsewhere: std::collections::HashSet<(String, String)> = out
@@ -582,13 +592,20 @@ pub fn redact(
     // The raw header section may hold values in encoded words or in headers not shown
     // elsewhere: when anything is masked, the section shown is rebuilt from the masked
     // fields. A value found only in the header section counts as masked there.
-    let in_headers: Vec<String> = policy
-        .detector
-        .scan(&m.headers)
-        .into_iter()
-        .filter(|f| policy.action_for(&f.kind, over).masks())
-        .map(|f| f.kind)
-        .collect();
+    let in_section = |text: &str| -> Vec<String> {
+        policy
+            .detector
+            .scan(text)
+            .into_iter()
+            .filter(|f| policy.action_for(&f.kind, over).masks())
+            .map(|f| f.kind)
+            .collect()
+    };
+    let mut in_headers = in_section(&m.headers);
+    if in_headers.is_empty() {
+        // Values hidden in encoded words show only once decoded.
+        in_headers = in_section(&trove_mail::decoded_header_text(&m.headers));
+    }
     if r.spans_masked.is_empty() {
         for kind in in_headers.iter() {
             *r.spans_masked.entry(kind.clone()).or_default() += 1;
