@@ -8,31 +8,16 @@
 //! `.ci/run` installs Chromium.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
+use common::Server;
 
 fn chromium() -> Option<PathBuf> {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .iter()
         .map(PathBuf::from)
         .find(|p| p.exists())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn browse(chrome: &Path, profile: &Path, url: &str, width: u32, shot: Option<&Path>) -> String {
@@ -71,31 +56,15 @@ fn search_and_email_pages_render_in_headless_chromium() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
-    let st = Command::new(env!("CARGO_BIN_EXE_trove"))
+    let st = common::trove()
         .args(["demo", "--no-serve", "--dir"])
         .arg(&dir)
         .stdout(Stdio::null())
         .status()
         .unwrap();
     assert!(st.success());
-    let port = free_port();
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_trove"))
-            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-            .arg(dir.join("workspace/site"))
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let server = Server::start(&dir.join("workspace/site"));
+    let base = format!("http://127.0.0.1:{}", server.port);
     let profile = tmp.path().join("profile");
 
     let dom = browse(

@@ -2,34 +2,12 @@
 //! the CLI; each test names what it guards.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
-fn trove() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_trove"))
-}
-
-fn corpus(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/corpus")
-        .join(rel)
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = trove().args(args).output().expect("trove runs");
-    assert!(
-        out.status.success(),
-        "trove {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    out
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+mod common;
+use common::{Server, corpus, files_under, p, run, trove};
 
 fn status(ws: &Path) -> Value {
     let out = run(&["status", p(ws), "--json"]);
@@ -40,23 +18,6 @@ fn new_workspace(tmp: &Path) -> PathBuf {
     let ws = tmp.join("ws");
     run(&["init", p(&ws)]);
     ws
-}
-
-/// Every regular file under a directory, listed without trove's reader.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
 }
 
 /// Regular files under a directory: in Maildir and Enron trees, one file is one message.
@@ -1109,43 +1070,10 @@ fn evidence_bundle_instructions_verify_with_dkimpy() {
         p(&corpus("dkim/jstedfast-MimeKit-dkim/dns-records.txt")),
     ]);
     run(&["release", p(&ws), "--all"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = trove()
-        .args([
-            "serve",
-            p(&ws.join("site")),
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    let mut stream = loop {
-        match std::net::TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => break s,
-            Err(_) if started.elapsed() < std::time::Duration::from_secs(20) => {
-                std::thread::sleep(std::time::Duration::from_millis(50))
-            }
-            Err(e) => panic!("server did not start: {e}"),
-        }
-    };
-    use std::io::{Read, Write};
-    stream
-        .write_all(b"GET /emailid/1/evidence HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    server.kill().unwrap();
-    server.wait().unwrap();
-    let body_at = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    assert!(response.starts_with(b"HTTP/1.0 200") || response.starts_with(b"HTTP/1.1 200"));
+    let (status, body) = Server::start(&ws.join("site")).get("/emailid/1/evidence");
+    assert_eq!(status, 200);
     let bundle = tmp.path().join("evidence.tar");
-    std::fs::write(&bundle, &response[body_at..]).unwrap();
+    std::fs::write(&bundle, &body).unwrap();
     let out_dir = tmp.path().join("unpacked");
     std::fs::create_dir_all(&out_dir).unwrap();
     assert!(

@@ -2,30 +2,12 @@
 //! them go through review, policy and release, and then appear nowhere in the site (every
 //! file, and the search index asked for them) and behind no HTTP route.
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::io::Read;
 
 use serde_json::Value;
 
-fn trove() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_trove"))
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = trove().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "trove {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+mod common;
+use common::{Server, files_under, p, run, trove};
 
 /// Values that must never be published, each planted once, and where.
 const PLANTED: &[(&str, &str)] = &[
@@ -122,47 +104,13 @@ fn emails() -> Vec<(&'static str, String)> {
     ]
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
-}
-
-/// The forms a value can take in a file: as written, without separators, and the
-/// separators replaced by the tokeniser's spaces.
+/// The forms a value can take in a file: as written, and without separators.
 fn forms(value: &str) -> Vec<String> {
     let compact: String = value
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .collect();
     vec![value.to_string(), compact]
-}
-
-fn http_get(port: u16, path: &str) -> (u16, Vec<u8>) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let status = String::from_utf8_lossy(&response[9..12])
-        .parse()
-        .unwrap_or(0);
-    let body_at = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(response.len(), |i| i + 4);
-    (status, response[body_at..].to_vec())
 }
 
 #[test]
@@ -294,7 +242,7 @@ fn planted_personal_data_is_found_masked_and_published_nowhere() {
     );
 
     // No HTTP route shows them either.
-    let (mut server, port) = start_server(&site);
+    let server = Server::start(&site);
     let mut routes: Vec<String> = vec![
         "/".into(),
         "/releases".into(),
@@ -312,7 +260,7 @@ fn planted_personal_data_is_found_masked_and_published_nowhere() {
     }
     let mut statuses = Vec::new();
     for route in &routes {
-        let (status, body) = http_get(port, route);
+        let (status, body) = server.get(route);
         statuses.push((route.clone(), status));
         let mut text = String::from_utf8_lossy(&body).into_owned();
         if route.ends_with("/evidence") && status == 200 {
@@ -334,8 +282,6 @@ fn planted_personal_data_is_found_masked_and_published_nowhere() {
             assert!(!shown.contains(value), "{value} behind {route}");
         }
     }
-    server.kill().unwrap();
-    server.wait().unwrap();
     let status_of = |r: &str| statuses.iter().find(|(route, _)| route == r).unwrap().1;
     assert_eq!(
         status_of("/emailid/1/raw"),
@@ -347,39 +293,10 @@ fn planted_personal_data_is_found_masked_and_published_nowhere() {
         404,
         "only seven emails were released"
     );
-    let (_, page) = http_get_after_restart(&site, "/emailid/1");
+    let (_, page) = server.get("/emailid/1");
     let page = String::from_utf8_lossy(&page);
     assert!(
         page.contains("[SSN REDACTED]") && page.contains("Redacted before publication"),
         "{page}"
     );
-}
-
-/// `trove serve SITE` on a free loopback port, once it accepts connections.
-fn start_server(site: &Path) -> (std::process::Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = trove()
-        .args(["serve", p(site), "--bind", &format!("127.0.0.1:{port}")])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed().as_secs() < 20, "server did not start");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    (server, port)
-}
-
-/// Starts a server, fetches one route, stops it.
-fn http_get_after_restart(site: &Path, route: &str) -> (u16, Vec<u8>) {
-    let (mut server, port) = start_server(site);
-    let got = http_get(port, route);
-    server.kill().unwrap();
-    server.wait().unwrap();
-    got
 }
