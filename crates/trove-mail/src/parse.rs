@@ -386,7 +386,14 @@ fn mailboxes(address: Option<&Address<'_>>) -> Vec<Mailbox> {
 /// field: what a reader of the headers would see, for the personal-data detectors.
 /// Fields mail-parser does not render as text are kept as written.
 pub fn decoded_header_text(header_block: &str) -> String {
-    let Some(message) = MessageParser::default().parse_headers(header_block.as_bytes()) else {
+    // Addresses as addresses, every other field (X-… included) as text with its encoded
+    // words decoded. mail-parser applies a default field parser only when some fields are
+    // configured, hence the address and MIME parsers named here.
+    let parser = MessageParser::new()
+        .with_address_headers()
+        .with_mime_headers()
+        .default_header_text();
+    let Some(message) = parser.parse_headers(header_block.as_bytes()) else {
         return header_block.to_string();
     };
     let raw = header_block.as_bytes();
@@ -395,15 +402,9 @@ pub fn decoded_header_text(header_block: &str) -> String {
         let value = match h.value() {
             HeaderValue::Text(t) => t.to_string(),
             HeaderValue::TextList(list) => list.join(", "),
-            HeaderValue::Address(a) => a
+            HeaderValue::Address(a) => mailboxes(Some(a))
                 .iter()
-                .map(|m| {
-                    format!(
-                        "{} <{}>",
-                        m.name.as_deref().unwrap_or_default(),
-                        m.address.as_deref().unwrap_or_default()
-                    )
-                })
+                .map(Mailbox::to_string)
                 .collect::<Vec<_>>()
                 .join(", "),
             _ => String::from_utf8_lossy(
@@ -411,17 +412,6 @@ pub fn decoded_header_text(header_block: &str) -> String {
                     .unwrap_or_default(),
             )
             .into_owned(),
-        };
-        // Fields the parser does not know (X-…) come back as written: read their encoded
-        // words as it reads a Subject.
-        let value = if value.contains("=?") {
-            let probe = format!("Subject: {}\n", value.replace(['\r', '\n'], " "));
-            MessageParser::default()
-                .parse_headers(probe.as_bytes())
-                .and_then(|m| m.subject().map(str::to_string))
-                .unwrap_or(value)
-        } else {
-            value
         };
         out.push_str(h.name());
         out.push_str(": ");

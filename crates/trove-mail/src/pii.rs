@@ -23,9 +23,9 @@ pub struct Finding {
     pub confidence: f32,
 }
 
-/// Changes whenever a detector changes what it finds, so that findings stored by an
-/// older trove are recomputed.
-pub const DETECTOR_VERSION: u32 = 3;
+/// Changes whenever what is found changes (a detector, or which parts are scanned), so
+/// that findings stored by an older trove are recomputed.
+pub const DETECTOR_VERSION: u32 = 4;
 
 /// The built-in kinds, in the order reports list them.
 pub const KINDS: &[&str] = &[

@@ -332,13 +332,7 @@ fn scan_part(detector: &Detector, part: &str, text: &str, out: &mut Vec<PartFind
 
 fn people_line(list: &[trove_mail::Mailbox]) -> String {
     list.iter()
-        .map(|m| {
-            format!(
-                "{} <{}>",
-                m.name.as_deref().unwrap_or_default(),
-                m.address.as_deref().unwrap_or_default()
-            )
-        })
+        .map(trove_mail::Mailbox::to_string)
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -355,8 +349,7 @@ pub fn scan(parsed: &Parsed, detector: &Detector) -> Vec<PartFinding> {
     scan_part(detector, "from", &people_line(&parsed.from), &mut out);
     scan_part(detector, "to", &people_line(&parsed.to), &mut out);
     scan_part(detector, "cc", &people_line(&parsed.cc), &mut out);
-    scan_part(detector, "headers", &parsed.header_block, &mut out);
-    // Encoded words ("=?utf-8?b?…?=") in any field, decoded.
+    // Every field, its encoded words ("=?utf-8?b?…?=") decoded.
     scan_part(
         detector,
         "headers",
@@ -377,9 +370,6 @@ pub fn scan(parsed: &Parsed, detector: &Detector) -> Vec<PartFinding> {
             scan_part(detector, &format!("attachment:{}", i + 1), &text, &mut out);
         }
     }
-    // The raw and the decoded header section repeat each other: one finding per value.
-    let mut seen = std::collections::HashSet::new();
-    out.retain(|f| f.part != "headers" || seen.insert((f.kind.clone(), f.value.clone())));
     // The header section repeats the subject and the addresses: keep a header finding
     // only when its value is not already found in another part.
     let elsewhere: std::collections::HashSet<(String, String)> = out
@@ -589,26 +579,17 @@ pub fn redact(
     }
     m.attachments = kept;
     *attachments = kept_bytes;
-    // The raw header section may hold values in encoded words or in headers not shown
-    // elsewhere: when anything is masked, the section shown is rebuilt from the masked
-    // fields. A value found only in the header section counts as masked there.
-    let in_section = |text: &str| -> Vec<String> {
-        policy
-            .detector
-            .scan(text)
-            .into_iter()
-            .filter(|f| policy.action_for(&f.kind, over).masks())
-            .map(|f| f.kind)
-            .collect()
-    };
-    let mut in_headers = in_section(&m.headers);
-    if in_headers.is_empty() {
-        // Values hidden in encoded words show only once decoded.
-        in_headers = in_section(&trove_mail::decoded_header_text(&m.headers));
-    }
+    // The header section may hold values in encoded words or in fields shown nowhere
+    // else. When anything is masked the section is rebuilt from the masked fields below;
+    // when nothing else is, a value found only there counts as masked there.
     if r.spans_masked.is_empty() {
-        for kind in in_headers.iter() {
-            *r.spans_masked.entry(kind.clone()).or_default() += 1;
+        for f in policy
+            .detector
+            .scan(&trove_mail::decoded_header_text(&m.headers))
+        {
+            if policy.action_for(&f.kind, over).masks() {
+                *r.spans_masked.entry(f.kind).or_default() += 1;
+            }
         }
     }
     let changed =
