@@ -108,6 +108,11 @@ impl KeyStore {
         self.records.insert(record.name.clone(), record);
     }
 
+    /// Every record held, in no particular order.
+    pub fn records(&self) -> impl Iterator<Item = &KeyRecord> {
+        self.records.values()
+    }
+
     pub fn len(&self) -> usize {
         self.records.len()
     }

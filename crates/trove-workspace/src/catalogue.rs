@@ -229,6 +229,24 @@ impl Catalogue {
         db_err(&self.path)
     }
 
+    /// A value of the `meta` table.
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(self.err())
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                [key, value],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
     pub fn log(&self, command: &str, detail: &str) -> Result<()> {
         self.conn
             .execute(

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use rayon::prelude::*;
 use rusqlite::{Transaction, params};
 use trove_mail::dkim::{ArcResult, KeyRecord, KeySource, KeyStore, SignatureVerdict};
 
@@ -164,18 +163,7 @@ impl Workspace {
         let text = std::fs::read_to_string(path).map_err(io_err(path))?;
         let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let (store, bad_lines) = KeyStore::parse_archive(&text, &file.display().to_string());
-        let mut records = Vec::new();
-        for line in text.lines() {
-            let name = line
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .trim_end_matches('.')
-                .to_ascii_lowercase();
-            if let Some(record) = trove_mail::dkim::KeyLookup::lookup(&store, &name) {
-                records.push(record);
-            }
-        }
+        let records: Vec<KeyRecord> = store.records().cloned().collect();
         let mut import = self.add_keys(&records)?;
         import.bad_lines = bad_lines;
         Ok(import)
@@ -274,34 +262,10 @@ impl Workspace {
     /// Verifies every email again with the keys held now, replacing the stored verdicts.
     pub fn verify_dkim(&mut self, progress: &dyn Fn(u64, u64)) -> Result<DkimSummary> {
         let keys = self.key_store()?;
-        let rows: Vec<(i64, String, Option<i64>)> = {
-            let mut stmt = self
-                .catalogue
-                .conn
-                .prepare("SELECT id, content_id, date FROM messages ORDER BY id")
-                .map_err(self.catalogue.err())?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .map_err(self.catalogue.err())?
-                .collect::<Result<_, _>>()
-                .map_err(self.catalogue.err())?
-        };
-        let total = rows.len() as u64;
-        let mut summary = DkimSummary {
-            emails: total,
-            ..DkimSummary::default()
-        };
-        let mut done = 0;
-        for chunk in rows.chunks(1024) {
-            let verdicts: Vec<Result<(i64, Authentication)>> = chunk
-                .par_iter()
-                .map(|(id, content_id, date)| {
-                    let raw = self.blobs.get(content_id)?;
-                    Ok((*id, authenticate(&raw, &keys, *date)))
-                })
-                .collect();
-            let (tx, cat_err) = self.catalogue.begin()?;
-            for item in verdicts {
-                let (id, (list, arc)) = item?;
+        let mut summary = DkimSummary::default();
+        summary.emails = self.over_every_original(
+            |raw, date| authenticate(raw, &keys, date),
+            |tx, id, (list, arc)| {
                 if !list.is_empty() {
                     summary.signed += 1;
                 }
@@ -317,19 +281,17 @@ impl Workspace {
                         .entry(v.verdict.name().to_string())
                         .or_default() += 1;
                 }
-                store_verdicts(&tx, id, &list).map_err(cat_err)?;
-                store_arc(&tx, id, arc.as_ref()).map_err(cat_err)?;
                 if let Some(arc) = &arc {
                     *summary
                         .arc
                         .entry(arc.verdict.name().to_string())
                         .or_default() += 1;
                 }
-            }
-            tx.commit().map_err(cat_err)?;
-            done += chunk.len() as u64;
-            progress(done, total);
-        }
+                store_verdicts(tx, id, &list)?;
+                store_arc(tx, id, arc.as_ref())
+            },
+            progress,
+        )?;
         self.catalogue
             .log("dkim", &serde_json::to_string(&summary).unwrap_or_default())?;
         Ok(summary)

@@ -123,6 +123,49 @@ impl Workspace {
         &self.root
     }
 
+    /// Runs `compute` on the original bytes (and the date) of every email, in parallel
+    /// 1,024 at a time, and `store` on each result, one transaction per chunk. For the
+    /// passes that recompute what ingest derived (DKIM verdicts, findings). Returns how
+    /// many emails it went over.
+    pub(crate) fn over_every_original<T: Send>(
+        &mut self,
+        compute: impl Fn(&[u8], Option<i64>) -> T + Sync,
+        mut store: impl FnMut(&rusqlite::Transaction<'_>, i64, T) -> rusqlite::Result<()>,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<u64> {
+        use rayon::prelude::*;
+        let rows: Vec<(i64, String, Option<i64>)> = {
+            let mut stmt = self
+                .catalogue
+                .conn
+                .prepare("SELECT id, content_id, date FROM messages ORDER BY id")
+                .map_err(self.catalogue.err())?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(self.catalogue.err())?
+                .collect::<Result<_, _>>()
+                .map_err(self.catalogue.err())?
+        };
+        let total = rows.len() as u64;
+        let mut done = 0;
+        for chunk in rows.chunks(1024) {
+            let computed: Vec<Result<(i64, T)>> = chunk
+                .par_iter()
+                .map(|(id, content_id, date)| {
+                    Ok((*id, compute(&self.blobs.get(content_id)?, *date)))
+                })
+                .collect();
+            let (tx, cat_err) = self.catalogue.begin()?;
+            for item in computed {
+                let (id, value) = item?;
+                store(&tx, id, value).map_err(cat_err)?;
+            }
+            tx.commit().map_err(cat_err)?;
+            done += chunk.len() as u64;
+            progress(done, total);
+        }
+        Ok(total)
+    }
+
     /// The personal-data policy (`policy.toml`; the default when the file is missing).
     pub fn policy(&self) -> Result<privacy::Policy> {
         privacy::Policy::load(&self.root.join("policy.toml"))

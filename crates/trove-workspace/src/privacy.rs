@@ -683,6 +683,9 @@ mod tests {
     }
 }
 
+/// `meta` key: the detector hash all stored findings were made with, or `stale`.
+const FINDINGS_DETECTOR: &str = "findings_detector";
+
 /// One kind of finding in the review.
 #[derive(Debug, Clone, Serialize)]
 pub struct KindSummary {
@@ -732,94 +735,45 @@ pub struct Review {
 }
 
 impl crate::Workspace {
+    /// Records that new findings were made with `detector_hash`: if older ones were made
+    /// with other detectors, the stored findings are now mixed ("stale").
     pub(crate) fn mark_findings_scanned_with(&self, detector_hash: &str) -> Result<()> {
-        let conn = &self.catalogue.conn;
-        let err = self.catalogue.err();
-        let stored: Option<String> = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'findings_detector'",
-                [],
-                |r| r.get(0),
-            )
-            .ok();
-        let messages: i64 = conn
-            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
-            .map_err(err)?;
+        let stored = self.catalogue.meta(FINDINGS_DETECTOR)?;
         let value = match stored {
-            Some(s) if s != detector_hash && messages > 0 => "stale".to_string(),
-            _ => detector_hash.to_string(),
+            Some(s) if s != detector_hash && self.has_messages()? => "stale",
+            _ => detector_hash,
         };
-        conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('findings_detector', ?1)",
-            [value],
-        )
-        .map_err(self.catalogue.err())?;
-        Ok(())
+        self.catalogue.set_meta(FINDINGS_DETECTOR, value)
+    }
+
+    fn has_messages(&self) -> Result<bool> {
+        self.catalogue
+            .conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM messages)", [], |r| r.get(0))
+            .map_err(self.catalogue.err())
     }
 
     /// Scans every email again if the stored findings were made with other detectors
-    /// (the public domains or lists changed). Returns whether it scanned.
+    /// (the public domains, the lists or the detectors themselves changed). Returns
+    /// whether it scanned.
     pub fn refresh_findings(
         &mut self,
         policy: &Policy,
         progress: &dyn Fn(u64, u64),
     ) -> Result<bool> {
-        let stored: Option<String> = self
-            .catalogue
-            .conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'findings_detector'",
-                [],
-                |r| r.get(0),
-            )
-            .ok();
-        let messages: i64 = self
-            .catalogue
-            .conn
-            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
-            .map_err(self.catalogue.err())?;
-        if stored.as_deref() == Some(policy.detector_hash.as_str()) || messages == 0 {
-            self.mark_findings_scanned_with(&policy.detector_hash)?;
+        let stored = self.catalogue.meta(FINDINGS_DETECTOR)?;
+        if stored.as_deref() == Some(policy.detector_hash.as_str()) || !self.has_messages()? {
+            self.catalogue
+                .set_meta(FINDINGS_DETECTOR, &policy.detector_hash)?;
             return Ok(false);
         }
-        let rows: Vec<(i64, String)> = {
-            let mut stmt = self
-                .catalogue
-                .conn
-                .prepare("SELECT id, content_id FROM messages ORDER BY id")
-                .map_err(self.catalogue.err())?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(self.catalogue.err())?
-                .collect::<std::result::Result<_, _>>()
-                .map_err(self.catalogue.err())?
-        };
-        let total = rows.len() as u64;
-        let mut done = 0;
-        for chunk in rows.chunks(1024) {
-            use rayon::prelude::*;
-            let scanned: Vec<Result<(i64, Vec<PartFinding>)>> = chunk
-                .par_iter()
-                .map(|(id, content_id)| {
-                    let raw = self.blobs.get(content_id)?;
-                    Ok((*id, scan(&trove_mail::parse(&raw), &policy.detector)))
-                })
-                .collect();
-            let (tx, cat_err) = self.catalogue.begin()?;
-            for item in scanned {
-                let (id, findings) = item?;
-                store_findings(&tx, id, &findings).map_err(cat_err)?;
-            }
-            tx.commit().map_err(cat_err)?;
-            done += chunk.len() as u64;
-            progress(done, total);
-        }
+        let total = self.over_every_original(
+            |raw, _| scan(&trove_mail::parse(raw), &policy.detector),
+            |tx, id, findings| store_findings(tx, id, &findings),
+            progress,
+        )?;
         self.catalogue
-            .conn
-            .execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('findings_detector', ?1)",
-                [&policy.detector_hash],
-            )
-            .map_err(self.catalogue.err())?;
+            .set_meta(FINDINGS_DETECTOR, &policy.detector_hash)?;
         self.catalogue.log(
             "findings-rescan",
             &serde_json::json!({"emails": total, "policy_sha256": policy.hash}).to_string(),

@@ -300,3 +300,56 @@ fn planted_personal_data_is_found_masked_and_published_nowhere() {
         "{page}"
     );
 }
+
+/// Findings follow the policy: a list added after ingest is found by the next review (a
+/// rescan of every original), and a review with the policy unchanged does not rescan.
+#[test]
+fn a_list_added_after_ingest_is_found_by_the_next_review() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mail = tmp.path().join("mail");
+    std::fs::create_dir_all(&mail).unwrap();
+    for (name, text) in emails() {
+        std::fs::write(mail.join(name), text).unwrap();
+    }
+    let ws = tmp.path().join("ws");
+    run(&["init", p(&ws)]);
+    run(&["ingest", p(&ws), p(&mail)]);
+    let kinds = |ws: &std::path::Path| -> Vec<String> {
+        let out = run(&["review", p(ws), "--json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(!kinds(&ws).contains(&"list:donors".to_string()));
+    let policy = std::fs::read_to_string(ws.join("policy.toml")).unwrap()
+        + "\n[[lists]]\nname = \"donors\"\nterms = [\"Marguerite Quenneville\"]\naction = \"mask\"\n";
+    std::fs::write(ws.join("policy.toml"), policy).unwrap();
+    assert!(kinds(&ws).contains(&"list:donors".to_string()));
+    let catalogue = ws.join("catalogue.sqlite");
+    let rescans = rescans_logged(&catalogue);
+    kinds(&ws);
+    assert_eq!(
+        rescans_logged(&catalogue),
+        rescans,
+        "an unchanged policy does not rescan"
+    );
+    assert_eq!(rescans, 1, "one rescan, after the list was added");
+}
+
+/// How many rescans the workspace log records. trove's `status` does not show them, so
+/// the catalogue is asked directly, with Python's sqlite3.
+fn rescans_logged(db: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"SELECT count(*) FROM log WHERE command = 'findings-rescan'\").fetchone()[0])",
+        ])
+        .arg(db)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
