@@ -384,7 +384,8 @@ fn mailboxes(address: Option<&Address<'_>>) -> Vec<Mailbox> {
 
 /// The header section with encoded words (RFC 2047) decoded, one `Name: value` line per
 /// field: what a reader of the headers would see, for the personal-data detectors.
-/// Fields mail-parser does not render as text are kept as written.
+/// Fields mail-parser does not render as text are kept as written; DKIM and ARC
+/// signature fields are left out.
 pub fn decoded_header_text(header_block: &str) -> String {
     // Addresses as addresses, every other field (X-… included) as text with its encoded
     // words decoded. mail-parser applies a default field parser only when some fields are
@@ -399,6 +400,20 @@ pub fn decoded_header_text(header_block: &str) -> String {
     let raw = header_block.as_bytes();
     let mut out = String::with_capacity(header_block.len());
     for h in message.headers() {
+        // Signatures and seals are base64 over other fields: no personal data of their
+        // own, and their digit runs only feed the number detectors false candidates.
+        let name = h.name();
+        if [
+            "dkim-signature",
+            "arc-seal",
+            "arc-message-signature",
+            "x-google-dkim-signature",
+        ]
+        .iter()
+        .any(|s| name.eq_ignore_ascii_case(s))
+        {
+            continue;
+        }
         let value = match h.value() {
             HeaderValue::Text(t) => t.to_string(),
             HeaderValue::TextList(list) => list.join(", "),
@@ -604,5 +619,12 @@ mod decoded_header_tests {
         let text = super::decoded_header_text(block);
         assert!(text.contains("X-Case-Note: Akte SSN 623-41-7789"), "{text}");
         assert!(text.contains("From: A <a@example.org>"), "{text}");
+        let signed = format!("DKIM-Signature: v=1; d=example.org; b=4556737586899855\n{block}");
+        let text = super::decoded_header_text(&signed);
+        assert!(
+            !text.contains("4556737586899855"),
+            "signatures are left out: {text}"
+        );
+        assert!(text.contains("X-Case-Note: Akte SSN 623-41-7789"), "{text}");
     }
 }

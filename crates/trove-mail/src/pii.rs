@@ -25,7 +25,7 @@ pub struct Finding {
 
 /// Changes whenever what is found changes (a detector, or which parts are scanned), so
 /// that findings stored by an older trove are recomputed.
-pub const DETECTOR_VERSION: u32 = 4;
+pub const DETECTOR_VERSION: u32 = 5;
 
 /// The built-in kinds, in the order reports list them.
 pub const KINDS: &[&str] = &[
@@ -50,8 +50,11 @@ pub struct Detector {
     lists: Vec<(String, Regex)>,
 }
 
+/// Compiles a built-in pattern with ASCII word boundaries. A Unicode `\b` makes the
+/// regex crate leave its fast DFA for a far slower engine on any non-ASCII text, and
+/// every value the detectors look for is ASCII: so `\b` here means an ASCII boundary.
 fn re(pattern: &str) -> Regex {
-    Regex::new(pattern).expect("built-in pattern compiles")
+    Regex::new(&pattern.replace(r"\b", r"(?-u:\b)")).expect("built-in pattern compiles")
 }
 
 static SSN: LazyLock<Regex> =
@@ -210,7 +213,7 @@ impl Detector {
                 .terms
                 .iter()
                 .filter(|t| !t.trim().is_empty())
-                .map(|t| format!(r"\b{}\b", regex::escape(t.trim())))
+                .map(|t| list_term(t.trim()))
                 .collect();
             for p in &list.patterns {
                 Regex::new(p).map_err(|e| format!("list {}: pattern {p:?}: {e}", list.name))?;
@@ -336,10 +339,11 @@ impl Detector {
         for c in EMAIL.captures_iter(text) {
             let m = c.get(0).expect("group 0");
             let domain = c.get(1).expect("group 1").as_str().to_ascii_lowercase();
-            let public = self
-                .public_domains
-                .iter()
-                .any(|d| domain == *d || domain.ends_with(&format!(".{d}")));
+            let public = self.public_domains.iter().any(|d| {
+                domain
+                    .strip_suffix(d.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+            });
             if !public {
                 push("email", m.start(), m.end(), 0.9);
             }
@@ -417,6 +421,25 @@ fn longest_valid(s: &str, valid: impl Fn(&str) -> bool) -> Option<(usize, usize)
         }
     }
     best
+}
+
+/// A publisher's term as a pattern: whole words, with an ASCII word boundary on each side
+/// that is an ASCII letter or digit (a name may begin or end with "é", where an ASCII
+/// boundary would never hold).
+fn list_term(term: &str) -> String {
+    let edge = |c: Option<char>| {
+        if c.is_some_and(|c| c.is_ascii_alphanumeric()) {
+            r"(?-u:\b)"
+        } else {
+            ""
+        }
+    };
+    format!(
+        "{}{}{}",
+        edge(term.chars().next()),
+        regex::escape(term),
+        edge(term.chars().last())
+    )
 }
 
 fn resolve_overlaps(mut found: Vec<Finding>) -> Vec<Finding> {
@@ -557,6 +580,22 @@ mod tests {
             kinds("at 1400 Smith Street, Houston, TX 77002.")[0].0,
             "address"
         );
+    }
+
+    #[test]
+    fn list_terms_match_whole_words_even_at_non_ascii_edges() {
+        let list = |t: &str| List {
+            name: "n".into(),
+            terms: vec![t.into()],
+            patterns: vec![],
+        };
+        let d = Detector::new(&[], &[list("José Ñúñez"), list("Roe")]).unwrap();
+        let found: Vec<&str> = ["met José Ñúñez today", "Mr Roe.", "Monroe", "Roes"]
+            .iter()
+            .filter(|t| !d.scan(t).is_empty())
+            .copied()
+            .collect();
+        assert_eq!(found, ["met José Ñúñez today", "Mr Roe."]);
     }
 
     #[test]
