@@ -3,6 +3,7 @@
 //! file, and the search index asked for them) and behind no HTTP route.
 
 use std::io::Read;
+use std::path::PathBuf;
 
 use serde_json::Value;
 
@@ -113,16 +114,23 @@ fn forms(value: &str) -> Vec<String> {
     vec![value.to_string(), compact]
 }
 
-#[test]
-fn planted_personal_data_is_found_masked_and_published_nowhere() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mail = tmp.path().join("mail");
+/// The planted emails written under `dir/mail`, and a new workspace `dir/ws` (not yet
+/// ingested, so that a test can set its policy first).
+fn planted_mail_and_workspace(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let mail = dir.join("mail");
     std::fs::create_dir_all(&mail).unwrap();
     for (name, text) in emails() {
         std::fs::write(mail.join(name), text).unwrap();
     }
-    let ws = tmp.path().join("ws");
+    let ws = dir.join("ws");
     run(&["init", p(&ws)]);
+    (mail, ws)
+}
+
+#[test]
+fn planted_personal_data_is_found_masked_and_published_nowhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mail, ws) = planted_mail_and_workspace(tmp.path());
     // The publisher's policy: the default, plus a name list, phones blocking, and an
     // override that withholds one email.
     let policy = std::fs::read_to_string(ws.join("policy.toml"))
@@ -306,13 +314,7 @@ fn planted_personal_data_is_found_masked_and_published_nowhere() {
 #[test]
 fn a_list_added_after_ingest_is_found_by_the_next_review() {
     let tmp = tempfile::tempdir().unwrap();
-    let mail = tmp.path().join("mail");
-    std::fs::create_dir_all(&mail).unwrap();
-    for (name, text) in emails() {
-        std::fs::write(mail.join(name), text).unwrap();
-    }
-    let ws = tmp.path().join("ws");
-    run(&["init", p(&ws)]);
+    let (mail, ws) = planted_mail_and_workspace(tmp.path());
     run(&["ingest", p(&ws), p(&mail)]);
     let kinds = |ws: &std::path::Path| -> Vec<String> {
         let out = run(&["review", p(ws), "--json"]);
