@@ -6,6 +6,7 @@
 //! failing. [`sanitize::sanitize_html`] makes email HTML safe to publish.
 
 pub mod dkim;
+pub mod extract;
 pub mod mbox;
 pub mod parse;
 pub mod pii;

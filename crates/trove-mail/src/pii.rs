@@ -25,7 +25,8 @@ pub struct Finding {
 
 /// Changes whenever what is found changes (a detector, or which parts are scanned), so
 /// that findings stored by an older trove are recomputed.
-pub const DETECTOR_VERSION: u32 = 5;
+/// Attachment text extraction ([`crate::extract`]) counts as part of the detectors.
+pub const DETECTOR_VERSION: u32 = 6;
 
 /// The built-in kinds, in the order reports list them.
 pub const KINDS: &[&str] = &[

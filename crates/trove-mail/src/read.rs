@@ -427,7 +427,11 @@ fn read_zip<R: Read + Seek>(reader: R, name: &str, depth: usize, on_event: &mut 
         if !entry.is_file() {
             continue;
         }
-        let member = format!("{name}!/{}", entry.name());
+        let member = match entry.name() {
+            Ok(n) => format!("{name}!/{n}"),
+            // A name that is not UTF-8 (nor CP437): the entry is still read, by number.
+            Err(_) => format!("{name}!/#{i}"),
+        };
         let mut reader = BufReader::with_capacity(64 << 10, entry);
         read_stream(&mut reader, &member, depth + 1, on_event);
     }

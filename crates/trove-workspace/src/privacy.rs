@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use trove_mail::Parsed;
+use trove_mail::extract::{AttachmentText, attachment_text};
 use trove_mail::pii::{Detector, List};
 use trove_site::{PublishedMessage, PublishedRedaction};
 
@@ -30,6 +31,12 @@ pub const DEFAULT_POLICY: &str = r#"# trove personal-data policy: what happens t
 # password (values after "password:", "PIN", "verification code"...), dob (a date after
 # "date of birth", "born on"...), phone, address (street addresses), email (addresses
 # outside public_domains), and list:NAME for the lists below.
+#
+# Attachments are read as text first: plain text, PDF (its text layer), Word, PowerPoint,
+# Excel and OpenDocument files. An attachment trove cannot read (an image, a scanned PDF,
+# an encrypted or unknown format) is a finding of kind "unreadable": nothing vouches for
+# it. The default publishes it and `trove review` counts it; "withhold-attachment"
+# withholds every such attachment, "block" makes the publisher decide each email.
 
 # Addresses at these domains (and their subdomains) belong to organisations named as
 # public; they are not findings. Example: ["enron.com"]
@@ -45,6 +52,7 @@ dob = "allow"
 phone = "allow"
 address = "allow"
 email = "allow"
+unreadable = "allow"
 
 # A list of names or patterns of your own; findings are of kind "list:NAME".
 # [[lists]]
@@ -150,9 +158,9 @@ impl Policy {
     pub fn parse(text: &str) -> std::result::Result<Policy, String> {
         let file: PolicyFile = toml::from_str(text).map_err(|e| e.to_string())?;
         for kind in file.kinds.keys() {
-            if !trove_mail::pii::KINDS.contains(&kind.as_str()) {
+            if !trove_mail::pii::KINDS.contains(&kind.as_str()) && kind != UNREADABLE {
                 return Err(format!(
-                    "unknown kind {kind:?} in [kinds]; known: {}",
+                    "unknown kind {kind:?} in [kinds]; known: {}, {UNREADABLE}",
                     trove_mail::pii::KINDS.join(", ")
                 ));
             }
@@ -276,6 +284,10 @@ pub enum Decision {
     Blocked(Vec<String>),
 }
 
+/// The kind of the finding an attachment gets when its text cannot be read (an image, a
+/// scan, an encrypted or unknown format): the detectors cannot vouch for it.
+pub const UNREADABLE: &str = "unreadable";
+
 /// One finding in one part of an email, as stored and reviewed.
 #[derive(Debug, Clone, Serialize)]
 pub struct PartFinding {
@@ -289,19 +301,6 @@ pub struct PartFinding {
     pub value: String,
     /// Up to 40 characters either side, on one line.
     pub context: String,
-}
-
-/// Attachments whose bytes are text the detectors can read. Other formats (PDF, office
-/// files) need text extraction first, which trove does not do yet.
-fn attachment_text(content_type: &str, bytes: &[u8]) -> Option<String> {
-    let t = content_type.to_ascii_lowercase();
-    let texty = t.starts_with("text/")
-        || t.starts_with("message/")
-        || matches!(
-            t.as_str(),
-            "application/json" | "application/xml" | "application/csv" | "application/x-csv"
-        );
-    texty.then(|| String::from_utf8_lossy(bytes).into_owned())
 }
 
 fn context(text: &str, start: usize, end: usize) -> String {
@@ -366,8 +365,20 @@ pub fn scan(parsed: &Parsed, detector: &Detector) -> Vec<PartFinding> {
         if let Some(name) = &a.filename {
             scan_part(detector, &format!("filename:{}", i + 1), name, &mut out);
         }
-        if let Some(text) = attachment_text(&a.content_type, &a.bytes) {
-            scan_part(detector, &format!("attachment:{}", i + 1), &text, &mut out);
+        let part = format!("attachment:{}", i + 1);
+        match attachment_text(&a.content_type, a.filename.as_deref(), &a.bytes) {
+            AttachmentText::Text { text, .. } => scan_part(detector, &part, &text, &mut out),
+            // What cannot be read cannot be vouched for: a finding of its own, so that
+            // the review counts it and the policy decides.
+            AttachmentText::Unreadable(why) => out.push(PartFinding {
+                part,
+                kind: UNREADABLE.to_string(),
+                start: 0,
+                end: 0,
+                confidence: 1.0,
+                value: a.filename.clone().unwrap_or_else(|| a.content_type.clone()),
+                context: format!("{}: {why}", a.filename.as_deref().unwrap_or("(no name)")),
+            }),
         }
     }
     // The header section repeats the subject and the addresses: keep a header finding
@@ -554,14 +565,18 @@ pub fn redact(
     let mut kept = Vec::new();
     let mut kept_bytes = Vec::new();
     for (a, bytes) in m.attachments.drain(..).zip(attachments.drain(..)) {
-        let withheld_for = attachment_text(&a.content_type, &bytes).and_then(|text| {
-            policy
+        let withheld_for = match attachment_text(&a.content_type, a.filename.as_deref(), &bytes) {
+            AttachmentText::Text { text, .. } => policy
                 .detector
                 .scan(&text)
                 .into_iter()
                 .find(|f| policy.action_for(&f.kind, over).masks())
-                .map(|f| f.kind)
-        });
+                .map(|f| f.kind),
+            AttachmentText::Unreadable(_) => policy
+                .action_for(UNREADABLE, over)
+                .masks()
+                .then(|| UNREADABLE.to_string()),
+        };
         match withheld_for {
             Some(kind) => *r.attachments_withheld.entry(kind).or_default() += 1,
             None => {
