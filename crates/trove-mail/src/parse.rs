@@ -385,7 +385,7 @@ fn mailboxes(address: Option<&Address<'_>>) -> Vec<Mailbox> {
 /// The header section with encoded words (RFC 2047) decoded, one `Name: value` line per
 /// field: what a reader of the headers would see, for the personal-data detectors.
 /// Fields mail-parser does not render as text are kept as written; DKIM and ARC
-/// signature fields are left out.
+/// signature fields and message identifiers are left out.
 pub fn decoded_header_text(header_block: &str) -> String {
     // Addresses as addresses, every other field (X-… included) as text with its encoded
     // words decoded. mail-parser applies a default field parser only when some fields are
@@ -400,17 +400,22 @@ pub fn decoded_header_text(header_block: &str) -> String {
     let raw = header_block.as_bytes();
     let mut out = String::with_capacity(header_block.len());
     for h in message.headers() {
-        // Signatures and seals are base64 over other fields: no personal data of their
-        // own, and their digit runs only feed the number detectors false candidates.
+        // Signatures and seals are base64 over other fields, and message identifiers are
+        // machine-made (`<CA+JMMq9…@mail.gmail.com>`): no personal data of their own; they
+        // only feed the detectors false addresses and digit runs.
         let name = h.name();
         if [
             "dkim-signature",
             "arc-seal",
             "arc-message-signature",
             "x-google-dkim-signature",
+            "in-reply-to",
+            "references",
+            "content-id",
         ]
         .iter()
         .any(|s| name.eq_ignore_ascii_case(s))
+            || name.to_ascii_lowercase().ends_with("message-id")
         {
             continue;
         }

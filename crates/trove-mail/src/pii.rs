@@ -26,7 +26,7 @@ pub struct Finding {
 /// Changes whenever what is found changes (a detector, or which parts are scanned), so
 /// that findings stored by an older trove are recomputed.
 /// Attachment text extraction ([`crate::extract`]) counts as part of the detectors.
-pub const DETECTOR_VERSION: u32 = 6;
+pub const DETECTOR_VERSION: u32 = 8;
 
 /// The built-in kinds, in the order reports list them.
 pub const KINDS: &[&str] = &[
@@ -66,7 +66,9 @@ static CARD: LazyLock<Regex> = LazyLock::new(|| re(r"\b\d(?:[ -]?\d){12,18}\b"))
 static IBAN: LazyLock<Regex> = LazyLock::new(|| re(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"));
 static PHONE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)|\b\d{3})[ .-]?\d{3}[ .-]\d{4}\b|\+\d{1,3}(?:[ .-]?\d){7,12}\b",
+        // "(713) 853-6794", "713.853.6794", "713/853-6794", "512) 263-0177", an area code
+        // at the end of a wrapped line, "+44 20 7783 7520".
+        r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)|\b\d{3}\)?)(?:[ ./-]|\s)?\d{3}[ .-]\d{4}\b|\+\d{1,3}(?:[ .-]?\d){7,12}\b",
     )
 });
 static PASSPORT: LazyLock<Regex> = LazyLock::new(|| {
@@ -74,17 +76,17 @@ static PASSPORT: LazyLock<Regex> = LazyLock::new(|| {
 });
 static DOB: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(?:date of birth|d\.?o\.?b\.?|born on|birth ?date|birthday)\s*(?:is|:|-)?\s*((?:\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4})|(?:\d{4}-\d{2}-\d{2})|(?:(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2},? \d{4})|(?:\d{1,2} (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{4}))",
+        r"(?i)\b(?:date of birth|d\.?o\.?b\.?|born(?: on)?|birth ?date|birthday(?: is| on)?)\s*(?:is|:|-)?\s*((?:\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4})|(?:\d{4}-\d{2}-\d{2})|(?:(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?\b(?:,? \d{4})?)|(?:\d{1,2} (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{4}))",
     )
 });
 static PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(?:password|passwd|pwd|passcode|pass code|pin number|pin code|one[- ]time code|verification code|security code|login code|access code)\b\s*(?:is|:|=)\s*([^\s,;\[][^\s,;]{2,63})|\bPIN\b\s*(?:is|:|=|-)?\s*(\d{4,8})\b",
+        r"(?i)\b(?:password|passwd|pwd|passcode|pass code|pin number|pin code|one[- ]time code|verification code|security code|login code|access code|(?:host|participant|moderator|leader|guest|chair(?:person)?|conference|dial-in) (?:access )?(?:code|pin))\b\s*(?:is|:|=)\s*([^\s,;\[][^\s,;]{2,63})|\bPIN\b\s*(?:is|:|=|-)?\s*(\d{4,8})\b|\b(?:passcode|pass code|(?:host|participant|moderator|leader|guest|conference) (?:access )?code)\s*(?:#|-|is)?\s*(\d(?:-?\d){3,15})\b",
     )
 });
 static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b\d{1,5}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Circle|Cir)\b\.?(?:,?\s+(?:Apt|Suite|Ste|Unit|#)\.?\s*[A-Za-z0-9-]+)?(?:,\s*[A-Z][a-zA-Z]+(?:\s[A-Z][a-zA-Z]+)?,\s*[A-Z]{2}\s+\d{5}(?:-\d{4})?)?",
+        r"\b\d{1,5}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Circle|Cir)\b\.?(?:,?\s+(?:Apt|Suite|Ste|Unit|#)\.?\s*[A-Za-z0-9-]+)?(?:,\s*[A-Z][a-zA-Z]+(?:\s[A-Z][a-zA-Z]+)?,\s*[A-Z]{2}\s+\d{5}(?:-\d{4})?)?|\b(?i:P\.?\s?O\.?\s?Box)\s+\d{1,7}\b",
     )
 });
 /// Words that follow "password is" in prose, not passwords.
@@ -316,7 +318,7 @@ impl Detector {
             push("dob", v.start(), v.end(), 0.85);
         }
         for c in PASSWORD.captures_iter(text) {
-            if let Some(v) = c.get(1).or_else(|| c.get(2)) {
+            if let Some(v) = c.get(1).or_else(|| c.get(2)).or_else(|| c.get(3)) {
                 // "your password is case sensitive", "password: Login: 31594".
                 let word = v.as_str().to_ascii_lowercase();
                 if v.as_str().ends_with(':')
@@ -577,6 +579,43 @@ mod tests {
             [("email".into(), "jane@gmail.com".into())]
         );
         assert_eq!(kinds("call (713) 853-6794 now")[0].0, "phone");
+        for (text, phone) in [
+            ("contact Sherri Sera (713/853-5984) or", "713/853-5984"),
+            ("call at 512) 263-0177 during", "512) 263-0177"),
+            ("Sales (469)\n357-6893", "(469)\n357-6893"),
+        ] {
+            assert_eq!(kinds(text), [("phone".into(), phone.into())], "{text}");
+        }
+        assert_eq!(
+            kinds("Enron Corp. P.O Box 1188, Room 4724a"),
+            [("address".into(), "P.O Box 1188".into())]
+        );
+        for (text, code) in [
+            ("dial-in # 801.983.4017 Passcode # 54536 Many", "54536"),
+            ("Participant code - 741466 Audit", "741466"),
+            ("participant code 550894. I will", "550894"),
+        ] {
+            assert_eq!(
+                kinds(text).last().unwrap(),
+                &("password".into(), code.into()),
+                "{text}"
+            );
+        }
+        for (text, date) in [
+            ("Victoria Ashley Jones Born 5/25/01 7:31am.", "5/25/01"),
+            ("Sharon Lay's birthday on October 8th and", "October 8th"),
+            ("who was born on June 8, 2000 at 7:19", "June 8, 2000"),
+        ] {
+            assert_eq!(kinds(text), [("dob".into(), date.into())], "{text}");
+        }
+        assert!(kinds("life expectancy at birth is only 54 years").is_empty());
+        assert_eq!(
+            kinds("Host Code: 661877, (for Jim only), Participant Code: 936022,"),
+            [
+                ("password".into(), "661877".into()),
+                ("password".into(), "936022".into())
+            ]
+        );
         assert_eq!(
             kinds("at 1400 Smith Street, Houston, TX 77002.")[0].0,
             "address"
