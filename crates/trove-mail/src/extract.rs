@@ -11,7 +11,8 @@
 //! - spreadsheets (XLSX, XLSM, XLSB, XLS, ODS): every cell of every sheet, by `calamine`,
 //!   a row to a line, cells separated by tabs.
 //!
-//! Anything else (images, archives, old binary Word files, encrypted or broken
+//! A detached OpenPGP signature reads as empty text: nobody wrote it. Anything else
+//! (images, archives, S/MIME signatures, old binary Word files, encrypted or broken
 //! documents) is [`AttachmentText::Unreadable`], with the reason: the detectors cannot
 //! vouch for it, and the policy decides what happens to such attachments.
 //!
@@ -71,6 +72,15 @@ pub fn attachment_text(content_type: &str, filename: Option<&str>, bytes: &[u8])
                 ext.as_str()
             }
         ));
+    }
+    if t == "application/pgp-signature" {
+        // A detached OpenPGP signature: armoured bytes over the message, nothing a person
+        // wrote. (An S/MIME signature carries the signer's certificate, and stays
+        // unreadable.)
+        return AttachmentText::Text {
+            format: "signature",
+            text: String::new(),
+        };
     }
     let texty = t.starts_with("text/")
         || t.starts_with("message/")
@@ -363,6 +373,8 @@ mod tests {
             matches!(&r, AttachmentText::Unreadable(why) if why.contains("image")),
             "{r:?}"
         );
+        let sig = attachment_text("application/pgp-signature", None, b"-----BEGIN PGP");
+        assert_eq!(sig.text(), Some(""), "a signature is no one's text");
         let r = attachment_text("application/pdf", Some("x.pdf"), b"%PDF-1.4 garbage");
         assert!(
             matches!(&r, AttachmentText::Unreadable(why) if why.starts_with("PDF")),
