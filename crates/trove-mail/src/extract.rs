@@ -159,7 +159,7 @@ fn spreadsheet(bytes: &[u8]) -> Result<AttachmentText, String> {
     let mut book =
         calamine::open_workbook_auto_from_rs(Cursor::new(bytes)).map_err(|e| e.to_string())?;
     let mut text = String::new();
-    for (name, range) in book.worksheets() {
+    'sheets: for (name, range) in book.worksheets() {
         text.push_str(&name);
         text.push('\n');
         for row in range.rows() {
@@ -176,16 +176,13 @@ fn spreadsheet(bytes: &[u8]) -> Result<AttachmentText, String> {
             text.push_str(cells.join("\t").trim_end());
             text.push('\n');
             if text.len() > MAX_TEXT {
-                return Ok(AttachmentText::Text {
-                    format: "spreadsheet",
-                    text: capped(text),
-                });
+                break 'sheets;
             }
         }
     }
     Ok(AttachmentText::Text {
         format: "spreadsheet",
-        text,
+        text: capped(text),
     })
 }
 
@@ -255,7 +252,10 @@ fn zipped(bytes: &[u8], ext: &str) -> Result<AttachmentText, String> {
         .collect();
     let mut body: Vec<String> = parts.into_iter().cloned().collect();
     // Slides before their notes, each in order.
-    body.sort_by_key(|n| (n.contains("notesSlides"), natural_key(n)));
+    body.sort_by(|a, b| {
+        (a.contains("notesSlides"), natural_key(a))
+            .cmp(&(b.contains("notesSlides"), natural_key(b)))
+    });
     ordered.extend(body);
     let mut text = String::new();
     for name in ordered {
@@ -288,19 +288,10 @@ fn mimetype<R: Read + std::io::Seek>(archive: &mut zip::ZipArchive<R>) -> String
 }
 
 /// `slide10.xml` after `slide9.xml`.
-fn natural_key(name: &str) -> (String, u64) {
-    let digits: String = name
-        .trim_end_matches(".xml")
-        .chars()
-        .rev()
-        .take_while(char::is_ascii_digit)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    let stem =
-        name[..name.len() - digits.len() - if name.ends_with(".xml") { 4 } else { 0 }].to_string();
-    (stem, digits.parse().unwrap_or(0))
+fn natural_key(name: &str) -> (&str, u64) {
+    let base = name.strip_suffix(".xml").unwrap_or(name);
+    let stem = base.trim_end_matches(|c: char| c.is_ascii_digit());
+    (stem, base[stem.len()..].parse().unwrap_or(0))
 }
 
 /// The character data of an XML part, with paragraphs, line breaks, tabs and table cells
@@ -337,10 +328,7 @@ fn xml_text(xml: &str, properties: bool, out: &mut String) -> Result<(), String>
                 _ => {}
             },
             Event::End(e) => match e.local_name().as_ref() {
-                "p" | "h" | "tr" | "title" | "creator" | "lastModifiedBy" | "description"
-                | "subject" | "keywords" | "initial-creator" | "Company" | "Manager" => {
-                    out.push('\n')
-                }
+                "p" | "h" | "tr" => out.push('\n'),
                 "tc" | "table-cell" => out.push('\t'),
                 _ => {}
             },
@@ -396,7 +384,7 @@ mod tests {
     #[test]
     fn slides_sort_by_number() {
         let mut v = vec!["ppt/slides/slide10.xml", "ppt/slides/slide9.xml"];
-        v.sort_by_key(|n| natural_key(n));
+        v.sort_by(|a, b| natural_key(a).cmp(&natural_key(b)));
         assert_eq!(v, ["ppt/slides/slide9.xml", "ppt/slides/slide10.xml"]);
     }
 }

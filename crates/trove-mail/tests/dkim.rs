@@ -20,6 +20,12 @@ fn archive(rel: &str) -> KeyStore {
     KeyStore::parse_archive(&text, rel).0
 }
 
+/// A store of one record: `name` holding the bare key record in file `rel`.
+fn record_file(name: &str, rel: &str) -> KeyStore {
+    let record = String::from_utf8(read(rel)).unwrap();
+    KeyStore::parse_archive(&format!("{name} {}", record.trim()), rel).0
+}
+
 /// stalwart's vectors: key records (`name value` lines), a blank line, then the message.
 fn stalwart(rel: &str) -> (KeyStore, Vec<u8>) {
     let bytes = read(rel);
@@ -143,19 +149,11 @@ fn dkimpy_vectors_10_to_16() {
     let got = check(&read("dkimpy-1.1.8/data/rfc6376.signed.no_t.msg"), &keys);
     assert_eq!(names(&got), ["fail"], "{got:#?}");
     // 14: Exim's ed25519 prototype.
-    let exim = String::from_utf8(read("dkimpy-1.1.8/data/eximtest.dns")).unwrap();
-    let (exim_keys, _) = KeyStore::parse_archive(
-        &format!("sed._domainkey.test.ex {}", exim.trim()),
-        "eximtest.dns",
-    );
+    let exim_keys = record_file("sed._domainkey.test.ex", "dkimpy-1.1.8/data/eximtest.dns");
     let got = check(&read("dkimpy-1.1.8/data/ed25519test2.msg"), &exim_keys);
     assert_eq!(names(&got), ["pass"], "{got:#?}");
     // 15: d= is not a domain.
-    let test_key = String::from_utf8(read("dkimpy-1.1.8/data/test.txt")).unwrap();
-    let (k15, _) = KeyStore::parse_archive(
-        &format!("test._domainkey.example.com {}", test_key.trim()),
-        "test.txt",
-    );
+    let k15 = record_file("test._domainkey.example.com", "dkimpy-1.1.8/data/test.txt");
     let got = check(&read("dkimpy-1.1.8/data/test.message.baddomain"), &k15);
     assert!(
         matches!(&got[0].verdict, Verdict::Fail(Failure::Malformed(why)) if why.contains("d=")),

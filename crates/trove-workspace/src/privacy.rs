@@ -520,11 +520,13 @@ fn html_text(html: &str) -> String {
 }
 
 /// Applies the policy to an email's published form and its attachments' bytes (a
-/// withheld attachment's bytes are emptied and its entry dropped). Returns what was done,
-/// or `None` when nothing was.
+/// withheld attachment's bytes are emptied and its entry dropped). `attachment_kinds` are
+/// the kinds [`scan`] found in each attachment, by number from 1 (`unreadable` included):
+/// documents are not read again here. Returns what was done, or `None` when nothing was.
 pub fn redact(
     m: &mut PublishedMessage,
     attachments: &mut Vec<Vec<u8>>,
+    attachment_kinds: &BTreeMap<u32, Vec<String>>,
     policy: &Policy,
     over: Option<&Override>,
 ) -> Option<PublishedRedaction> {
@@ -565,18 +567,12 @@ pub fn redact(
     let mut kept = Vec::new();
     let mut kept_bytes = Vec::new();
     for (a, bytes) in m.attachments.drain(..).zip(attachments.drain(..)) {
-        let withheld_for = match attachment_text(&a.content_type, a.filename.as_deref(), &bytes) {
-            AttachmentText::Text { text, .. } => policy
-                .detector
-                .scan(&text)
-                .into_iter()
-                .find(|f| policy.action_for(&f.kind, over).masks())
-                .map(|f| f.kind),
-            AttachmentText::Unreadable(_) => policy
-                .action_for(UNREADABLE, over)
-                .masks()
-                .then(|| UNREADABLE.to_string()),
-        };
+        let withheld_for = attachment_kinds
+            .get(&a.index)
+            .into_iter()
+            .flatten()
+            .find(|kind| policy.action_for(kind, over).masks())
+            .cloned();
         match withheld_for {
             Some(kind) => *r.attachments_withheld.entry(kind).or_default() += 1,
             None => {

@@ -7,6 +7,7 @@
 //! state `writing` is finished before anything else, with the same numbers, title and
 //! time, so re-running produces the same manifest bytes.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -50,6 +51,9 @@ struct Row {
     defects: Vec<String>,
     dkim: Vec<trove_site::PublishedDkim>,
     arc: Option<trove_site::PublishedArc>,
+    /// The kinds found in each attachment (numbered from 1), in the order found: what
+    /// ingest's scan stored, so release does not read the documents again.
+    attachment_kinds: BTreeMap<u32, Vec<String>>,
 }
 
 impl Workspace {
@@ -66,13 +70,14 @@ impl Workspace {
         self.check_site_is_outside(site_dir)?;
         let key = self.signing_key()?;
         let site = Site::open_or_create(site_dir, &self.config.title, &key.verifying_key())?;
+        // Findings follow the policy before anything is written: redaction reads them.
+        let policy = self.policy()?;
+        self.refresh_findings(&policy, &|_, _| {})?;
         if let Some(pending) = self.pending_release()? {
             return self
                 .write_release(&site, &key, pending, true, progress)
                 .map(Some);
         }
-        let policy = self.policy()?;
-        self.refresh_findings(&policy, &|_, _| {})?;
         let (tx, cat_err) = self.catalogue.begin()?;
         let (release, next_number): (u32, u64) = tx
             .query_row(
@@ -281,6 +286,7 @@ impl Workspace {
                     defects,
                     dkim: Vec::new(),
                     arc: None,
+                    attachment_kinds: BTreeMap::new(),
                 })
             })
             .map_err(self.catalogue.err())?
@@ -289,6 +295,7 @@ impl Workspace {
         };
         self.load_dkim(&mut rows)?;
         self.load_arc(&mut rows)?;
+        self.load_attachment_kinds(&mut rows)?;
         let mut writer = ReleaseWriter::new(site, release, &title, &published_at, numbers);
         let index = SearchIndex::open_or_create(&site.index_dir())?;
         let mut index_writer = index.writer()?;
@@ -301,8 +308,13 @@ impl Workspace {
                     let raw = self.blobs.get(&row.content_id)?;
                     let (mut message, mut attachments) = published_form(row, release, &raw);
                     let over = policy.override_for(&row.content_id, message.message_id.as_deref());
-                    message.redaction =
-                        crate::privacy::redact(&mut message, &mut attachments, &policy, over);
+                    message.redaction = crate::privacy::redact(
+                        &mut message,
+                        &mut attachments,
+                        &row.attachment_kinds,
+                        &policy,
+                        over,
+                    );
                     Ok((message, raw, attachments))
                 })
                 .collect();
@@ -443,6 +455,34 @@ impl Workspace {
     }
 
     /// The stored DKIM verdicts of each row, with the key records they used.
+    fn load_attachment_kinds(&self, rows: &mut [Row]) -> Result<()> {
+        let mut stmt = self
+            .catalogue
+            .conn
+            .prepare_cached(
+                "SELECT part, kind FROM findings
+                 WHERE message = ?1 AND part LIKE 'attachment:%' ORDER BY rowid",
+            )
+            .map_err(self.catalogue.err())?;
+        for row in rows.iter_mut() {
+            let found = stmt
+                .query_map([row.id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(self.catalogue.err())?;
+            for f in found {
+                let (part, kind) = f.map_err(self.catalogue.err())?;
+                if let Some(n) = part
+                    .strip_prefix("attachment:")
+                    .and_then(|n| n.parse().ok())
+                {
+                    row.attachment_kinds.entry(n).or_default().push(kind);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn load_dkim(&self, rows: &mut [Row]) -> Result<()> {
         let mut stmt = self
             .catalogue

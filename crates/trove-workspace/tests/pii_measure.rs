@@ -90,9 +90,12 @@ fn precision_and_recall_on_the_labelled_corpus_sample() {
     }
     let detector = Detector::new(&[], &[]).unwrap();
     let mut found: BTreeSet<(String, String, String)> = BTreeSet::new();
+    let (mut corpus_size, mut sample_size) = (0, 0);
     for rel in ["enron", "lists"] {
         for (key, bytes) in emails(rel) {
             let sampled = in_sample(&key);
+            corpus_size += 1;
+            sample_size += sampled as u64;
             for f in scan(&trove_mail::parse(&bytes), &detector) {
                 if RARE.contains(&f.kind.as_str())
                     || (sampled && SAMPLED.contains(&f.kind.as_str()))
@@ -123,6 +126,15 @@ fn precision_and_recall_on_the_labelled_corpus_sample() {
             counts.entry(kind.clone()).or_default().fn_ += 1;
         }
     }
+    let addresses: BTreeSet<&String> = found
+        .iter()
+        .filter(|(kind, _, _)| kind == "email")
+        .map(|(_, _, value)| value)
+        .collect();
+    println!(
+        "{corpus_size} emails read, {sample_size} in the sample ({} distinct addresses found there)",
+        addresses.len()
+    );
     let pct = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{:.1}%", x * 100.0));
     println!("kind        findings   true  false  missed  precision  recall");
     for (kind, c) in &counts {
