@@ -197,6 +197,23 @@ impl SearchIndex {
         })
     }
 
+    /// An index held in memory, for a search over emails that are not published (the
+    /// workspace's `--query` selection), with the same language and analysis.
+    pub fn in_ram() -> Result<SearchIndex> {
+        let index = Index::create_in_ram(schema());
+        let fields = Fields::of(&index, Path::new("(memory)"))?;
+        register_tokenizer(&index);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(SearchIndex {
+            index,
+            reader,
+            fields,
+        })
+    }
+
     pub fn writer(&self) -> Result<IndexWriter> {
         Ok(self.index.writer_with_num_threads(1, 64 << 20)?)
     }
@@ -204,6 +221,11 @@ impl SearchIndex {
     /// Removes every email of release `release` (before re-adding it after a crash).
     pub fn delete_release(&self, writer: &IndexWriter, release: u32) {
         writer.delete_term(Term::from_field_u64(self.fields.release, release as u64));
+    }
+
+    /// Removes email `number` (withdrawn after publication).
+    pub fn delete_number(&self, writer: &IndexWriter, number: u64) {
+        writer.delete_term(Term::from_field_u64(self.fields.number, number));
     }
 
     pub fn add(&self, writer: &IndexWriter, m: &PublishedMessage) -> Result<()> {
@@ -431,6 +453,35 @@ impl SearchIndex {
             )),
         }
     }
+}
+
+/// Brings `site`'s index up to date with its releases from `from` on: adds their emails
+/// and removes the ones they withdraw (a mirror after a pull). Builds the whole index when
+/// there is none. Returns how many emails were added.
+pub fn update_index(site: &Site, from: u32) -> Result<u64> {
+    if !site.index_dir().join("meta.json").exists() {
+        return rebuild_index(site);
+    }
+    let index = SearchIndex::open_or_create(&site.index_dir())?;
+    let mut writer = index.writer()?;
+    let mut count = 0;
+    for k in from.max(1).. {
+        let Some(manifest) = site.manifest(k)? else {
+            break;
+        };
+        index.delete_release(&writer, k);
+        for number in manifest.numbers.first..=manifest.numbers.last {
+            if let Some(message) = site.message(number)? {
+                index.add(&writer, &message)?;
+                count += 1;
+            }
+        }
+        for w in &manifest.withdrawn {
+            index.delete_number(&writer, w.number);
+        }
+    }
+    writer.commit()?;
+    Ok(count)
 }
 
 /// Rebuilds `site`'s index from the published messages its manifests number, replacing

@@ -29,8 +29,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
-pub use index::{Hit, SearchIndex, SearchResults, Sort, rebuild_index};
-pub use manifest::{FileEntry, Manifest, NumberRange, Register, ReleaseWriter, merkle_root};
+pub use index::{Hit, SearchIndex, SearchResults, Sort, rebuild_index, update_index};
+pub use manifest::{
+    FileEntry, Manifest, NumberRange, Register, ReleaseWriter, Withdrawal, merkle_root,
+    remove_withdrawn,
+};
 pub use message::{
     MESSAGE_FORMAT, Person, PublishedArc, PublishedArcSeal, PublishedAttachment, PublishedDkim,
     PublishedKey, PublishedMessage, PublishedRedaction, dkim_status, dkim_status_of,

@@ -46,6 +46,22 @@ pub struct Manifest {
     /// How much this release withheld or redacted, by reason; never what.
     #[serde(default, skip_serializing_if = "Register::is_empty")]
     pub register: Register,
+    /// Emails taken down after publication (a court order, say): each with its reason and
+    /// the files removed from the site. Their numbers are never reused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withdrawn: Vec<Withdrawal>,
+}
+
+/// One email withdrawn after publication.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub number: u64,
+    /// The release that published it.
+    pub release: u32,
+    pub reason: String,
+    /// Site paths removed: its published form, its raw source, and each attachment no
+    /// other published email still refers to.
+    pub files: Vec<String>,
 }
 
 /// The public register of one release: counts by reason (a kind of personal data, or an
@@ -62,6 +78,9 @@ pub struct Register {
     pub attachments_withheld: BTreeMap<String, u64>,
     /// Released emails whose raw source is not published.
     pub raw_sources_withheld: u64,
+    /// Emails withdrawn after publication, by reason.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub messages_withdrawn: BTreeMap<String, u64>,
 }
 
 impl Register {
@@ -173,6 +192,7 @@ pub struct ReleaseWriter<'s> {
     published_at: String,
     numbers: NumberRange,
     files: Vec<FileEntry>,
+    withdrawn: Vec<Withdrawal>,
     /// Filled by the caller while it adds emails; signed with the manifest.
     pub register: Register,
 }
@@ -192,8 +212,20 @@ impl<'s> ReleaseWriter<'s> {
             published_at: published_at.to_string(),
             numbers,
             files: Vec::new(),
+            withdrawn: Vec::new(),
             register: Register::default(),
         }
+    }
+
+    /// Records that an earlier release's email is withdrawn. Its files are removed by
+    /// [`remove_withdrawn`] once the signed manifest that says so is written.
+    pub fn withdraw(&mut self, w: Withdrawal) {
+        *self
+            .register
+            .messages_withdrawn
+            .entry(w.reason.clone())
+            .or_default() += 1;
+        self.withdrawn.push(w);
     }
 
     fn write(&mut self, rel: String, bytes: &[u8]) -> Result<()> {
@@ -267,6 +299,7 @@ impl<'s> ReleaseWriter<'s> {
             merkle_root: merkle_root(&self.files),
             files: self.files,
             register: self.register,
+            withdrawn: self.withdrawn,
         };
         let mut bytes = serde_json::to_vec_pretty(&manifest).expect("serialisable");
         bytes.push(b'\n');
@@ -279,6 +312,21 @@ impl<'s> ReleaseWriter<'s> {
         write_atomic(&root.join(manifest_path(manifest.release)), &bytes)?;
         Ok((manifest, sha256_hex(&bytes)))
     }
+}
+
+/// Removes the files a manifest withdraws. Safe to repeat: a file already gone is fine.
+pub fn remove_withdrawn(site: &Site, manifest: &Manifest) -> Result<()> {
+    for w in &manifest.withdrawn {
+        for rel in &w.files {
+            let path = site.root().join(rel);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(SiteError::Io { path, source: e }),
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,12 +1,12 @@
 //! `trove verify`: checks a site the way a mirror or a court would.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
 use ed25519_dalek::{Signature, Verifier};
 
-use crate::{Site, manifest_path, merkle_root, sha256_hex, signature_path};
+use crate::{FileEntry, Site, manifest_path, merkle_root, sha256_hex, signature_path};
 
 /// What was checked, for the report a verifier reads.
 #[derive(Debug, Default)]
@@ -16,6 +16,8 @@ pub struct VerifyReport {
     pub releases: u32,
     pub files: u64,
     pub emails: u64,
+    /// Emails withdrawn after publication (counted in `emails` too).
+    pub emails_withdrawn: u64,
     /// The first problem found, naming the file. `None` when everything checked out.
     pub failure: Option<String>,
 }
@@ -50,7 +52,11 @@ fn check(
 ) -> VerifyReport {
     let mut previous_hash: Option<String> = None;
     let mut next_number = 1;
-    let mut listed: HashSet<String> = HashSet::new();
+    // What the chain says should be there now: each path with the release that last
+    // listed it; a withdrawal takes a path out until a later release lists it again.
+    let mut live: BTreeMap<String, (u32, FileEntry)> = BTreeMap::new();
+    let mut withdrawn: BTreeMap<String, u32> = BTreeMap::new();
+    let mut emails_withdrawn = 0;
     for k in 1.. {
         let mpath = root.join(manifest_path(k));
         let bytes = match fs::read(&mpath) {
@@ -95,7 +101,10 @@ fn check(
                 previous_hash
             ));
         }
-        if manifest.numbers.first != next_number || manifest.numbers.last < manifest.numbers.first {
+        // A release that only withdraws adds no number: its range is empty (last = first - 1).
+        if manifest.numbers.first != next_number
+            || manifest.numbers.last + 1 < manifest.numbers.first
+        {
             return report.fail(format!(
                 "{}: numbers {}..={} do not follow on from {}",
                 mpath.display(),
@@ -111,7 +120,6 @@ fn check(
             ));
         }
         for f in &manifest.files {
-            let path = root.join(&f.path);
             if f.path.contains("..") || f.path.starts_with('/') {
                 return report.fail(format!(
                     "{}: lists a path outside the site: {}",
@@ -119,31 +127,38 @@ fn check(
                     f.path
                 ));
             }
-            match fs::read(&path) {
-                Ok(b) if sha256_hex(&b) == f.sha256 && b.len() as u64 == f.size => {}
-                Ok(_) => {
-                    return report.fail(format!(
-                        "{}: changed (its SHA-256 differs from release {k}'s manifest)",
-                        path.display()
-                    ));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return report.fail(format!(
-                        "{}: missing (listed in release {k})",
-                        path.display()
-                    ));
-                }
-                Err(e) => return report.fail(format!("{}: {e}", path.display())),
-            }
-            listed.insert(f.path.clone());
-            report.files += 1;
+            withdrawn.remove(&f.path);
+            live.insert(f.path.clone(), (k, f.clone()));
         }
+        for w in &manifest.withdrawn {
+            if w.number >= next_number {
+                return report.fail(format!(
+                    "{}: withdraws email {}, which was never published",
+                    mpath.display(),
+                    w.number
+                ));
+            }
+            for path in &w.files {
+                live.remove(path);
+                withdrawn.insert(path.clone(), k);
+            }
+            emails_withdrawn += 1;
+        }
+        let withdrawals = match manifest.withdrawn.len() {
+            0 => String::new(),
+            n => format!(", {n} withdrawn"),
+        };
+        let emails = match manifest.numbers.count() {
+            0 => "no new emails".to_string(),
+            _ => format!(
+                "emails {}..={}",
+                manifest.numbers.first, manifest.numbers.last
+            ),
+        };
         report.lines.push(format!(
-            "release {k} \"{}\" ({}): signature ok, chain ok, emails {}..={}, {} files ok, Merkle root {}",
+            "release {k} \"{}\" ({}): signature ok, chain ok, {emails}{withdrawals}, {} files listed, Merkle root {}",
             manifest.title,
             manifest.published_at,
-            manifest.numbers.first,
-            manifest.numbers.last,
             manifest.files.len(),
             &manifest.merkle_root[..16]
         ));
@@ -152,6 +167,35 @@ fn check(
         next_number = manifest.numbers.last + 1;
         previous_hash = Some(sha256_hex(&bytes));
     }
+    for (path, (k, f)) in &live {
+        let full = root.join(path);
+        match fs::read(&full) {
+            Ok(b) if sha256_hex(&b) == f.sha256 && b.len() as u64 == f.size => {}
+            Ok(_) => {
+                return report.fail(format!(
+                    "{}: changed (its SHA-256 differs from release {k}'s manifest)",
+                    full.display()
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return report.fail(format!(
+                    "{}: missing (listed in release {k})",
+                    full.display()
+                ));
+            }
+            Err(e) => return report.fail(format!("{}: {e}", full.display())),
+        }
+        report.files += 1;
+    }
+    for (path, k) in &withdrawn {
+        if root.join(path).exists() {
+            return report.fail(format!(
+                "{}: withdrawn by release {k}, but still present",
+                root.join(path).display()
+            ));
+        }
+    }
+    report.emails_withdrawn = emails_withdrawn;
     // Anything under messages/ or attachments/ that no manifest vouches for is an intruder.
     for dir in ["messages", "attachments"] {
         let top = root.join(dir);
@@ -172,7 +216,7 @@ fn check(
                 .strip_prefix(root)
                 .map(|p| p.to_string_lossy().replace('\\', "/"))
                 .unwrap_or_default();
-            if !listed.contains(&rel) {
+            if !live.contains_key(&rel) {
                 return report.fail(format!(
                     "{}: not listed in any signed release",
                     entry.path().display()

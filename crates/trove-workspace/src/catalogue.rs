@@ -14,6 +14,11 @@
 //!   ARC chain of each email that carries one (its seals as JSON).
 //! - `findings`: personal data found in each part of each email, with the value and its
 //!   context (the workspace is private); `withheld`: emails a release held back, and why.
+//! - `plans`: releases planned ahead (title, go-live time, how the emails were chosen)
+//!   and `plan_members`, the emails each will publish. A plan takes its release number
+//!   and its emails take their public numbers only when it goes live.
+//! - `withdrawals`: published emails taken down, with the reason and the release that
+//!   recorded it.
 //! - `log`: every command that changed the workspace: when, what, who (`$USER`).
 
 use std::collections::BTreeMap;
@@ -29,7 +34,9 @@ use crate::{Result, WorkspaceError};
 ///
 /// v4 added `findings` (personal data found in each email, with the value: private),
 /// `withheld` (emails a release held back, and why) and the `user` column of `log`.
-pub const SCHEMA_VERSION: u32 = 4;
+///
+/// v5 added `plans`, `plan_members` and `withdrawals`.
+pub const SCHEMA_VERSION: u32 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -122,6 +129,27 @@ CREATE TABLE IF NOT EXISTS withheld (
     message INTEGER PRIMARY KEY REFERENCES messages(id),
     release INTEGER NOT NULL,
     reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS plans (
+    id INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    at TEXT NOT NULL,
+    at_unix INTEGER NOT NULL,
+    selection TEXT NOT NULL,
+    state TEXT NOT NULL,
+    release INTEGER
+);
+CREATE TABLE IF NOT EXISTS plan_members (
+    plan INTEGER NOT NULL REFERENCES plans(id),
+    message INTEGER NOT NULL UNIQUE REFERENCES messages(id)
+);
+CREATE INDEX IF NOT EXISTS plan_members_plan ON plan_members(plan);
+CREATE TABLE IF NOT EXISTS withdrawals (
+    number INTEGER PRIMARY KEY,
+    release INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL,
+    files TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS log (
     time TEXT NOT NULL, command TEXT NOT NULL, detail TEXT NOT NULL

@@ -20,6 +20,8 @@ mod dkim;
 mod ingest;
 pub mod privacy;
 mod release;
+mod schedule;
+mod withdraw;
 
 use std::fs;
 use std::io;
@@ -29,7 +31,8 @@ pub use catalogue::{SCHEMA_VERSION, Status, now_rfc3339};
 pub use config::Config;
 pub use dkim::{DkimSummary, KeyImport};
 pub use ingest::{IngestStats, Progress, StageTimes};
-pub use release::{ReleaseOutcome, Selection};
+pub use release::ReleaseOutcome;
+pub use schedule::{Plan, Selection, parse_time, parse_until};
 
 use blobs::BlobStore;
 use catalogue::Catalogue;

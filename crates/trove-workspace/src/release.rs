@@ -18,15 +18,7 @@ use trove_site::{
     sha256_hex,
 };
 
-use crate::catalogue::now_rfc3339;
 use crate::{Result, Workspace, WorkspaceError};
-
-#[derive(Debug, Clone, Copy)]
-pub enum Selection {
-    /// The next N unreleased emails, oldest first.
-    Next(u64),
-    All,
-}
 
 #[derive(Debug, Clone)]
 pub struct ReleaseOutcome {
@@ -57,137 +49,10 @@ struct Row {
 }
 
 impl Workspace {
-    /// Cuts one release into `site_dir`. Returns `None` when nothing is left to release.
-    /// An interrupted release is finished first and returned instead. `progress` is called
-    /// with (emails written, emails in the release) as the work goes on.
-    pub fn release(
-        &mut self,
-        site_dir: &Path,
-        selection: Selection,
-        title: Option<&str>,
-        progress: &dyn Fn(u64, u64),
-    ) -> Result<Option<ReleaseOutcome>> {
-        self.check_site_is_outside(site_dir)?;
-        let key = self.signing_key()?;
-        let site = Site::open_or_create(site_dir, &self.config.title, &key.verifying_key())?;
-        // Findings follow the policy before anything is written: redaction reads them.
-        let policy = self.policy()?;
-        self.refresh_findings(&policy, &|_, _| {})?;
-        if let Some(pending) = self.pending_release()? {
-            return self
-                .write_release(&site, &key, pending, true, progress)
-                .map(Some);
-        }
-        let (tx, cat_err) = self.catalogue.begin()?;
-        let (release, next_number): (u32, u64) = tx
-            .query_row(
-                "SELECT coalesce(max(number), 0) + 1, coalesce(max(last), 0) + 1 FROM releases",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64)),
-            )
-            .map_err(cat_err)?;
-        let limit = match selection {
-            Selection::Next(n) => n,
-            Selection::All => u64::MAX,
-        };
-        // Oldest first; the policy decides each email: publish, withhold (it then takes
-        // no public number), or block the release.
-        let mut ids: Vec<i64> = Vec::new();
-        let mut withheld: Vec<(i64, String)> = Vec::new();
-        let mut blocked: Vec<(String, Option<String>, Vec<String>)> = Vec::new();
-        {
-            let mut stmt = tx
-                .prepare(
-                    "SELECT id, content_id, message_id FROM messages
-                     WHERE number IS NULL AND id NOT IN (SELECT message FROM withheld)
-                     ORDER BY date IS NULL, date, content_id",
-                )
-                .map_err(cat_err)?;
-            let mut kinds_of = tx
-                .prepare("SELECT DISTINCT kind FROM findings WHERE message = ?1")
-                .map_err(cat_err)?;
-            let candidates = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                    ))
-                })
-                .map_err(cat_err)?;
-            for candidate in candidates {
-                if ids.len() as u64 >= limit {
-                    break;
-                }
-                let (id, content_id, message_id) = candidate.map_err(cat_err)?;
-                let kinds: Vec<String> = kinds_of
-                    .query_map([id], |r| r.get(0))
-                    .map_err(cat_err)?
-                    .collect::<Result<_, _>>()
-                    .map_err(cat_err)?;
-                let over = policy.override_for(&content_id, message_id.as_deref());
-                match policy.decide(kinds.iter().map(String::as_str), over) {
-                    crate::privacy::Decision::Publish => ids.push(id),
-                    crate::privacy::Decision::Withhold(reason) => withheld.push((id, reason)),
-                    crate::privacy::Decision::Blocked(kinds) => {
-                        blocked.push((content_id, message_id, kinds))
-                    }
-                }
-            }
-        }
-        if !blocked.is_empty() {
-            let (content_id, message_id, kinds) = &blocked[0];
-            return Err(WorkspaceError::Usage(format!(
-                "release refused: {} email(s) about to be released have findings the policy marks \"block\" ({}); decide each with an [[overrides]] entry in {} (see `trove review`). First: content id {content_id}, Message-ID {}",
-                blocked.len(),
-                kinds.join(", "),
-                self.root.join("policy.toml").display(),
-                message_id.as_deref().unwrap_or("(none)"),
-            )));
-        }
-        if ids.is_empty() {
-            return Ok(None);
-        }
-        let title = title
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("Release {release}"));
-        let numbers = NumberRange {
-            first: next_number,
-            last: next_number + ids.len() as u64 - 1,
-        };
-        {
-            let mut set = tx
-                .prepare("UPDATE messages SET number = ?2, release = ?3 WHERE id = ?1")
-                .map_err(cat_err)?;
-            for (i, id) in ids.iter().enumerate() {
-                set.execute(params![id, (numbers.first + i as u64) as i64, release])
-                    .map_err(cat_err)?;
-            }
-        }
-        {
-            let mut hold = tx
-                .prepare("INSERT INTO withheld (message, release, reason) VALUES (?1, ?2, ?3)")
-                .map_err(cat_err)?;
-            for (id, reason) in &withheld {
-                hold.execute(params![id, release, reason])
-                    .map_err(cat_err)?;
-            }
-        }
-        tx.execute(
-            "INSERT INTO releases (number, title, published_at, first, last, state) VALUES (?1, ?2, ?3, ?4, ?5, 'writing')",
-            params![release, title, now_rfc3339(), numbers.first as i64, numbers.last as i64],
-        )
-        .map_err(cat_err)?;
-        tx.commit().map_err(cat_err)?;
-        let pending = self.pending_release()?.expect("just written");
-        self.write_release(&site, &key, pending, false, progress)
-            .map(Some)
-    }
-
     /// The site is public: it may sit inside the workspace (the default, `site/`), but it
     /// must never be the workspace or contain it, or the originals and key would be
     /// published with it.
-    fn check_site_is_outside(&self, site_dir: &Path) -> Result<()> {
+    pub(crate) fn check_site_is_outside(&self, site_dir: &Path) -> Result<()> {
         let workspace = std::fs::canonicalize(&self.root).map_err(crate::io_err(&self.root))?;
         // The site may not exist yet: resolve its nearest existing ancestor.
         let mut probe = site_dir.to_path_buf();
@@ -224,7 +89,7 @@ impl Workspace {
         Ok(())
     }
 
-    fn pending_release(&self) -> Result<Option<(u32, String, String, NumberRange)>> {
+    pub(crate) fn pending_release(&self) -> Result<Option<(u32, String, String, NumberRange)>> {
         use rusqlite::OptionalExtension;
         self.catalogue
             .conn
@@ -244,7 +109,7 @@ impl Workspace {
             .map_err(self.catalogue.err())
     }
 
-    fn write_release(
+    pub(crate) fn write_release(
         &mut self,
         site: &Site,
         key: &trove_site::SigningKey,
@@ -337,8 +202,14 @@ impl Workspace {
             progress(done, rows.len() as u64);
         }
         writer.register.messages_withheld = self.withheld_in(release)?;
+        for w in self.withdrawals_in(release)? {
+            index.delete_number(&index_writer, w.number);
+            writer.withdraw(w);
+        }
         let register = writer.register.clone();
         let (manifest, manifest_sha256) = writer.finish(key)?;
+        // The signed manifest says they are gone; now they go.
+        trove_site::remove_withdrawn(site, &manifest)?;
         index_writer.commit().map_err(trove_site::SiteError::from)?;
         self.catalogue
             .conn
@@ -536,6 +407,22 @@ fn people(list: &[trove_mail::Mailbox]) -> Vec<Person> {
             address: m.address.clone(),
         })
         .collect()
+}
+
+/// An email's unredacted form under a stand-in number, for searching the workspace
+/// (`--query`); never written to a site.
+pub(crate) fn searchable_form(number: u64, raw: &[u8]) -> PublishedMessage {
+    let row = Row {
+        id: 0,
+        number,
+        content_id: String::new(),
+        folders: Vec::new(),
+        defects: Vec::new(),
+        dkim: Vec::new(),
+        arc: None,
+        attachment_kinds: BTreeMap::new(),
+    };
+    published_form(&row, 0, raw).0
 }
 
 /// The published form of one email, and the bytes of its attachments in order.

@@ -91,21 +91,77 @@ enum Command {
         json: bool,
     },
 
-    /// Publish the next emails (oldest first) as a signed release in the site.
+    /// Publish a selection of unreleased emails (oldest first) as a signed release, now or
+    /// at a set time (`--at`; it then waits in the workspace for `trove publish-due`).
     #[command(
-        after_help = "Examples:\n  trove release ~/leak-ws --next 1000 --title \"Part 1\"\n  trove release ~/leak-ws --all --site /srv/archive"
+        after_help = "Examples:\n  trove release ~/leak-ws --next 1000 --title \"Part 1\"\n  trove release ~/leak-ws --all --site /srv/archive\n  trove release ~/leak-ws --folder allen-p/sent --until 2001-06 --title \"Sent mail\"\n  trove release ~/leak-ws --query 'subject:california' --next 500 --at 2016-10-07T09:00Z"
     )]
     Release {
         workspace: PathBuf,
-        /// How many emails to publish.
-        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
-        next: Option<u64>,
-        /// Publish every unreleased email.
-        #[arg(long)]
-        all: bool,
+        #[command(flatten)]
+        selection: SelectionArgs,
         #[arg(long)]
         title: Option<String>,
+        /// Go-live time (2016-10-07T09:00Z). Later than now: the release is planned, and
+        /// nothing of it reaches the site before `trove publish-due` runs after that time.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
         /// The site directory (default: `site` in trove.toml).
+        #[arg(long)]
+        site: Option<PathBuf>,
+    },
+
+    /// List planned releases, or lay out a schedule (`--daily N --from DATE`).
+    #[command(
+        after_help = "Examples:\n  trove plan ~/leak-ws\n  trove plan ~/leak-ws --daily 2000 --from 2016-10-07T09:00Z --title 'Day {n}'\n  trove plan ~/leak-ws --cancel 3\n\nPlanned releases go live when `trove publish-due` runs after their time (cron or a systemd timer; see the README)."
+    )]
+    Plan {
+        workspace: PathBuf,
+        /// Emails a day: split the selection into daily installments.
+        #[arg(long, value_name = "N", requires = "from")]
+        daily: Option<u64>,
+        /// The first installment's go-live time; the next ones follow a day apart.
+        #[arg(long, value_name = "TIME", requires = "daily")]
+        from: Option<String>,
+        /// At most this many installments.
+        #[arg(long, requires = "daily")]
+        days: Option<u32>,
+        /// Title of each installment; {n} is its number in the schedule, {date} its day.
+        #[arg(long, default_value = "Installment {n} ({date})")]
+        title: String,
+        #[command(flatten)]
+        selection: SelectionArgs,
+        /// Cancel a plan that has not gone live (its emails return to the pool).
+        #[arg(long, value_name = "PLAN", conflicts_with = "daily")]
+        cancel: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Publish every planned release whose time has come, in order. For cron or a
+    /// systemd timer; does nothing when nothing is due.
+    #[command(
+        name = "publish-due",
+        after_help = "Example (crontab, every minute):\n  * * * * * trove publish-due /srv/leak-ws --quiet"
+    )]
+    PublishDue {
+        workspace: PathBuf,
+        #[arg(long)]
+        site: Option<PathBuf>,
+        /// Print only what was published.
+        #[arg(long)]
+        quiet: bool,
+    },
+
+    /// Take a published email down (a court order): a signed release records the number
+    /// and the reason, and its files leave the site. The number is never reused.
+    #[command(after_help = "Example:\n  trove withdraw ~/leak-ws 1234 --reason \"court order\"")]
+    Withdraw {
+        workspace: PathBuf,
+        number: u64,
+        /// Published in the register of the withdrawal.
+        #[arg(long)]
+        reason: String,
         #[arg(long)]
         site: Option<PathBuf>,
     },
@@ -176,6 +232,57 @@ enum Command {
         #[arg(long)]
         no_serve: bool,
     },
+}
+
+/// Which unreleased emails a release or plan takes.
+#[derive(clap::Args)]
+struct SelectionArgs {
+    /// At most N emails (oldest first).
+    #[arg(long, value_name = "N", conflicts_with = "all")]
+    next: Option<u64>,
+    /// Every unreleased email that matches.
+    #[arg(long)]
+    all: bool,
+    /// Only emails with a copy in this folder or below it (as `trove status` names them).
+    #[arg(long)]
+    folder: Option<String>,
+    /// Only emails dated before the end of this date (2001, 2001-05, 2001-05-14, or a time).
+    #[arg(long, value_name = "DATE")]
+    until: Option<String>,
+    /// Only emails matching this query (the search language of the site, over the
+    /// unreleased emails).
+    #[arg(long, value_name = "QUERY", allow_hyphen_values = true)]
+    query: Option<String>,
+}
+
+impl SelectionArgs {
+    /// The selection; `required` says whether one must be stated (a release must say how
+    /// many; a schedule takes everything by default).
+    fn selection(&self, required: bool) -> Result<Selection> {
+        if self.next == Some(0) {
+            return Err(Usage("--next must be at least 1".into()).into());
+        }
+        let filtered = self.folder.is_some() || self.until.is_some() || self.query.is_some();
+        if required && self.next.is_none() && !self.all && !filtered {
+            return Err(Usage(
+                "say what to release: --next N, --all, or a filter (--folder, --until, --query)"
+                    .into(),
+            )
+            .into());
+        }
+        let until = match &self.until {
+            Some(u) => {
+                Some(trove_workspace::parse_until(u).map_err(|e| Usage(format!("--until: {e}")))?)
+            }
+            None => None,
+        };
+        Ok(Selection {
+            limit: self.next,
+            folder: self.folder.clone(),
+            until,
+            query: self.query.clone(),
+        })
+    }
 }
 
 /// A user error (exit 2) rather than an operational failure (exit 1).
@@ -357,20 +464,106 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Release {
             workspace,
-            next,
-            all,
+            selection,
             title,
+            at,
+            site,
+        } => {
+            let selection = selection.selection(true)?;
+            let mut ws = Workspace::open(&workspace)?;
+            let site = site.unwrap_or_else(|| ws.site_dir());
+            let at = match at {
+                Some(at) => Some(
+                    trove_workspace::parse_time(&at).map_err(|e| Usage(format!("--at: {e}")))?,
+                ),
+                None => None,
+            };
+            match at {
+                Some(at) if at > time_now() => match ws.plan(&selection, title.as_deref(), at)? {
+                    Some(p) => {
+                        println!(
+                            "Planned (plan {}): {} emails go live at {}. Nothing is in the site until then; `trove publish-due {}` publishes it once due.",
+                            p.id,
+                            p.emails,
+                            p.at,
+                            workspace.display()
+                        );
+                    }
+                    None => println!("Nothing to plan: no unreleased, unplanned email matches."),
+                },
+                _ => release_now(&mut ws, &site, &selection, title.as_deref(), false)?,
+            }
+        }
+        Command::Plan {
+            workspace,
+            daily,
+            from,
+            days,
+            title,
+            selection,
+            cancel,
+            json,
+        } => {
+            let mut ws = Workspace::open(&workspace)?;
+            if let Some(id) = cancel {
+                let p = ws.cancel_plan(id)?;
+                println!(
+                    "Cancelled plan {} ({} emails, was due {}).",
+                    p.id, p.emails, p.at
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            if let (Some(per_day), Some(from)) = (daily, from) {
+                let selection = selection.selection(false)?;
+                let from = trove_workspace::parse_time(&from)
+                    .map_err(|e| Usage(format!("--from: {e}")))?;
+                let made = ws.plan_daily(&selection, per_day, from, days, &title)?;
+                println!("Planned {} installments.", made.len());
+            }
+            print_plans(&ws.plans()?, json)?;
+        }
+        Command::PublishDue {
+            workspace,
+            site,
+            quiet,
+        } => {
+            let mut ws = Workspace::open(&workspace)?;
+            let site = site.unwrap_or_else(|| ws.site_dir());
+            let progress = progress::CountProgress::new("writing emails", quiet);
+            let published = ws.publish_due(&site, time_now().unix_timestamp(), &|done, total| {
+                progress.update(done, total)
+            });
+            progress.finish();
+            let published = published?;
+            for r in &published {
+                print_outcome(r);
+            }
+            if published.is_empty() && !quiet {
+                let next = ws.plans()?.into_iter().find(|p| p.state == "planned");
+                match next {
+                    Some(p) => println!(
+                        "Nothing due. Next: plan {} ({} emails) at {}.",
+                        p.id, p.emails, p.at
+                    ),
+                    None => println!("Nothing due, and nothing planned."),
+                }
+            }
+        }
+        Command::Withdraw {
+            workspace,
+            number,
+            reason,
             site,
         } => {
             let mut ws = Workspace::open(&workspace)?;
             let site = site.unwrap_or_else(|| ws.site_dir());
-            let selection = match (next, all) {
-                (_, true) => Selection::All,
-                (Some(0), _) => return Err(Usage("--next must be at least 1".into()).into()),
-                (Some(n), _) => Selection::Next(n),
-                (None, false) => unreachable!("clap requires --next or --all"),
-            };
-            release_all(&mut ws, &site, selection, title.as_deref(), false)?;
+            let r = ws.withdraw(&site, number, &reason)?;
+            println!(
+                "Withdrew email {number} (\"{reason}\") in release {}, manifest sha256 {}. Its files are gone from {}; mirrors remove them on their next pull.",
+                r.release,
+                r.manifest_sha256,
+                site.display()
+            );
         }
         Command::Verify { site } => {
             let report = trove_site::verify_site(&site);
@@ -381,8 +574,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 eprintln!("trove: verify FAILED: {problem}");
                 return Ok(ExitCode::from(1));
             }
+            let withdrawn = match report.emails_withdrawn {
+                0 => String::new(),
+                n => format!(" ({n} withdrawn since)"),
+            };
             println!(
-                "OK: {} releases, {} emails, {} files checked; every signature, the chain and every hash verify.",
+                "OK: {} releases, {} emails{withdrawn}, {} files checked; every signature, the chain and every hash verify.",
                 report.releases, report.emails, report.files
             );
         }
@@ -700,41 +897,84 @@ fn clip(s: &str, n: usize) -> String {
     }
 }
 
-fn release_all(
+fn time_now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+fn print_outcome(r: &trove_workspace::ReleaseOutcome) {
+    let verb = if r.resumed {
+        "Finished interrupted"
+    } else {
+        "Published"
+    };
+    let emails = if r.numbers.count() == 0 {
+        "no new emails".to_string()
+    } else {
+        format!("emails {}..={}", r.numbers.first, r.numbers.last)
+    };
+    println!(
+        "{verb} release {} \"{}\": {emails} ({} files), manifest sha256 {}",
+        r.release, r.title, r.files, r.manifest_sha256
+    );
+}
+
+/// Publishes `selection` now (and any planned release already due, first).
+fn release_now(
     ws: &mut Workspace,
     site: &Path,
-    selection: Selection,
+    selection: &Selection,
     title: Option<&str>,
     quiet: bool,
 ) -> Result<()> {
-    loop {
-        let progress = progress::CountProgress::new("writing emails", quiet);
-        let outcome = ws.release(site, selection, title, &|done, total| {
-            progress.update(done, total)
-        });
-        progress.finish();
-        match outcome? {
-            None => {
-                println!("Nothing to release: every email in the workspace is already published.");
-                return Ok(());
-            }
-            Some(r) => {
-                let verb = if r.resumed {
-                    "Finished interrupted"
-                } else {
-                    "Published"
-                };
-                println!(
-                    "{verb} release {} \"{}\": emails {}..={} ({} files), manifest sha256 {}",
-                    r.release, r.title, r.numbers.first, r.numbers.last, r.files, r.manifest_sha256
-                );
-                if !r.resumed {
-                    println!("Site: {}", site.display());
-                    return Ok(());
-                }
-            }
-        }
+    let progress = progress::CountProgress::new("writing emails", quiet);
+    let outcome = ws.release(site, selection, title, &|done, total| {
+        progress.update(done, total)
+    });
+    progress.finish();
+    let published = outcome?;
+    if published.is_empty() {
+        println!("Nothing to release: no unreleased, unplanned email matches.");
+        return Ok(());
     }
+    for r in &published {
+        print_outcome(r);
+    }
+    println!("Site: {}", site.display());
+    Ok(())
+}
+
+fn print_plans(plans: &[trove_workspace::Plan], json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(plans)?);
+        return Ok(());
+    }
+    if plans.is_empty() {
+        println!("No releases planned.");
+        return Ok(());
+    }
+    let now = time_now().unix_timestamp();
+    println!(
+        "{:>5}  {:<20}  {:>7}  {:<18}  title",
+        "plan", "go-live (UTC)", "emails", "state"
+    );
+    for p in plans {
+        let state = match (p.state.as_str(), p.release) {
+            ("published", Some(k)) => format!("live as release {k}"),
+            ("planned", _) if p.at_unix <= now => "due".to_string(),
+            ("planned", _) => "scheduled".to_string(),
+            (s, _) => s.to_string(),
+        };
+        let title = if p.title.is_empty() {
+            "(Release K)"
+        } else {
+            p.title.as_str()
+        };
+        println!(
+            "{:>5}  {:<20}  {:>7}  {:<18}  {title}",
+            p.id, p.at, p.emails, state
+        );
+    }
+    Ok(())
 }
 
 fn serve(site: &Path, bind: SocketAddr) -> Result<()> {
@@ -788,11 +1028,11 @@ fn demo(bind: SocketAddr, dir: Option<PathBuf>, no_serve: bool) -> Result<()> {
     let part = total.div_ceil(3).max(1);
     for (i, title) in ["Part one", "Part two", "Part three"].iter().enumerate() {
         let selection = if i == 2 {
-            Selection::All
+            Selection::all()
         } else {
-            Selection::Next(part)
+            Selection::next(part)
         };
-        release_all(&mut ws, &site, selection, Some(title), true)?;
+        release_now(&mut ws, &site, &selection, Some(title), true)?;
     }
     let report = trove_site::verify_site(&site);
     if let Some(problem) = report.failure {

@@ -1,0 +1,645 @@
+//! Releases planned ahead: which emails go out, under what title, at what time.
+//!
+//! A plan lives only in the private catalogue (`plans`, `plan_members`) until its time
+//! comes; nothing of it is written into the site before. `publish_due` takes every plan
+//! whose time has come, oldest first, and only then gives it a release number and its
+//! emails their public numbers, so the site never reveals how much is held back or
+//! scheduled. An immediate `release` is a plan for now, published at once.
+//!
+//! Emails are chosen when the plan is made (oldest first, after the selection's filters),
+//! and the privacy policy is asked again when it goes live: an email the policy blocks
+//! refuses the plan at both moments; one it withholds is held back then, not counted.
+
+use std::collections::HashSet;
+
+use rusqlite::{OptionalExtension, params};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use trove_site::{NumberRange, SearchIndex, Site};
+
+use crate::catalogue::now_rfc3339;
+use crate::privacy::Decision;
+use crate::release::ReleaseOutcome;
+use crate::{Result, Workspace, WorkspaceError};
+
+/// Which unreleased emails a release takes. Emails already released, withheld or in
+/// another plan are never chosen again. Filters combine with AND; emails are taken
+/// oldest first (undated last), ties broken by content id.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// At most this many publishable emails (`None`: every one that matches).
+    pub limit: Option<u64>,
+    /// Only emails with a copy in this folder or below it (`allen-p/sent`).
+    pub folder: Option<String>,
+    /// Only emails dated before this instant (seconds since the epoch, exclusive).
+    /// Undated emails never match.
+    pub until: Option<i64>,
+    /// Only emails matching this query, in the search language readers use.
+    pub query: Option<String>,
+}
+
+impl Selection {
+    pub fn next(n: u64) -> Selection {
+        Selection {
+            limit: Some(n),
+            ..Selection::default()
+        }
+    }
+
+    pub fn all() -> Selection {
+        Selection::default()
+    }
+
+    /// How the emails were chosen, in words, for `trove plan` and the log.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        match self.limit {
+            Some(n) => parts.push(format!("next {n}")),
+            None => parts.push("all".to_string()),
+        }
+        if let Some(f) = &self.folder {
+            parts.push(format!("folder {f}"));
+        }
+        if let Some(u) = self.until {
+            let t = OffsetDateTime::from_unix_timestamp(u)
+                .ok()
+                .and_then(|t| t.format(&Rfc3339).ok())
+                .unwrap_or_else(|| u.to_string());
+            parts.push(format!("dated before {t}"));
+        }
+        if let Some(q) = &self.query {
+            parts.push(format!("query {q:?}"));
+        }
+        parts.join(", ")
+    }
+}
+
+/// A planned release, as `trove plan` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Plan {
+    pub id: i64,
+    /// Empty: "Release K" once it has a number.
+    pub title: String,
+    /// Go-live time, RFC 3339 UTC.
+    pub at: String,
+    pub at_unix: i64,
+    pub selection: String,
+    /// `planned`, `published` (see `release`) or `empty` (nothing left to publish when
+    /// its time came: every email withheld).
+    pub state: String,
+    pub release: Option<u32>,
+    /// Emails chosen (withheld ones included; they are decided at go-live).
+    pub emails: u64,
+}
+
+/// One email chosen for a plan, and whether the policy would publish it today.
+struct Chosen {
+    id: i64,
+    publishable: bool,
+}
+
+impl Workspace {
+    /// Plans one release of `selection` going live at `at`. Returns `None` when no
+    /// unreleased email matches. Nothing is written to the site.
+    pub fn plan(
+        &mut self,
+        selection: &Selection,
+        title: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<Option<Plan>> {
+        let chosen = self.choose(selection)?;
+        if !chosen.iter().any(|c| c.publishable) {
+            return Ok(None);
+        }
+        let plan = self.insert_plans(
+            &[(title.unwrap_or_default().to_string(), at, chosen)],
+            selection,
+        )?;
+        Ok(plan.into_iter().next())
+    }
+
+    /// Lays out a schedule: every email `selection` matches, `per_day` publishable emails
+    /// a day, the first installment at `from` and each next one a day later, at most
+    /// `days` installments. `title` may hold `{n}` (installment number in this schedule)
+    /// and `{date}` (its day).
+    pub fn plan_daily(
+        &mut self,
+        selection: &Selection,
+        per_day: u64,
+        from: OffsetDateTime,
+        days: Option<u32>,
+        title: &str,
+    ) -> Result<Vec<Plan>> {
+        if per_day == 0 {
+            return Err(WorkspaceError::Usage("--daily must be at least 1".into()));
+        }
+        let chosen = self.choose(selection)?;
+        let mut batches: Vec<(String, OffsetDateTime, Vec<Chosen>)> = Vec::new();
+        let mut current: Vec<Chosen> = Vec::new();
+        let mut counted = 0;
+        let push = |batch: Vec<Chosen>,
+                    batches: &mut Vec<(String, OffsetDateTime, Vec<Chosen>)>| {
+            let n = batches.len() as i64 + 1;
+            let at = from + time::Duration::days(n - 1);
+            let date = at.date().to_string();
+            let t = title
+                .replace("{n}", &n.to_string())
+                .replace("{date}", &date);
+            batches.push((t, at, batch));
+        };
+        for c in chosen {
+            if days.is_some_and(|d| batches.len() as u32 >= d) {
+                break;
+            }
+            counted += c.publishable as u64;
+            current.push(c);
+            if counted == per_day {
+                push(std::mem::take(&mut current), &mut batches);
+                counted = 0;
+            }
+        }
+        if counted > 0 && days.is_none_or(|d| (batches.len() as u32) < d) {
+            push(current, &mut batches);
+        }
+        self.insert_plans(&batches, selection)
+    }
+
+    fn insert_plans(
+        &mut self,
+        batches: &[(String, OffsetDateTime, Vec<Chosen>)],
+        selection: &Selection,
+    ) -> Result<Vec<Plan>> {
+        let described = selection.describe();
+        let (tx, cat_err) = self.catalogue.begin()?;
+        let mut ids = Vec::new();
+        {
+            let mut plan = tx
+                .prepare(
+                    "INSERT INTO plans (title, at, at_unix, selection, state) VALUES (?1, ?2, ?3, ?4, 'planned')",
+                )
+                .map_err(cat_err)?;
+            let mut member = tx
+                .prepare("INSERT INTO plan_members (plan, message) VALUES (?1, ?2)")
+                .map_err(cat_err)?;
+            for (title, at, chosen) in batches {
+                let at = at
+                    .to_offset(time::UtcOffset::UTC)
+                    .replace_nanosecond(0)
+                    .unwrap_or(*at);
+                plan.execute(params![
+                    title,
+                    at.format(&Rfc3339).expect("formattable"),
+                    at.unix_timestamp(),
+                    described
+                ])
+                .map_err(cat_err)?;
+                let id = tx.last_insert_rowid();
+                for c in chosen {
+                    member.execute(params![id, c.id]).map_err(cat_err)?;
+                }
+                ids.push(id);
+            }
+        }
+        tx.commit().map_err(cat_err)?;
+        let plans: Vec<Plan> = self
+            .plans()?
+            .into_iter()
+            .filter(|p| ids.contains(&p.id))
+            .collect();
+        for p in &plans {
+            self.catalogue
+                .log("plan", &serde_json::to_string(p).expect("serialisable"))?;
+        }
+        Ok(plans)
+    }
+
+    /// Every plan, by go-live time.
+    pub fn plans(&self) -> Result<Vec<Plan>> {
+        let mut stmt = self
+            .catalogue
+            .conn
+            .prepare(
+                "SELECT p.id, p.title, p.at, p.at_unix, p.selection, p.state, p.release,
+                        (SELECT count(*) FROM plan_members m WHERE m.plan = p.id)
+                 FROM plans p ORDER BY p.at_unix, p.id",
+            )
+            .map_err(self.catalogue.err())?;
+        stmt.query_map([], |r| {
+            Ok(Plan {
+                id: r.get(0)?,
+                title: r.get(1)?,
+                at: r.get(2)?,
+                at_unix: r.get(3)?,
+                selection: r.get(4)?,
+                state: r.get(5)?,
+                release: r.get::<_, Option<i64>>(6)?.map(|k| k as u32),
+                emails: r.get::<_, i64>(7)? as u64,
+            })
+        })
+        .map_err(self.catalogue.err())?
+        .collect::<Result<_, _>>()
+        .map_err(self.catalogue.err())
+    }
+
+    /// Cancels a plan that has not gone live: its emails return to the unreleased pool.
+    pub fn cancel_plan(&mut self, id: i64) -> Result<Plan> {
+        let plan = self
+            .plans()?
+            .into_iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| {
+                WorkspaceError::Usage(format!("there is no plan {id} (see `trove plan`)"))
+            })?;
+        if plan.state != "planned" {
+            return Err(WorkspaceError::Usage(format!(
+                "plan {id} is {} and cannot be cancelled",
+                plan.state
+            )));
+        }
+        let (tx, cat_err) = self.catalogue.begin()?;
+        tx.execute("DELETE FROM plan_members WHERE plan = ?1", [id])
+            .map_err(cat_err)?;
+        tx.execute("DELETE FROM plans WHERE id = ?1", [id])
+            .map_err(cat_err)?;
+        tx.commit().map_err(cat_err)?;
+        self.catalogue.log(
+            "plan-cancel",
+            &serde_json::to_string(&plan).expect("serialisable"),
+        )?;
+        Ok(plan)
+    }
+
+    /// Publishes every plan whose time (`now`, seconds since the epoch) has come, in
+    /// order, after finishing a release a crash interrupted. A plan the policy now blocks
+    /// stops the run there, so releases never go out of order.
+    pub fn publish_due(
+        &mut self,
+        site_dir: &std::path::Path,
+        now: i64,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<Vec<ReleaseOutcome>> {
+        self.check_site_is_outside(site_dir)?;
+        let key = self.signing_key()?;
+        let site = Site::open_or_create(site_dir, &self.config.title, &key.verifying_key())?;
+        // Findings follow the policy before anything is written: redaction reads them.
+        let policy = self.policy()?;
+        self.refresh_findings(&policy, &|_, _| {})?;
+        let mut out = Vec::new();
+        if let Some(pending) = self.pending_release()? {
+            out.push(self.write_release(&site, &key, pending, true, progress)?);
+        }
+        loop {
+            let due: Option<(i64, String)> = self
+                .catalogue
+                .conn
+                .query_row(
+                    "SELECT id, title FROM plans WHERE state = 'planned' AND at_unix <= ?1
+                     ORDER BY at_unix, id LIMIT 1",
+                    [now],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(self.catalogue.err())?;
+            let Some((plan, title)) = due else {
+                break;
+            };
+            if self.go_live(plan, &title, &policy)? {
+                let pending = self.pending_release()?.expect("just committed");
+                out.push(self.write_release(&site, &key, pending, false, progress)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Publishes `selection` now: a plan for the present moment, then every due plan in
+    /// order (an earlier plan that is due goes out first).
+    pub fn release(
+        &mut self,
+        site_dir: &std::path::Path,
+        selection: &Selection,
+        title: Option<&str>,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<Vec<ReleaseOutcome>> {
+        self.check_site_is_outside(site_dir)?;
+        let now = OffsetDateTime::now_utc();
+        self.plan(selection, title, now)?;
+        self.publish_due(site_dir, now.unix_timestamp(), progress)
+    }
+
+    /// Numbers plan `plan`'s emails and records its release in state `writing`, in one
+    /// transaction. Returns false when nothing of it is publishable any more.
+    fn go_live(&mut self, plan: i64, title: &str, policy: &crate::privacy::Policy) -> Result<bool> {
+        let root = self.root.clone();
+        let (tx, cat_err) = self.catalogue.begin()?;
+        let (release, next_number): (u32, u64) = tx
+            .query_row(
+                "SELECT coalesce(max(number), 0) + 1, coalesce(max(last), 0) + 1 FROM releases",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(cat_err)?;
+        let mut ids: Vec<i64> = Vec::new();
+        let mut withheld: Vec<(i64, String)> = Vec::new();
+        let mut blocked: Vec<(String, Option<String>, Vec<String>)> = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT m.id, m.content_id, m.message_id FROM plan_members p
+                     JOIN messages m ON m.id = p.message
+                     WHERE p.plan = ?1 AND m.number IS NULL
+                       AND m.id NOT IN (SELECT message FROM withheld)
+                     ORDER BY m.date IS NULL, m.date, m.content_id",
+                )
+                .map_err(cat_err)?;
+            let mut kinds_of = tx
+                .prepare("SELECT DISTINCT kind FROM findings WHERE message = ?1")
+                .map_err(cat_err)?;
+            let members = stmt
+                .query_map([plan], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })
+                .map_err(cat_err)?;
+            for member in members {
+                let (id, content_id, message_id) = member.map_err(cat_err)?;
+                let kinds: Vec<String> = kinds_of
+                    .query_map([id], |r| r.get(0))
+                    .map_err(cat_err)?
+                    .collect::<Result<_, _>>()
+                    .map_err(cat_err)?;
+                let over = policy.override_for(&content_id, message_id.as_deref());
+                match policy.decide(kinds.iter().map(String::as_str), over) {
+                    Decision::Publish => ids.push(id),
+                    Decision::Withhold(reason) => withheld.push((id, reason)),
+                    Decision::Blocked(kinds) => blocked.push((content_id, message_id, kinds)),
+                }
+            }
+        }
+        if !blocked.is_empty() {
+            return Err(blocked_error(&root, &blocked));
+        }
+        {
+            let mut hold = tx
+                .prepare("INSERT INTO withheld (message, release, reason) VALUES (?1, ?2, ?3)")
+                .map_err(cat_err)?;
+            for (id, reason) in &withheld {
+                hold.execute(params![id, release, reason])
+                    .map_err(cat_err)?;
+            }
+        }
+        if ids.is_empty() {
+            tx.execute("UPDATE plans SET state = 'empty' WHERE id = ?1", [plan])
+                .map_err(cat_err)?;
+            tx.commit().map_err(cat_err)?;
+            return Ok(false);
+        }
+        let title = if title.is_empty() {
+            format!("Release {release}")
+        } else {
+            title.to_string()
+        };
+        let numbers = NumberRange {
+            first: next_number,
+            last: next_number + ids.len() as u64 - 1,
+        };
+        {
+            let mut set = tx
+                .prepare("UPDATE messages SET number = ?2, release = ?3 WHERE id = ?1")
+                .map_err(cat_err)?;
+            for (i, id) in ids.iter().enumerate() {
+                set.execute(params![id, (numbers.first + i as u64) as i64, release])
+                    .map_err(cat_err)?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO releases (number, title, published_at, first, last, state) VALUES (?1, ?2, ?3, ?4, ?5, 'writing')",
+            params![release, title, now_rfc3339(), numbers.first as i64, numbers.last as i64],
+        )
+        .map_err(cat_err)?;
+        tx.execute(
+            "UPDATE plans SET state = 'published', release = ?2 WHERE id = ?1",
+            params![plan, release],
+        )
+        .map_err(cat_err)?;
+        tx.commit().map_err(cat_err)?;
+        Ok(true)
+    }
+
+    /// The unreleased, unplanned emails `selection` matches, oldest first, each with
+    /// whether the policy would publish it today. Refuses when one it would take is
+    /// blocked.
+    fn choose(&mut self, selection: &Selection) -> Result<Vec<Chosen>> {
+        let policy = self.policy()?;
+        self.refresh_findings(&policy, &|_, _| {})?;
+        let mut sql = String::from(
+            "SELECT id, content_id, message_id FROM messages
+             WHERE number IS NULL AND id NOT IN (SELECT message FROM withheld)
+               AND id NOT IN (SELECT message FROM plan_members)",
+        );
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(until) = selection.until {
+            args.push(until.into());
+            sql.push_str(&format!(" AND date < ?{}", args.len()));
+        }
+        if let Some(folder) = &selection.folder {
+            let folder = folder.trim_matches('/').to_string();
+            args.push(folder.clone().into());
+            let a = args.len();
+            args.push(format!("{folder}/%").into());
+            let b = args.len();
+            sql.push_str(&format!(
+                " AND id IN (SELECT message FROM copies WHERE folder = ?{a} OR folder LIKE ?{b})"
+            ));
+        }
+        sql.push_str(" ORDER BY date IS NULL, date, content_id");
+        let mut rows: Vec<(i64, String, Option<String>)> = {
+            let mut stmt = self
+                .catalogue
+                .conn
+                .prepare(&sql)
+                .map_err(self.catalogue.err())?;
+            stmt.query_map(rusqlite::params_from_iter(args), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(self.catalogue.err())?
+            .collect::<Result<_, _>>()
+            .map_err(self.catalogue.err())?
+        };
+        if let Some(q) = &selection.query {
+            let matching = self.query_workspace(q, &rows)?;
+            rows.retain(|(id, _, _)| matching.contains(id));
+        }
+        let mut kinds_of = self
+            .catalogue
+            .conn
+            .prepare("SELECT DISTINCT kind FROM findings WHERE message = ?1")
+            .map_err(self.catalogue.err())?;
+        let mut chosen = Vec::new();
+        let mut counted = 0;
+        let mut blocked = Vec::new();
+        for (id, content_id, message_id) in rows {
+            if selection.limit.is_some_and(|n| counted >= n) {
+                break;
+            }
+            let kinds: Vec<String> = kinds_of
+                .query_map([id], |r| r.get(0))
+                .map_err(self.catalogue.err())?
+                .collect::<Result<_, _>>()
+                .map_err(self.catalogue.err())?;
+            let over = policy.override_for(&content_id, message_id.as_deref());
+            let publishable = match policy.decide(kinds.iter().map(String::as_str), over) {
+                Decision::Publish => true,
+                Decision::Withhold(_) => false,
+                Decision::Blocked(kinds) => {
+                    blocked.push((content_id, message_id, kinds));
+                    continue;
+                }
+            };
+            counted += publishable as u64;
+            chosen.push(Chosen { id, publishable });
+        }
+        if !blocked.is_empty() {
+            return Err(blocked_error(&self.root, &blocked));
+        }
+        Ok(chosen)
+    }
+
+    /// The ids among `rows` whose email matches query `q`: their unredacted form is
+    /// indexed in memory (it never leaves the workspace) and searched with the engine
+    /// readers use, so `--query` means what it means on the site.
+    fn query_workspace(
+        &self,
+        q: &str,
+        rows: &[(i64, String, Option<String>)],
+    ) -> Result<HashSet<i64>> {
+        trove_site::query::parse(q)
+            .map_err(|e| WorkspaceError::Usage(format!("--query {e}\n{}", e.pointer(q))))?;
+        let index = SearchIndex::in_ram()?;
+        let writer = index.writer()?;
+        for (id, content_id, _) in rows {
+            let raw = self.blobs.get(content_id)?;
+            let message = crate::release::searchable_form(*id as u64, &raw);
+            index.add(&writer, &message)?;
+        }
+        let mut writer = writer;
+        writer.commit().map_err(trove_site::SiteError::from)?;
+        index.reload()?;
+        let found = index.search(q, trove_site::Sort::Oldest, 0, rows.len().max(1), u64::MAX)?;
+        Ok(found.hits.iter().map(|h| h.number as i64).collect())
+    }
+}
+
+fn blocked_error(
+    root: &std::path::Path,
+    blocked: &[(String, Option<String>, Vec<String>)],
+) -> WorkspaceError {
+    let (content_id, message_id, kinds) = &blocked[0];
+    WorkspaceError::Usage(format!(
+        "release refused: {} email(s) about to be released have findings the policy marks \"block\" ({}); decide each with an [[overrides]] entry in {} (see `trove review`). First: content id {content_id}, Message-ID {}",
+        blocked.len(),
+        kinds.join(", "),
+        root.join("policy.toml").display(),
+        message_id.as_deref().unwrap_or("(none)"),
+    ))
+}
+
+/// Reads a time as publishers write it: RFC 3339 (`2016-10-07T09:00:00Z`), or shorter
+/// (`2016-10-07T09:00Z`, `2016-10-07 09:00` in UTC, `2016-10-07` at midnight UTC).
+pub fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
+    let t = s.trim();
+    let bad = || {
+        format!(
+            "{s:?} is not a time; write 2016-10-07T09:00Z, 2016-10-07T09:00:00+02:00 or 2016-10-07"
+        )
+    };
+    let mut t = t.replacen(' ', "T", 1);
+    if t.len() == 10 {
+        t.push_str("T00:00:00Z");
+    }
+    let (date_time, zone) = match t.find(['Z', 'z']) {
+        Some(i) => (t[..i].to_string(), "Z".to_string()),
+        None => match t.get(11..).and_then(|rest| rest.find(['+', '-'])) {
+            Some(i) => (t[..11 + i].to_string(), t[11 + i..].to_string()),
+            None => (t.clone(), "Z".to_string()),
+        },
+    };
+    let date_time = if date_time.len() == 16 {
+        format!("{date_time}:00")
+    } else {
+        date_time
+    };
+    OffsetDateTime::parse(&format!("{date_time}{zone}"), &Rfc3339).map_err(|_| bad())
+}
+
+/// The end (exclusive) of a time or of a partial date, for `--until`: `2001` means up to
+/// the end of 2001, `2001-05` the end of May, `2001-05-14` the end of that day, and a
+/// full time that very second.
+pub fn parse_until(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    let ymd: Vec<&str> = t.split('-').collect();
+    let num = |x: &str| x.parse::<i32>().ok();
+    let start = |y: i32, m: u8, d: u8| {
+        time::Date::from_calendar_date(y, time::Month::try_from(m).ok()?, d)
+            .ok()
+            .map(|d| d.midnight().assume_utc())
+    };
+    let bad =
+        || format!("{s:?} is not a date; write 2001, 2001-05, 2001-05-14 or 2001-05-14T09:00Z");
+    let end = match ymd.as_slice() {
+        [y] if y.len() == 4 => num(y).and_then(|y| start(y + 1, 1, 1)),
+        [y, m] if y.len() == 4 && m.len() == 2 => {
+            let (y, m) = (num(y).ok_or_else(bad)?, num(m).ok_or_else(bad)? as u8);
+            if m == 12 {
+                start(y + 1, 1, 1)
+            } else {
+                start(y, m + 1, 1)
+            }
+        }
+        [y, m, d] if y.len() == 4 && m.len() == 2 && d.len() == 2 => start(
+            num(y).ok_or_else(bad)?,
+            num(m).ok_or_else(bad)? as u8,
+            num(d).ok_or_else(bad)? as u8,
+        )
+        .map(|t| t + time::Duration::days(1)),
+        _ => {
+            return parse_time(t)
+                .map(|t| t.unix_timestamp() + 1)
+                .map_err(|_| bad());
+        }
+    };
+    end.map(|t| t.unix_timestamp()).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_as_publishers_write_them() {
+        let t = |s: &str| parse_time(s).map(|t| t.unix_timestamp());
+        assert_eq!(t("2016-10-07T09:00Z"), Ok(1475830800));
+        assert_eq!(t("2016-10-07T09:00:00Z"), Ok(1475830800));
+        assert_eq!(t("2016-10-07 09:00"), Ok(1475830800));
+        assert_eq!(t("2016-10-07T11:00+02:00"), Ok(1475830800));
+        assert_eq!(t("2016-10-07"), Ok(1475798400));
+        assert!(
+            t("tomorrow")
+                .unwrap_err()
+                .contains("\"tomorrow\" is not a time")
+        );
+        assert!(t("2016-13-07").is_err());
+    }
+
+    #[test]
+    fn until_takes_the_end_of_a_partial_date() {
+        assert_eq!(parse_until("2001"), Ok(1009843200)); // 2002-01-01
+        assert_eq!(parse_until("2001-12"), Ok(1009843200));
+        assert_eq!(parse_until("2001-05"), Ok(991353600)); // 2001-06-01
+        assert_eq!(parse_until("2001-05-31"), Ok(991353600));
+        assert_eq!(parse_until("2016-10-07T09:00Z"), Ok(1475830801));
+        assert!(parse_until("May").is_err());
+    }
+}
