@@ -14,6 +14,7 @@
 mod evidence;
 mod pages;
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -32,7 +33,45 @@ struct Published {
     manifests: Vec<Arc<Manifest>>,
     /// The highest public number vouched for by a signed manifest.
     max_number: u64,
+    /// Emails withdrawn after publication: the withdrawing release and the reason.
+    withdrawn: HashMap<u64, (u32, String)>,
+    /// Attachment files a signed manifest lists and no withdrawal removed: the only
+    /// ones `/site/attachments/…` serves.
+    attachments: HashSet<String>,
     checked: Instant,
+}
+
+impl Published {
+    fn new(manifests: Vec<Arc<Manifest>>) -> Published {
+        let mut p = Published {
+            manifests: Vec::new(),
+            max_number: 0,
+            withdrawn: HashMap::new(),
+            attachments: HashSet::new(),
+            checked: Instant::now(),
+        };
+        for m in manifests {
+            p.push(m);
+        }
+        p
+    }
+
+    fn push(&mut self, m: Arc<Manifest>) {
+        self.max_number = m.numbers.last.max(self.max_number);
+        for f in &m.files {
+            if f.path.starts_with("attachments/") {
+                self.attachments.insert(f.path.clone());
+            }
+        }
+        for w in &m.withdrawn {
+            self.withdrawn
+                .insert(w.number, (m.release, w.reason.clone()));
+            for f in &w.files {
+                self.attachments.remove(f);
+            }
+        }
+        self.manifests.push(m);
+    }
 }
 
 pub struct AppState {
@@ -55,15 +94,10 @@ impl AppState {
         } else {
             None
         };
-        let max_number = manifests.last().map_or(0, |m| m.numbers.last);
         Ok(AppState {
             site,
             index,
-            published: RwLock::new(Published {
-                manifests,
-                max_number,
-                checked: Instant::now(),
-            }),
+            published: RwLock::new(Published::new(manifests)),
         })
     }
 
@@ -82,8 +116,7 @@ impl AppState {
         // Releases are only ever appended: look for the next one.
         let mut grew = false;
         while let Ok(Some(m)) = self.site.manifest(p.manifests.len() as u32 + 1) {
-            p.max_number = m.numbers.last;
-            p.manifests.push(Arc::new(m));
+            p.push(Arc::new(m));
             grew = true;
         }
         p.checked = Instant::now();
@@ -105,6 +138,20 @@ impl AppState {
             .unwrap_or_default()
     }
 
+    /// Why email `n` is gone, if it was withdrawn: the withdrawing release and reason.
+    fn withdrawal(&self, n: u64) -> Option<(u32, String)> {
+        self.refresh();
+        self.published.read().ok()?.withdrawn.get(&n).cloned()
+    }
+
+    fn attachment_listed(&self, path: &str) -> bool {
+        self.refresh();
+        self.published
+            .read()
+            .map(|p| p.attachments.contains(path))
+            .unwrap_or(false)
+    }
+
     /// Release `k`'s manifest, if the server has read it. Releases are numbered from 1.
     fn manifest(&self, k: u32) -> Option<Arc<Manifest>> {
         self.refresh();
@@ -117,6 +164,8 @@ impl AppState {
 /// internal.
 pub enum WebError {
     NotFound,
+    /// Published once, then withdrawn: the withdrawing release and its reason.
+    Withdrawn(u64, u32, String),
     BadRequest(String),
     Internal(String),
 }
@@ -125,6 +174,14 @@ impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         match self {
             WebError::NotFound => (StatusCode::NOT_FOUND, Html(pages::not_found())).into_response(),
+            WebError::Withdrawn(n, k, reason) => (
+                StatusCode::GONE,
+                Html(pages::error_page(
+                    "Withdrawn",
+                    &format!("Email {n} was published, then withdrawn by release {k}. Reason given: {reason}."),
+                )),
+            )
+                .into_response(),
             WebError::BadRequest(msg) => (
                 StatusCode::BAD_REQUEST,
                 Html(pages::error_page("Bad request", &msg)),
@@ -168,6 +225,8 @@ pub fn router(state: Shared) -> Router {
         .route("/releases/{k}/manifest.json.sig", get(signature_file))
         .route("/emailid/{n}/attachments/{m}", get(attachment))
         .route("/releases", get(releases))
+        .route("/releases.atom", get(releases_feed))
+        .route("/site/{*path}", get(site_file))
         .route("/releases/{k}", get(release))
         .route("/style.css", get(style))
         .fallback(|| async { WebError::NotFound })
@@ -273,6 +332,9 @@ fn load(s: &AppState, n: &str) -> Result<trove_site::PublishedMessage, WebError>
     let n: u64 = n.parse().map_err(|_| WebError::NotFound)?;
     if n == 0 || n > s.max_number() {
         return Err(WebError::NotFound);
+    }
+    if let Some((k, reason)) = s.withdrawal(n) {
+        return Err(WebError::Withdrawn(n, k, reason));
     }
     s.site.message(n)?.ok_or(WebError::NotFound)
 }
@@ -435,6 +497,93 @@ fn content_disposition(name: &str) -> String {
         .collect();
     let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// The site's signed files, read-only, exactly as they are on disk, for mirrors and
+/// for anyone checking a release with standard tools (`/site/releases/000001.json`,
+/// `/site/messages/0000/1.json`, …). Only what a signed manifest the server has read
+/// vouches for is served: never the index, never a file of a release still being
+/// written, never a withdrawn email's files.
+async fn site_file(
+    State(s): State<Shared>,
+    UrlPath(path): UrlPath<String>,
+) -> Result<Response, WebError> {
+    if !site_path_is_served(&s, &path) {
+        return Err(WebError::NotFound);
+    }
+    let bytes = tokio::fs::read(s.site.root().join(&path))
+        .await
+        .map_err(|_| WebError::NotFound)?;
+    let content_type = if path.ends_with(".json") {
+        "application/json"
+    } else if path.ends_with(".pem") {
+        "text/plain; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    };
+    // Signed files never change once written; site.json names the key and may be
+    // re-read by mirrors checking for a key change.
+    let cache = if path.starts_with("site.json") || path == "public-key.pem" {
+        "no-cache"
+    } else {
+        "public, max-age=31536000, immutable"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, cache),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "sandbox; default-src 'none'",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// Whether `path` (relative to the site root, as in manifests) may be served.
+fn site_path_is_served(s: &AppState, path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+    match parts.as_slice() {
+        ["site.json"] | ["public-key.pem"] => true,
+        ["releases", name] => {
+            let stem = name
+                .strip_suffix(".json.sig")
+                .or_else(|| name.strip_suffix(".json"));
+            match stem {
+                Some(k) if k.len() == 6 && digits(k) => k
+                    .parse::<u32>()
+                    .is_ok_and(|k| k >= 1 && s.manifest(k).is_some()),
+                _ => false,
+            }
+        }
+        ["messages", folder, name] => {
+            let stem = name
+                .strip_suffix(".json")
+                .or_else(|| name.strip_suffix(".eml"));
+            match stem {
+                Some(n) if digits(n) && digits(folder) => n.parse::<u64>().is_ok_and(|n| {
+                    n >= 1
+                        && n <= s.max_number()
+                        && *folder == format!("{:04}", n / 1000)
+                        && s.withdrawal(n).is_none()
+                }),
+                _ => false,
+            }
+        }
+        ["attachments", _, _] => s.attachment_listed(path),
+        _ => false,
+    }
+}
+
+async fn releases_feed(State(s): State<Shared>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
+        pages::releases_atom(s.site.info(), &s.manifests()),
+    )
+        .into_response()
 }
 
 async fn releases(State(s): State<Shared>) -> Html<String> {

@@ -67,6 +67,7 @@ fn layout(site_title: &str, page_title: &str, query: &str, body: Markup) -> Stri
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (page_title) " — " (site_title) }
                 link rel="stylesheet" href="/style.css";
+                link rel="alternate" type="application/atom+xml" title="Releases" href="/releases.atom";
             }
             body {
                 header.site {
@@ -125,7 +126,11 @@ fn release_table(manifests: &[Arc<Manifest>]) -> Markup {
                             td { a href={ "/releases/" (m.release) } { (m.release) } }
                             td { (m.title) }
                             td { (m.published_at) }
-                            td { (m.numbers.count()) " (" (m.numbers.first) "–" (m.numbers.last) ")" }
+                            td {
+                                @if m.numbers.count() > 0 { (m.numbers.count()) " (" (m.numbers.first) "–" (m.numbers.last) ")" }
+                                @else { "none" }
+                                @if !m.withdrawn.is_empty() { "; " (m.withdrawn.len()) " withdrawn" }
+                            }
                         }
                     }
                 }
@@ -181,6 +186,16 @@ pub fn release(title: &str, m: &Manifest, page: usize, emails: &[PublishedMessag
                     @for (kind, n) in &r.spans_masked { tr { th { "Values masked" } td { (n) " (" (kind) ")" } } }
                     @for (kind, n) in &r.attachments_withheld { tr { th { "Attachments withheld" } td { (n) " (" (kind) ")" } } }
                     @if r.raw_sources_withheld > 0 { tr { th { "Raw sources not published" } td { (r.raw_sources_withheld) } } }
+                    @for (reason, n) in &r.messages_withdrawn { tr { th { "Emails withdrawn" } td { (n) " (" (reason) ")" } } }
+                }
+            }
+            @if !m.withdrawn.is_empty() {
+                h2 { "Withdrawn after publication" }
+                p { "These emails were published by an earlier release and are taken down by this one; their numbers are not reused." }
+                table.headers {
+                    @for w in &m.withdrawn {
+                        tr { th { "Email " (w.number) } td { "from release " (w.release) ": " (w.reason) " (" (w.files.len()) " files removed)" } }
+                    }
                 }
             }
             ol.hits { @for e in emails { (email_row(e)) } }
@@ -363,31 +378,129 @@ pub fn email(title: &str, m: &PublishedMessage, release: Option<&Manifest>) -> S
     layout(title, &subject, "", body)
 }
 
+/// The key's fingerprint: SHA-256 of the 32 raw key bytes, as
+/// `openssl pkey -pubin -in public-key.pem -outform DER | tail -c 32 | sha256sum` prints it.
+pub fn fingerprint(public_key_hex: &str) -> String {
+    use sha2::Digest;
+    let bytes = hex_decode(public_key_hex).unwrap_or_default();
+    sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The shell steps on /verify that check release `k` with standard tools only (curl,
+/// openssl, sha256sum, python3 for reading JSON). A test runs them against a server.
+pub fn verify_script(k: u32) -> String {
+    let m = format!("{k:06}.json");
+    let prev = if k > 1 {
+        format!(
+            "\n# 3. The chain: this manifest names the SHA-256 of the one before it.\ncurl -fsS -o {p} \"$BASE/site/releases/{p}\"\nsha256sum {p}\ngrep '\"previous\"' {m}\n",
+            p = format!("{:06}.json", k - 1)
+        )
+    } else {
+        "\n# 3. The chain: release 1 has no previous manifest; later ones name it.\n".to_string()
+    };
+    format!(
+        "BASE=https://this-site.example   # the address you are reading this page at\n\
+         curl -fsS -O \"$BASE/site/public-key.pem\"\n\
+         curl -fsS -O \"$BASE/site/releases/{m}\" -O \"$BASE/site/releases/{m}.sig\"\n\
+         \n\
+         # 1. The key: its fingerprint must match the one the publisher announced.\n\
+         openssl pkey -pubin -in public-key.pem -outform DER | tail -c 32 | sha256sum\n\
+         \n\
+         # 2. The signature over the manifest (prints \"Signature Verified Successfully\").\n\
+         openssl pkeyutl -verify -pubin -inkey public-key.pem -rawin -in {m} -sigfile {m}.sig\n\
+         {prev}\
+         \n\
+         # 4. The files: fetch each one the manifest lists and check its SHA-256. A file\n\
+         #    withdrawn by a later release is no longer served: it is named, and the\n\
+         #    release that withdrew it says why (see the Releases page).\n\
+         python3 -c 'import json,sys; [print(f[\"sha256\"]+\"  \"+f[\"path\"]) for f in json.load(open(sys.argv[1]))[\"files\"]]' {m} > {k:06}.sha256\n\
+         while read -r sum path; do\n\
+         \x20 curl -fsS --create-dirs -o \"$path\" \"$BASE/site/$path\" 2>/dev/null || echo \"$path: not served (withdrawn?)\"\n\
+         done < {k:06}.sha256\n\
+         sha256sum -c --quiet --ignore-missing {k:06}.sha256 && echo \"release {k}: every file served matches\"\n"
+    )
+}
+
 pub fn verify(title: &str, public_key: &str, manifests: &[Arc<Manifest>]) -> String {
+    // The steps check the latest release that published files (a withdrawal adds none).
+    let last = manifests
+        .iter()
+        .rev()
+        .find(|m| !m.files.is_empty())
+        .map_or(1, |m| m.release);
     layout(
         title,
         "Verify this site",
         "",
         html! {
             h1 { "Check this archive yourself" }
-            p { "Nothing here asks you to trust this server. Every release is a signed list of the files it published; every email's DKIM signatures can be checked against the key records shown with it." }
+            p { "Nothing here asks you to trust this server. Every release is a signed list of the files it published, and names the release before it; every email's DKIM signatures can be checked against the key records shown with it." }
             h2 { "The signing key" }
-            p { "Ed25519 public key (hex): " code { (public_key) } }
-            p { "As PEM: " a href="/public-key.pem" { "public-key.pem" } ". Compare it with the key the publisher announces elsewhere." }
-            h2 { "A release" }
-            ol {
-                li { "Download a release's manifest and signature (links on each release page, e.g. " a href="/releases/1/manifest.json" { "/releases/1/manifest.json" } " and " a href="/releases/1/manifest.json.sig" { "manifest.json.sig" } ")." }
-                li { "Check the signature with standard tools: " pre { "openssl pkeyutl -verify -pubin -inkey public-key.pem -rawin \
-        -in manifest.json -sigfile manifest.json.sig" } }
-                li { "Check each file it lists: its " code { "sha256" } " must match " code { "sha256sum FILE" } "." }
-                li { "Each manifest's " code { "previous" } " is the SHA-256 of the manifest before it: the releases form a chain, so none can be changed or dropped unnoticed." }
-                li { "Or run " code { "trove verify SITE" } ", which checks all of this and names the first file that fails." }
+            table.headers {
+                tr { th { "Fingerprint" } td { code #fingerprint { (fingerprint(public_key)) } } }
+                tr { th { "Ed25519 key (hex)" } td { code { (public_key) } } }
+                tr { th { "As PEM" } td { a href="/site/public-key.pem" { "public-key.pem" } } }
             }
+            p { "Compare the fingerprint with the one the publisher announces elsewhere (a printed notice, another site, a signed post). A mirror serving this archive shows the same key and fingerprint, or it is not a copy of it." }
+            h2 { "A release, with standard tools" }
+            p { "The site's signed files are served as they are under " code { "/site/" } " (" a href="/site/site.json" { "site.json" } ", " code { "/site/releases/000001.json" } ", its " code { ".sig" } ", " code { "/site/messages/…" } ", " code { "/site/attachments/…" } "). These steps check release " (last) " with curl, openssl, sha256sum and python3:" }
+            pre.body #verify-script { (verify_script(last)) }
+            p { "Withdrawn emails (a court order, say) are listed by the release that withdrew them, with the reason; their files are gone, and a later manifest says so." }
+            p { "Or run " code { "trove verify SITE" } " on a copy (" code { "trove mirror URL DIR" } " makes one, checking every signature and hash as it copies): it checks all releases and names the first file that fails." }
             h2 { "An email's DKIM signatures" }
             p { "Each email page says which domain signed it, with which key, and where the key came from. Its " em { "evidence" } " link downloads the raw email, the key records and the verdicts, with a README showing how to check them with dkimpy. Signature expiry (x=) is judged at the email's own date." }
             h2 { "Releases" }
+            p { "New releases are announced in an " a href="/releases.atom" { "Atom feed" } "." }
             (release_table(manifests))
         },
+    )
+}
+
+/// The Atom feed of releases (RFC 4287). Ids are built from the key's fingerprint and
+/// the release number, so they are the same on every mirror; links are relative to the
+/// feed's own address. (maud writes void elements HTML-style, so `link` is given an empty
+/// body to stay well-formed XML.)
+pub fn releases_atom(info: &trove_site::SiteInfo, manifests: &[Arc<Manifest>]) -> String {
+    let updated = manifests
+        .last()
+        .map_or("1970-01-01T00:00:00Z", |m| m.published_at.as_str());
+    let body = html! {
+        feed xmlns="http://www.w3.org/2005/Atom" {
+            title { (info.title) }
+            id { "urn:trove:site:" (fingerprint(&info.public_key)) }
+            updated { (updated) }
+            link rel="self" href="releases.atom" {}
+            link rel="alternate" href="releases" {}
+            author { name { (info.title) } }
+            @for m in manifests.iter().rev() {
+                entry {
+                    title { "Release " (m.release) ": " (m.title) }
+                    id { "urn:trove:release:" (fingerprint(&info.public_key)) ":" (m.release) }
+                    updated { (m.published_at) }
+                    link rel="alternate" href={ "releases/" (m.release) } {}
+                    link rel="related" type="application/json" href={ "site/releases/" (format!("{:06}", m.release)) ".json" } {}
+                    summary {
+                        @if m.numbers.count() > 0 { (m.numbers.count()) " emails (numbers " (m.numbers.first) " to " (m.numbers.last) ")." }
+                        @for w in &m.withdrawn { " Email " (w.number) " withdrawn: " (w.reason) "." }
+                        " Merkle root " (m.merkle_root) "."
+                    }
+                }
+            }
+        }
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n{}",
+        body.into_string()
     )
 }
 

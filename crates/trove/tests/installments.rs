@@ -1,0 +1,402 @@
+//! Installments and their checks: releases planned ahead that leave no trace before
+//! their time, withdrawals, and the /verify page's steps run with standard tools.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{Server, files_under, p, run, trove};
+
+/// An mbox of `n` emails per group; every email of group `g` carries the token
+/// `{g}canary` in its subject, body and attachment name, and is dated in year 2000 + i
+/// of its group, so oldest-first selections take the groups in order.
+fn planted_mbox(path: &Path, groups: &[&str], n: usize) {
+    let mut mbox = String::new();
+    for (gi, g) in groups.iter().enumerate() {
+        for i in 0..n {
+            let day = i + 1;
+            mbox.push_str(&format!(
+                "From sender@example.org Mon Jan  1 00:00:00 {year}\n\
+                 From: Sender {g} <sender{i}@example.org>\n\
+                 To: reader@example.net\n\
+                 Subject: {g}canary subject {i}\n\
+                 Date: Mon, {day:02} Jan {year} 10:00:00 +0000\n\
+                 Message-ID: <{g}-{i}@example.org>\n\
+                 MIME-Version: 1.0\n\
+                 Content-Type: multipart/mixed; boundary=\"b\"\n\
+                 \n\
+                 --b\n\
+                 Content-Type: text/plain\n\
+                 \n\
+                 This is email {i} of group {g}: {g}canary body text.\n\
+                 --b\n\
+                 Content-Type: text/plain; name=\"{g}canary-{i}.txt\"\n\
+                 Content-Disposition: attachment; filename=\"{g}canary-{i}.txt\"\n\
+                 \n\
+                 attachment of {g}canary {i}\n\
+                 --b--\n\n",
+                year = 2000 + gi,
+            ));
+        }
+    }
+    std::fs::write(path, mbox).unwrap();
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let dt = time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
+    dt.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// Nothing of the groups in `hidden` may be anywhere under the site or behind a route.
+fn assert_absent(site: &Path, server: &Server, hidden: &[&str], step: &str) {
+    for file in files_under(site) {
+        let bytes = std::fs::read(&file).unwrap();
+        for g in hidden {
+            let token = format!("{g}canary");
+            assert!(
+                memfind(&bytes, token.as_bytes()).is_none(),
+                "{step}: {token} is in {}",
+                file.display()
+            );
+        }
+    }
+    let mut routes: Vec<String> = vec![
+        "/".into(),
+        "/releases".into(),
+        "/releases.atom".into(),
+        "/verify".into(),
+    ];
+    for k in 1..=6 {
+        routes.push(format!("/releases/{k}"));
+        routes.push(format!("/site/releases/{k:06}.json"));
+    }
+    for n in 1..=12 {
+        routes.push(format!("/emailid/{n}"));
+        routes.push(format!("/emailid/{n}/raw"));
+        routes.push(format!("/emailid/{n}/attachments/1"));
+        routes.push(format!("/site/messages/0000/{n}.json"));
+        routes.push(format!("/site/messages/0000/{n}.eml"));
+    }
+    for g in hidden {
+        routes.push(format!("/search?q={g}canary"));
+        routes.push(format!("/search?q=subject:{g}canary"));
+    }
+    for route in routes {
+        let (_, body) = server.get(&route);
+        for g in hidden {
+            let token = format!("{g}canary");
+            // The search page echoes the query back; it must find nothing.
+            if route.contains("search?") && route.contains(&token) {
+                let body = String::from_utf8_lossy(&body);
+                assert!(
+                    body.contains("0 emails") || body.contains("No emails"),
+                    "{step}: {route} found something: {body}"
+                );
+                continue;
+            }
+            assert!(
+                memfind(&body, token.as_bytes()).is_none(),
+                "{step}: {token} is behind {route}"
+            );
+        }
+    }
+}
+
+fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn planned_releases_leave_no_trace_before_their_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    let site = ws.join("site");
+    let mbox = tmp.path().join("planted.mbox");
+    planted_mbox(&mbox, &["alpha", "bravo", "charlie"], 3);
+    run(&["init", p(&ws)]);
+    run(&["ingest", p(&ws), p(&mbox), "--quiet"]);
+
+    // A: due already (a time in the past publishes at once).
+    let out = run(&[
+        "release",
+        p(&ws),
+        "--next",
+        "3",
+        "--at",
+        "2001-01-01T00:00Z",
+        "--title",
+        "A",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Published release 1 \"A\": emails 1..=3")
+    );
+    // B: a few seconds from now. C: far ahead, chosen by date.
+    let b_at = SystemTime::now() + Duration::from_secs(4);
+    let out = run(&[
+        "release",
+        p(&ws),
+        "--next",
+        "3",
+        "--at",
+        &rfc3339(b_at),
+        "--title",
+        "B",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Planned (plan 2): 3 emails"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = run(&[
+        "release",
+        p(&ws),
+        "--until",
+        "2002-12",
+        "--at",
+        "2099-01-01T09:00Z",
+        "--title",
+        "C",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Planned (plan 3): 3 emails"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let listing = String::from_utf8_lossy(&run(&["plan", p(&ws)]).stdout).to_string();
+    assert!(
+        listing.contains("live as release 1") && listing.contains("scheduled"),
+        "{listing}"
+    );
+
+    let server = Server::start(&site);
+    assert_absent(&site, &server, &["bravo", "charlie"], "after A");
+    let (_, body) = server.get("/emailid/3");
+    assert!(String::from_utf8_lossy(&body).contains("alphacanary"));
+
+    // publish-due before B's time publishes nothing.
+    let out = run(&["publish-due", p(&ws)]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Nothing due. Next: plan 2"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_absent(
+        &site,
+        &server,
+        &["bravo", "charlie"],
+        "publish-due before B",
+    );
+
+    while SystemTime::now() < b_at + Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = run(&["publish-due", p(&ws)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Published release 2 \"B\": emails 4..=6"),
+        "{stdout}"
+    );
+    // The server picks up the new manifest within its refresh interval.
+    std::thread::sleep(Duration::from_millis(2200));
+    let (status, body) = server.get("/emailid/4");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("bravocanary"));
+    assert_absent(&site, &server, &["charlie"], "after B");
+    run(&["verify", p(&site)]);
+
+    // Cancelling C returns its emails; a plain release then takes them.
+    run(&["plan", p(&ws), "--cancel", "3"]);
+    let out = run(&["release", p(&ws), "--all", "--title", "C now"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("emails 7..=9"));
+}
+
+#[test]
+fn withdrawal_is_signed_and_the_verify_page_steps_work_with_standard_tools() {
+    for tool in ["openssl", "curl", "sha256sum", "python3"] {
+        if std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{tool} is missing under CI"
+            );
+            eprintln!("skipping: {tool} not installed");
+            return;
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    let site = ws.join("site");
+    let mbox = tmp.path().join("planted.mbox");
+    planted_mbox(&mbox, &["alpha", "bravo"], 3);
+    run(&["init", p(&ws)]);
+    run(&["ingest", p(&ws), p(&mbox), "--quiet"]);
+    run(&["release", p(&ws), "--next", "3"]);
+    run(&["release", p(&ws), "--all"]);
+
+    // Withdraw email 5: a signed release of its own, files gone, verify still passes.
+    let out = run(&["withdraw", p(&ws), "5", "--reason", "court order"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("in release 3"));
+    assert!(!site.join("messages/0000/5.json").exists());
+    assert!(!site.join("messages/0000/5.eml").exists());
+    assert!(site.join("messages/0000/4.json").exists());
+    let out = run(&["verify", p(&site)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 withdrawn"), "{stdout}");
+    // Withdrawing twice, or an unpublished number, is refused with the reason.
+    let again = trove()
+        .args(["withdraw", p(&ws), "5", "--reason", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already withdrawn by release 3"));
+    let never = trove()
+        .args(["withdraw", p(&ws), "99", "--reason", "x"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&never.stderr).contains("email 99 has not been published"));
+    // Putting the file back is caught.
+    std::fs::write(site.join("messages/0000/5.json"), b"{}").unwrap();
+    let out = trove().args(["verify", p(&site)]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("withdrawn by release 3, but still present"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(site.join("messages/0000/5.json")).unwrap();
+
+    let server = Server::start(&site);
+    let (status, body) = server.get("/emailid/5");
+    assert_eq!(status, 410);
+    assert!(String::from_utf8_lossy(&body).contains("court order"));
+    assert_eq!(server.get("/site/messages/0000/5.json").0, 404);
+    let (_, release) = server.get("/releases/3");
+    let release = String::from_utf8_lossy(&release);
+    assert!(
+        release.contains("Emails withdrawn") && release.contains("court order"),
+        "{release}"
+    );
+    let (_, feed) = server.get("/releases.atom");
+    assert!(String::from_utf8_lossy(&feed).contains("Email 5 withdrawn: court order"));
+    // Searching no longer finds it.
+    let out = run(&[
+        "search",
+        p(&site),
+        "subject:\"bravocanary subject 1\"",
+        "--json",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"total\": 0"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // The /verify page's steps, run as a reader would, against this server.
+    let (_, page) = server.get("/verify");
+    let page = String::from_utf8_lossy(&page).to_string();
+    let fingerprint = between(&page, "<code id=\"fingerprint\">", "</code>");
+    let script = between(&page, "<pre class=\"body\" id=\"verify-script\">", "</pre>")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    assert!(
+        script.contains("000002.json"),
+        "the steps check the last release with files:\n{script}"
+    );
+    let script = script.replacen(
+        "BASE=https://this-site.example",
+        &format!("BASE=http://127.0.0.1:{}", server.port),
+        1,
+    );
+    let work = tmp.path().join("reader");
+    std::fs::create_dir_all(&work).unwrap();
+    let out = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the /verify steps failed:\n{script}\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("{fingerprint}  -")),
+        "fingerprint differs:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("Signature Verified Successfully"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("release 2: every file served matches"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("messages/0000/5.json: not served (withdrawn?)"),
+        "{stdout}"
+    );
+    assert!(work.join("messages/0000/4.json").exists());
+    let previous_sum = std::fs::read(work.join("000001.json"))
+        .map(|b| sha256_hex(&b))
+        .unwrap();
+    assert!(
+        stdout.contains(&format!("\"previous\": \"{previous_sum}\"")),
+        "{stdout}"
+    );
+
+    // The same steps catch a changed file.
+    let victim = site.join("messages/0000/4.json");
+    let original = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, [original.as_slice(), b" "].concat()).unwrap();
+    let fresh = tmp.path().join("reader2");
+    std::fs::create_dir_all(&fresh).unwrap();
+    let out = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(&fresh)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("messages/0000/4.json: FAILED"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    std::fs::write(&victim, original).unwrap();
+}
+
+fn between<'a>(s: &'a str, start: &str, end: &str) -> &'a str {
+    let i = s
+        .find(start)
+        .unwrap_or_else(|| panic!("{start} not in page"))
+        + start.len();
+    let j = s[i..].find(end).unwrap() + i;
+    &s[i..j]
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(bytes)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
