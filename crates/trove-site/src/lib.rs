@@ -28,7 +28,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+pub use ed25519_dalek::{Signature, SigningKey, Verifier, VerifyingKey};
 pub use index::{Hit, SearchIndex, SearchResults, Sort, rebuild_index, update_index};
 pub use manifest::{
     FileEntry, Manifest, NumberRange, Register, ReleaseWriter, Withdrawal, merkle_root,

@@ -2,6 +2,7 @@
 //! and an exit code: 0 ok, 1 operational failure, 2 bad usage.
 
 mod dns;
+mod mirror;
 mod progress;
 
 use std::net::SocketAddr;
@@ -164,6 +165,26 @@ enum Command {
         reason: String,
         #[arg(long)]
         site: Option<PathBuf>,
+    },
+
+    /// Copy a site from its server, checking every signature and hash before accepting
+    /// anything; resumes after an interruption and fetches only what is new. Then serve
+    /// the copy with `trove serve DIR`.
+    #[command(
+        after_help = "Examples:\n  trove mirror https://archive.example.org /srv/mirror\n  trove mirror https://archive.example.org /srv/mirror --trust-new-key\n\nRun it from cron to follow new releases; see the README for a systemd timer."
+    )]
+    Mirror {
+        url: String,
+        dir: PathBuf,
+        /// Accept a signing key different from the one this mirror pinned (only after the
+        /// publisher announced it); the copy is then fetched again under the new key.
+        #[arg(long)]
+        trust_new_key: bool,
+        /// Milliseconds to wait between requests, to spare an origin under load.
+        #[arg(long, default_value_t = 0, value_name = "MS")]
+        pause_ms: u64,
+        #[arg(long)]
+        quiet: bool,
     },
 
     /// Check every signature, the chain of releases and every file's hash.
@@ -565,6 +586,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 site.display()
             );
         }
+        Command::Mirror {
+            url,
+            dir,
+            trust_new_key,
+            pause_ms,
+            quiet,
+        } => mirror::mirror(
+            &url,
+            &dir,
+            &mirror::Options {
+                trust_new_key,
+                pause: std::time::Duration::from_millis(pause_ms),
+                quiet,
+            },
+        )?,
         Command::Verify { site } => {
             let report = trove_site::verify_site(&site);
             for line in &report.lines {

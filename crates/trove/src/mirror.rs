@@ -1,0 +1,359 @@
+//! `trove mirror URL DIR`: copy a site over HTTP(S), accepting nothing unchecked.
+//!
+//! The origin serves its signed files under `/site/` (see trove-web). A pull reads the
+//! origin's `site.json`, pins its key (the first pull trusts it, as ssh does; later pulls
+//! refuse a different key unless told `--trust-new-key`), checks that the origin's copy
+//! of the mirror's last release is byte-for-byte the one the mirror holds (history is
+//! never rewritten), and then takes each new release in order:
+//!
+//! 1. the manifest and its signature, checked against the pinned key, the chain, the
+//!    numbering and the Merkle root;
+//! 2. every file it lists, into `DIR/.trove-mirror/K/` (staging, invisible to `trove
+//!    serve` and `trove verify`), each checked against its size and SHA-256 as it arrives;
+//!    a file already staged or already in place with the right hash is not fetched again,
+//!    so an interrupted pull resumes where it stopped;
+//! 3. only when every file checks out: files moved into place, then the signature, then
+//!    the manifest (the order releases are written in), then the files the release
+//!    withdraws removed.
+//!
+//! A file that does not match stops the pull with its name; the mirror's copy stays as
+//! it was, complete up to its last release. Finally the search index is brought up to
+//! date (it is derived, so it is rebuilt locally rather than copied).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use sha2::{Digest, Sha256};
+use trove_site::{Manifest, Site, SiteInfo};
+
+use crate::progress::CountProgress;
+
+pub struct Options {
+    pub trust_new_key: bool,
+    /// Wait between requests, to spare an origin under load.
+    pub pause: Duration,
+    pub quiet: bool,
+}
+
+/// Where the origin's files are, relative to its base URL.
+const SITE_PREFIX: &str = "site";
+const STAGING: &str = ".trove-mirror";
+
+struct Origin {
+    base: String,
+    agent: ureq::Agent,
+    pause: Duration,
+}
+
+impl Origin {
+    /// The bytes at `path` under the origin's `/site/`, at most `limit` of them; `None`
+    /// for a 404.
+    fn get(&self, path: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+        if !self.pause.is_zero() {
+            std::thread::sleep(self.pause);
+        }
+        let url = format!("{}/{SITE_PREFIX}/{path}", self.base);
+        match self.agent.get(&url).call() {
+            Ok(mut response) => {
+                let bytes = response
+                    .body_mut()
+                    .with_config()
+                    .limit(limit)
+                    .read_to_vec()
+                    .with_context(|| format!("reading {url}"))?;
+                Ok(Some(bytes))
+            }
+            Err(ureq::Error::StatusCode(404)) | Err(ureq::Error::StatusCode(410)) => Ok(None),
+            Err(e) => Err(anyhow!("{url}: {e}")),
+        }
+    }
+}
+
+pub fn fingerprint(public_key_hex: &str) -> String {
+    hex::encode(Sha256::digest(
+        hex::decode(public_key_hex).unwrap_or_default(),
+    ))
+}
+
+pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
+    let base = url.trim_end_matches('/').to_string();
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        bail!("{url}: give the origin's address as http://… or https://…");
+    }
+    let origin = Origin {
+        base: base.clone(),
+        agent: ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(300)))
+            .build()
+            .into(),
+        pause: opts.pause,
+    };
+    let info_bytes = origin.get("site.json", 1 << 20)?.ok_or_else(|| {
+        anyhow!("{base}/{SITE_PREFIX}/site.json: not found; is {base} a trove site (trove serve)?")
+    })?;
+    let info: SiteInfo = serde_json::from_slice(&info_bytes)
+        .with_context(|| format!("{base}/{SITE_PREFIX}/site.json is not a trove site.json"))?;
+    let key = verifying_key(&info.public_key)
+        .with_context(|| format!("{base}/{SITE_PREFIX}/site.json"))?;
+
+    if dir.join("site.json").exists() {
+        let local = Site::open(dir)?;
+        if local.info().public_key != info.public_key {
+            if !opts.trust_new_key {
+                bail!(
+                    "the origin's signing key changed: this mirror holds key {} (fingerprint {}), {base} now signs with {} (fingerprint {}). Nothing was copied. If the publisher announced this key, run again with --trust-new-key; the copy is then fetched again and checked under the new key.",
+                    local.info().public_key,
+                    fingerprint(&local.info().public_key),
+                    info.public_key,
+                    fingerprint(&info.public_key)
+                );
+            }
+            eprintln!(
+                "Trusting the new key {} (fingerprint {}); removing the copy made under the old key.",
+                info.public_key,
+                fingerprint(&info.public_key)
+            );
+            for sub in ["releases", "messages", "attachments", "index", STAGING] {
+                let p = dir.join(sub);
+                if p.exists() {
+                    std::fs::remove_dir_all(&p).with_context(|| format!("{}", p.display()))?;
+                }
+            }
+            for f in ["site.json", "public-key.pem"] {
+                let _ = std::fs::remove_file(dir.join(f));
+            }
+        }
+    } else {
+        println!(
+            "First pull from {base}: pinning its key {} (fingerprint {}). Compare the fingerprint with the one the publisher announced.",
+            info.public_key,
+            fingerprint(&info.public_key)
+        );
+    }
+    let site = Site::open_or_create(dir, &info.title, &key)?;
+
+    // What the mirror holds, and the check that the origin still agrees with it.
+    let mut have = 0u32;
+    while dir.join(trove_site::manifest_path(have + 1)).exists() {
+        have += 1;
+    }
+    let mut previous: Option<String> = None;
+    let mut next_number = 1;
+    if have > 0 {
+        let path = dir.join(trove_site::manifest_path(have));
+        let local = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
+        let theirs = origin
+            .get(&trove_site::manifest_path(have), 1 << 30)?
+            .ok_or_else(|| {
+                anyhow!("{base} no longer serves release {have}, which this mirror holds")
+            })?;
+        if theirs != local {
+            bail!(
+                "{base}'s release {have} differs from this mirror's copy ({}): the origin's history was rewritten, or it is another site; nothing was copied",
+                path.display()
+            );
+        }
+        let manifest =
+            Manifest::from_bytes(&local).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        previous = Some(hex::encode(Sha256::digest(&local)));
+        next_number = manifest.numbers.last + 1;
+    }
+
+    let started = Instant::now();
+    // 1. Every new manifest, checked in order before any file is fetched.
+    let mut new: Vec<(Manifest, Vec<u8>, Vec<u8>)> = Vec::new();
+    loop {
+        let k = have + new.len() as u32 + 1;
+        let mpath = trove_site::manifest_path(k);
+        let Some(bytes) = origin.get(&mpath, 1 << 30)? else {
+            break;
+        };
+        let spath = trove_site::signature_path(k);
+        let sig = origin.get(&spath, 1024)?.ok_or_else(|| {
+            anyhow!("{base}/{SITE_PREFIX}/{spath}: missing (release {k} has a manifest but no signature)")
+        })?;
+        let manifest = check_manifest(
+            &bytes,
+            &sig,
+            &key,
+            &info,
+            k,
+            previous.as_deref(),
+            next_number,
+        )
+        .map_err(|e| anyhow!("{base}/{SITE_PREFIX}/{mpath}: {e}; nothing was accepted"))?;
+        previous = Some(hex::encode(Sha256::digest(&bytes)));
+        next_number = manifest.numbers.last + 1;
+        new.push((manifest, bytes, sig));
+    }
+    if new.is_empty() {
+        println!("Up to date: {base} has no release after {have}.");
+        return Ok(());
+    }
+
+    // 2. The files the copy will hold once every new release is applied: a file a later
+    //    release withdraws is not fetched (the origin no longer serves it).
+    let mut wanted: BTreeMap<String, trove_site::FileEntry> = BTreeMap::new();
+    for (m, _, _) in &new {
+        for f in &m.files {
+            wanted.insert(f.path.clone(), f.clone());
+        }
+        for w in &m.withdrawn {
+            for path in &w.files {
+                wanted.remove(path);
+            }
+        }
+    }
+    let staging = dir.join(STAGING).join("files");
+    let progress = CountProgress::new("fetching files", opts.quiet);
+    let total = wanted.len() as u64;
+    let (mut fetched, mut fetched_bytes, mut reused) = (0u64, 0u64, 0u64);
+    for (i, f) in wanted.values().enumerate() {
+        let target = dir.join(&f.path);
+        let staged = staging.join(&f.path);
+        if file_matches(&target, f)? || file_matches(&staged, f)? {
+            reused += 1;
+        } else {
+            let body = origin.get(&f.path, f.size + 1)?.ok_or_else(|| {
+                anyhow!(
+                    "{base}/{SITE_PREFIX}/{}: not served, though a signed release lists it; nothing new was accepted, and this mirror's copy is unchanged",
+                    f.path
+                )
+            })?;
+            if body.len() as u64 != f.size || hex::encode(Sha256::digest(&body)) != f.sha256 {
+                bail!(
+                    "{base}/{SITE_PREFIX}/{}: its SHA-256 differs from the signed manifest (changed or corrupted at the origin or on the way); nothing new was accepted, and this mirror's copy is unchanged",
+                    f.path
+                );
+            }
+            trove_site::write_atomic(&staged, &body)?;
+            fetched += 1;
+            fetched_bytes += body.len() as u64;
+        }
+        progress.update(i as u64 + 1, total);
+    }
+    progress.finish();
+
+    // 3. Everything checked: apply each release in order as a release writer does (files,
+    //    then signature, then manifest), then what it withdraws.
+    for (m, bytes, sig) in &new {
+        for f in &m.files {
+            let staged = staging.join(&f.path);
+            if wanted.contains_key(&f.path) && staged.exists() {
+                let target = dir.join(&f.path);
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("{}", parent.display()))?;
+                }
+                std::fs::rename(&staged, &target).with_context(|| {
+                    format!("moving {} to {}", staged.display(), target.display())
+                })?;
+            }
+        }
+        trove_site::write_atomic(&dir.join(trove_site::signature_path(m.release)), sig)?;
+        trove_site::write_atomic(&dir.join(trove_site::manifest_path(m.release)), bytes)?;
+        trove_site::remove_withdrawn(&site, m)?;
+        let withdrawn = match m.withdrawn.len() {
+            0 => String::new(),
+            n => format!(", {n} withdrawn"),
+        };
+        println!(
+            "Release {} \"{}\": signature, chain and {} files checked{withdrawn}.",
+            m.release,
+            m.title,
+            m.files.len()
+        );
+    }
+    let staging_root = dir.join(STAGING);
+    if staging_root.exists() {
+        std::fs::remove_dir_all(&staging_root)
+            .with_context(|| format!("{}", staging_root.display()))?;
+    }
+    let indexed = trove_site::update_index(&site, have + 1)?;
+    println!(
+        "Mirrored releases {}..={} from {base} in {:.1}s: {fetched} files fetched ({fetched_bytes} bytes), {reused} already here; {indexed} emails indexed. Serve it with: trove serve {}",
+        have + 1,
+        have + new.len() as u32,
+        started.elapsed().as_secs_f64(),
+        dir.display()
+    );
+    Ok(())
+}
+
+fn verifying_key(hex_key: &str) -> Result<trove_site::VerifyingKey> {
+    let bytes: [u8; 32] = hex::decode(hex_key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| anyhow!("public_key is not 32 bytes of hex"))?;
+    Ok(trove_site::VerifyingKey::from_bytes(&bytes)?)
+}
+
+/// Checks a fetched manifest before anything it lists is accepted.
+fn check_manifest(
+    bytes: &[u8],
+    sig: &[u8],
+    key: &trove_site::VerifyingKey,
+    info: &SiteInfo,
+    k: u32,
+    previous: Option<&str>,
+    next_number: u64,
+) -> std::result::Result<Manifest, String> {
+    use trove_site::Verifier;
+    let sig = trove_site::Signature::from_slice(sig)
+        .map_err(|_| "the signature is not 64 bytes".to_string())?;
+    key.verify(bytes, &sig)
+        .map_err(|_| "the signature does not match the pinned key".to_string())?;
+    let m = Manifest::from_bytes(bytes)?;
+    if m.release != k {
+        return Err(format!("says it is release {}", m.release));
+    }
+    if m.public_key != info.public_key {
+        return Err("names another signing key".into());
+    }
+    if m.previous.as_deref() != previous {
+        return Err(format!(
+            "chain broken: it names {:?} as the previous manifest, this mirror holds {:?}",
+            m.previous, previous
+        ));
+    }
+    if m.numbers.first != next_number || m.numbers.last + 1 < m.numbers.first {
+        return Err(format!(
+            "numbers {}..={} do not follow on from {}",
+            m.numbers.first,
+            m.numbers.last,
+            next_number - 1
+        ));
+    }
+    if trove_site::merkle_root(&m.files) != m.merkle_root {
+        return Err("the Merkle root does not match its file list".into());
+    }
+    for f in m
+        .files
+        .iter()
+        .map(|f| &f.path)
+        .chain(m.withdrawn.iter().flat_map(|w| &w.files))
+    {
+        let safe = (f.starts_with("messages/") || f.starts_with("attachments/"))
+            && !f.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+            && !f.contains('\\');
+        if !safe {
+            return Err(format!("lists a path a site never holds: {f:?}"));
+        }
+    }
+    Ok(m)
+}
+
+/// Whether `path` holds exactly the file `f` describes.
+fn file_matches(path: &PathBuf, f: &trove_site::FileEntry) -> Result<bool> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == f.size => {
+            let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+            Ok(hex::encode(Sha256::digest(&bytes)) == f.sha256)
+        }
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(anyhow!("{}: {e}", path.display())),
+    }
+}
