@@ -57,19 +57,29 @@ impl Origin {
         let url = format!("{}/{SITE_PREFIX}/{path}", self.base);
         match self.agent.get(&url).call() {
             Ok(mut response) => {
-                let bytes = response
-                    .body_mut()
-                    .with_config()
-                    .limit(limit)
-                    .read_to_vec()
-                    .with_context(|| format!("reading {url}"))?;
-                Ok(Some(bytes))
+                match response.body_mut().with_config().limit(limit).read_to_vec() {
+                    Ok(bytes) => Ok(Some(bytes)),
+                    Err(ureq::Error::BodyExceedsLimit(_)) => Err(anyhow!(TooLarge(url))),
+                    Err(e) => Err(anyhow!("reading {url}: {e}")),
+                }
             }
             Err(ureq::Error::StatusCode(404)) | Err(ureq::Error::StatusCode(410)) => Ok(None),
             Err(e) => Err(anyhow!("{url}: {e}")),
         }
     }
 }
+
+/// A response longer than the signed size (or the sanity limit) allows.
+#[derive(Debug)]
+struct TooLarge(String);
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: larger than allowed", self.0)
+    }
+}
+
+impl std::error::Error for TooLarge {}
 
 pub fn fingerprint(public_key_hex: &str) -> String {
     hex::encode(Sha256::digest(
@@ -216,7 +226,12 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
         if file_matches(&target, f)? || file_matches(&staged, f)? {
             reused += 1;
         } else {
-            let body = origin.get(&f.path, f.size + 1)?.ok_or_else(|| {
+            // Longer than the signed size: as wrong as a different hash.
+            let body = match origin.get(&f.path, f.size + 1) {
+                Err(e) if e.downcast_ref::<TooLarge>().is_some() => Some(Vec::new()),
+                other => other?,
+            };
+            let body = body.ok_or_else(|| {
                 anyhow!(
                     "{base}/{SITE_PREFIX}/{}: not served, though a signed release lists it; nothing new was accepted, and this mirror's copy is unchanged",
                     f.path

@@ -400,3 +400,170 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .unwrap()
         .to_string()
 }
+
+fn demo_mbox() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("demo/enron-allen-p-sample.mbox")
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_mirror_checks_everything_resumes_and_serves_the_same_pages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    let site = ws.join("site");
+    let copy = tmp.path().join("mirror");
+    run(&["init", p(&ws)]);
+    run(&["ingest", p(&ws), p(&demo_mbox()), "--quiet"]);
+    run(&["release", p(&ws), "--next", "100", "--title", "One"]);
+    let origin = Server::start(&site);
+    let url = format!("http://127.0.0.1:{}", origin.port);
+
+    let out = run(&["mirror", &url, p(&copy), "--quiet"]);
+    assert!(text(&out).contains("pinning its key"), "{}", text(&out));
+    assert!(text(&out).contains("Mirrored releases 1..=1"));
+    assert!(text(&run(&["verify", p(&copy)])).contains("OK: 1 releases, 100 emails"));
+
+    // Release 2 at the origin, with one of its files changed after signing.
+    run(&["release", p(&ws), "--all", "--title", "Two"]);
+    std::thread::sleep(Duration::from_millis(2200)); // the origin's manifest refresh
+    let victim = site.join("messages/0000/150.json");
+    let original = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, [original.as_slice(), b"\n"].concat()).unwrap();
+    let out = trove()
+        .args(["mirror", &url, p(&copy), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out)
+            .contains("site/messages/0000/150.json: its SHA-256 differs from the signed manifest"),
+        "{}",
+        text(&out)
+    );
+    // The copy is as it was: release 1 complete, nothing of release 2.
+    assert!(text(&run(&["verify", p(&copy)])).contains("OK: 1 releases, 100 emails"));
+    assert!(!copy.join("releases/000002.json").exists());
+    assert!(!copy.join("messages/0000/150.json").exists());
+    std::fs::write(&victim, &original).unwrap();
+
+    // A pull killed part way, then run again, completes from what it had staged.
+    let mut child = trove()
+        .args(["mirror", &url, p(&copy), "--quiet", "--pause-ms", "10"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let staged_dir = copy.join(".trove-mirror/files");
+    let started = std::time::Instant::now();
+    loop {
+        let staged = if staged_dir.exists() {
+            files_under(&staged_dir).len()
+        } else {
+            0
+        };
+        if staged >= 40 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the pull did not start"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the pull ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !copy.join("releases/000002.json").exists(),
+        "killed before the manifest"
+    );
+    assert!(text(&run(&["verify", p(&copy)])).contains("OK: 1 releases"));
+    let out = run(&["mirror", &url, p(&copy), "--quiet"]);
+    let said = text(&out);
+    let reused: u64 = said
+        .split(" already here")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        reused >= 40,
+        "the resumed pull fetched again what it had: {said}"
+    );
+    assert!(text(&run(&["verify", p(&copy)])).contains("OK: 2 releases"));
+    assert!(!copy.join(".trove-mirror").exists());
+    // Nothing new: nothing fetched.
+    assert!(text(&run(&["mirror", &url, p(&copy)])).contains("Up to date"));
+
+    // A withdrawal at the origin reaches the mirror.
+    run(&["withdraw", p(&ws), "7", "--reason", "court order"]);
+    std::thread::sleep(Duration::from_millis(2200));
+    let out = run(&["mirror", &url, p(&copy), "--quiet"]);
+    assert!(text(&out).contains("1 withdrawn"), "{}", text(&out));
+    assert!(!copy.join("messages/0000/7.json").exists());
+
+    // Readers cannot tell the mirror from the origin.
+    let mirror = Server::start(&copy);
+    std::thread::sleep(Duration::from_millis(100));
+    for route in [
+        "/",
+        "/releases",
+        "/releases/2",
+        "/releases.atom",
+        "/emailid/150",
+        "/emailid/150/raw",
+        "/emailid/7",
+        "/verify",
+        "/search?q=gas",
+        "/site/releases/000003.json",
+    ] {
+        let a = origin.get(route);
+        let b = mirror.get(route);
+        assert_eq!(a.0, b.0, "{route}: status differs");
+        assert!(
+            a.1 == b.1,
+            "{route}: the mirror's page differs from the origin's"
+        );
+    }
+
+    // An origin signing with another key is refused unless told to trust it.
+    let other_ws = tmp.path().join("other");
+    run(&["init", p(&other_ws)]);
+    run(&["ingest", p(&other_ws), p(&demo_mbox()), "--quiet"]);
+    run(&["release", p(&other_ws), "--next", "10"]);
+    let impostor = Server::start(&other_ws.join("site"));
+    let impostor_url = format!("http://127.0.0.1:{}", impostor.port);
+    let out = trove()
+        .args(["mirror", &impostor_url, p(&copy)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("the origin's signing key changed"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&run(&["verify", p(&copy)])).contains("OK: 3 releases"));
+    let out = run(&[
+        "mirror",
+        &impostor_url,
+        p(&copy),
+        "--trust-new-key",
+        "--quiet",
+    ]);
+    assert!(
+        text(&out).contains("Trusting the new key"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&run(&["verify", p(&copy)])).contains("OK: 1 releases, 10 emails"));
+}

@@ -80,6 +80,12 @@ impl Server {
         Server { child, port }
     }
 
+    /// Stops the server at once (SIGKILL), as a crash or a cut cable would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// One HTTP/1.0 GET: the status code and the body.
     pub fn get(&self, path: &str) -> (u16, Vec<u8>) {
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
