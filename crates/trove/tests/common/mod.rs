@@ -80,6 +80,14 @@ impl Server {
         Server { child, port }
     }
 
+    /// A handle on something already listening on `port` (not started or killed by us).
+    pub fn at(port: u16) -> Server {
+        Server {
+            child: Command::new("true").spawn().unwrap(),
+            port,
+        }
+    }
+
     /// Stops the server at once (SIGKILL), as a crash or a cut cable would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
