@@ -12,6 +12,7 @@
 //! Attachments are always served as downloads (`application/octet-stream`, `attachment`).
 
 mod evidence;
+pub mod export;
 mod pages;
 
 use std::collections::{HashMap, HashSet};

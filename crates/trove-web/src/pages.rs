@@ -504,6 +504,20 @@ pub fn releases_atom(info: &trove_site::SiteInfo, manifests: &[Arc<Manifest>]) -
     )
 }
 
+/// The search page of a static copy: search needs a server.
+pub fn static_search(title: &str) -> String {
+    layout(
+        title,
+        "Search",
+        "",
+        html! {
+            h1 { "Search is not part of this copy" }
+            p { "This is a static copy of the archive: every email, release and signed file, but no search engine. To search, use the live archive or any mirror of it, or copy the signed files under " a href="/site/site.json" { "site/" } " and run " code { "trove reindex DIR" } " and " code { "trove search DIR QUERY" } " (or " code { "trove serve DIR" } ")." }
+            p { "Browse by " a href="/releases" { "release" } " meanwhile." }
+        },
+    )
+}
+
 pub fn not_found() -> String {
     error_page(
         "Not found",

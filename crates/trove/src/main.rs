@@ -2,6 +2,7 @@
 //! and an exit code: 0 ok, 1 operational failure, 2 bad usage.
 
 mod dns;
+mod export;
 mod mirror;
 mod progress;
 
@@ -183,6 +184,35 @@ enum Command {
         /// Milliseconds to wait between requests, to spare an origin under load.
         #[arg(long, default_value_t = 0, value_name = "MS")]
         pause_ms: u64,
+        #[arg(long)]
+        quiet: bool,
+    },
+
+    /// Copies of a site for distribution: a static HTML copy, a BitTorrent metainfo file
+    /// per release, and each release's emails as mbox and JSON Lines.
+    #[command(
+        after_help = "Examples:\n  trove export ~/leak-ws/site --static /srv/static --live-url https://archive.example.org\n  trove export ~/leak-ws/site --torrent torrents/ --web-seed https://archive.example.org\n  trove export ~/leak-ws/site --mbox out/ --jsonl out/\n\nThe torrents are named `site`: seed them from a directory called site (a workspace's own, or a mirror's)."
+    )]
+    Export {
+        site: PathBuf,
+        /// Write every page as HTML with relative links into this directory.
+        #[arg(long = "static", value_name = "DIR")]
+        static_dir: Option<PathBuf>,
+        /// Write release-NNNNNN.torrent files into this directory.
+        #[arg(long = "torrent", value_name = "DIR")]
+        torrent_dir: Option<PathBuf>,
+        /// Write release-NNNNNN.mbox files (mboxrd) into this directory.
+        #[arg(long = "mbox", value_name = "DIR")]
+        mbox_dir: Option<PathBuf>,
+        /// Write release-NNNNNN.jsonl files (one published email a line) into this directory.
+        #[arg(long = "jsonl", value_name = "DIR")]
+        jsonl_dir: Option<PathBuf>,
+        /// The live archive's address: the static copy's search form and links go there.
+        #[arg(long, value_name = "URL")]
+        live_url: Option<String>,
+        /// Add this address as a web seed to the torrents (it serves the files under /site/).
+        #[arg(long, value_name = "URL")]
+        web_seed: Option<String>,
         #[arg(long)]
         quiet: bool,
     },
@@ -601,6 +631,36 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 quiet,
             },
         )?,
+        Command::Export {
+            site,
+            static_dir,
+            torrent_dir,
+            mbox_dir,
+            jsonl_dir,
+            live_url,
+            web_seed,
+            quiet,
+        } => {
+            if static_dir.is_none()
+                && torrent_dir.is_none()
+                && mbox_dir.is_none()
+                && jsonl_dir.is_none()
+            {
+                return Err(Usage("say what to export: --static DIR, --torrent DIR, --mbox DIR and/or --jsonl DIR".into()).into());
+            }
+            export::export(
+                &site,
+                &export::Options {
+                    static_dir,
+                    torrent_dir,
+                    mbox_dir,
+                    jsonl_dir,
+                    live_url,
+                    web_seed,
+                    quiet,
+                },
+            )?;
+        }
         Command::Verify { site } => {
             let report = trove_site::verify_site(&site);
             for line in &report.lines {

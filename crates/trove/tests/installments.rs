@@ -722,3 +722,257 @@ fn nginx_in_front_of_origin_and_mirror_loses_no_request_when_one_dies() {
         "killing the mirror lost nothing even without retries: the load did not reach it"
     );
 }
+
+fn tool_present(tool: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is missing under CI"
+        );
+        eprintln!("skipping: {tool} not installed");
+    }
+    found
+}
+
+#[test]
+fn exports_check_with_real_tools() {
+    if !["transmission-show", "aria2c", "python3"]
+        .iter()
+        .all(|t| tool_present(t))
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    let site = ws.join("site");
+    let out = tmp.path().join("out");
+    run(&["init", p(&ws)]);
+    run(&["ingest", p(&ws), p(&demo_mbox()), "--quiet"]);
+    run(&["release", p(&ws), "--next", "100", "--title", "One"]);
+    run(&["release", p(&ws), "--all", "--title", "Two"]);
+    run(&["withdraw", p(&ws), "7", "--reason", "court order"]);
+    let said = text(&run(&[
+        "export",
+        p(&site),
+        "--static",
+        p(&out.join("static")),
+        "--torrent",
+        p(&out.join("torrents")),
+        "--mbox",
+        p(&out.join("mbox")),
+        "--jsonl",
+        p(&out.join("jsonl")),
+        "--quiet",
+    ]));
+
+    // Torrents: transmission reads them and agrees on the info hash; aria2c checks the
+    // site's own files against them, and catches a changed byte.
+    for k in 1..=3 {
+        let torrent = out.join(format!("torrents/release-{k:06}.torrent"));
+        let hash = said
+            .lines()
+            .find(|l| l.contains(&format!("release-{k:06}.torrent")))
+            .and_then(|l| l.rsplit("info hash ").next())
+            .unwrap()
+            .trim()
+            .to_string();
+        let shown = std::process::Command::new("transmission-show")
+            .arg(&torrent)
+            .output()
+            .unwrap();
+        let shown = String::from_utf8_lossy(&shown.stdout);
+        assert!(shown.contains(&format!("Hash: {hash}")), "{shown}");
+        assert!(
+            shown.contains(&format!("site/releases/{k:06}.json")),
+            "{shown}"
+        );
+    }
+    let aria = |dir: &Path, k: u32| {
+        std::process::Command::new("aria2c")
+            .args([
+                "--check-integrity=true",
+                "--seed-time=0",
+                "--enable-dht=false",
+                "--enable-dht6=false",
+                "--bt-enable-lpd=false",
+                "--enable-peer-exchange=false",
+                "--bt-stop-timeout=3",
+                "--console-log-level=warn",
+                &format!("--dir={}", dir.display()),
+                p(&out.join(format!("torrents/release-{k:06}.torrent"))),
+            ])
+            .output()
+            .unwrap()
+    };
+    for k in 1..=2 {
+        let o = aria(&ws, k);
+        assert!(
+            o.status.success(),
+            "aria2c rejects release {k}: {}",
+            text(&o)
+        );
+        assert!(String::from_utf8_lossy(&o.stdout).contains("download completed"));
+    }
+    // Email 7 was withdrawn: release 1's torrent no longer carries its files.
+    let shown = std::process::Command::new("transmission-show")
+        .arg(out.join("torrents/release-000001.torrent"))
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&shown.stdout).contains("messages/0000/7.json"));
+    let changed = tmp.path().join("changed");
+    std::fs::create_dir_all(changed.join("site")).unwrap();
+    for f in files_under(&site) {
+        let rel = f.strip_prefix(&site).unwrap();
+        let to = changed.join("site").join(rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &to).unwrap();
+    }
+    let victim = changed.join("site/messages/0000/150.json");
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[40] ^= 1;
+    std::fs::write(&victim, bytes).unwrap();
+    assert!(
+        !aria(&changed, 2).status.success(),
+        "aria2c accepted a changed file"
+    );
+
+    // mbox and JSON Lines: Python's mailbox reads every email; trove ingests them again.
+    let count = |k: u32| {
+        let o = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import mailbox,sys; print(len(mailbox.mbox(sys.argv[1])))",
+                p(&out.join(format!("mbox/release-{k:06}.mbox"))),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse::<usize>()
+            .unwrap()
+    };
+    let manifest = |k: u32| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(site.join(format!("releases/{k:06}.json"))).unwrap())
+            .unwrap()
+    };
+    let emails = |k: u32| {
+        let m = manifest(k);
+        (m["numbers"]["last"].as_u64().unwrap() - m["numbers"]["first"].as_u64().unwrap() + 1)
+            as usize
+    };
+    assert_eq!(
+        count(1),
+        emails(1) - 1,
+        "release 1 less the withdrawn email"
+    );
+    assert_eq!(count(2), emails(2));
+    let jsonl = std::fs::read_to_string(out.join("jsonl/release-000002.jsonl")).unwrap();
+    let numbers: Vec<u64> = jsonl
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["number"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(numbers.len(), emails(2));
+    assert_eq!(
+        numbers[0],
+        manifest(2)["numbers"]["first"].as_u64().unwrap()
+    );
+    let again = tmp.path().join("again");
+    run(&["init", p(&again)]);
+    let said = text(&run(&[
+        "ingest",
+        p(&again),
+        p(&out.join("mbox")),
+        "--quiet",
+    ]));
+    let status = text(&run(&["status", p(&again), "--json"]));
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(
+        status["messages"].as_u64().unwrap() as usize,
+        emails(1) - 1 + emails(2),
+        "{said}"
+    );
+
+    // The static copy: every link of every page leads to a file of the copy, and a
+    // plain file server serves it.
+    let root = out.join("static");
+    let mut pages = 0;
+    for file in files_under(&root) {
+        if file.extension().is_none_or(|e| e != "html") {
+            continue;
+        }
+        pages += 1;
+        let html = std::fs::read_to_string(&file).unwrap();
+        for attr in ["href=\"", "src=\"", "action=\""] {
+            for piece in html.split(attr).skip(1) {
+                let link = piece.split('"').next().unwrap().replace("&amp;", "&");
+                if link.starts_with("http")
+                    || link.starts_with("mailto:")
+                    || link.starts_with('#')
+                    || link.is_empty()
+                {
+                    continue;
+                }
+                assert!(
+                    !link.starts_with('/'),
+                    "{}: absolute link {link}",
+                    file.display()
+                );
+                let target = file
+                    .parent()
+                    .unwrap()
+                    .join(link.split(['?', '#']).next().unwrap());
+                assert!(
+                    target.is_file(),
+                    "{}: link {link} leads nowhere",
+                    file.display()
+                );
+            }
+        }
+    }
+    assert!(pages > 300, "{pages} pages");
+    assert!(
+        root.join("emailid/7/index.html").exists(),
+        "the withdrawn notice is a page too"
+    );
+    assert!(!root.join("site/messages/0000/7.json").exists());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut http = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            p(&root),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let files = Server::at(port);
+    let (status, body) = files.get("/emailid/150/index.html");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("href=\"../../style.css\""));
+    assert_eq!(files.get("/site/releases/000002.json").0, 200);
+    let _ = http.kill();
+    let _ = http.wait();
+}
