@@ -167,7 +167,10 @@ pub fn release(title: &str, m: &Manifest, page: usize, emails: &[PublishedMessag
             h1 { "Release " (m.release) ": " (m.title) }
             table.headers {
                 tr { th { "Published" } td { (m.published_at) } }
-                tr { th { "Emails" } td { (m.numbers.count()) " (numbers " (m.numbers.first) " to " (m.numbers.last) ")" } }
+                tr { th { "Emails" } td {
+                    @if m.numbers.count() > 0 { (m.numbers.count()) " (numbers " (m.numbers.first) " to " (m.numbers.last) ")" }
+                    @else { "none added" }
+                } }
                 tr { th { "Files" } td { (m.files.len()) } }
                 tr { th { "Merkle root" } td { code { (m.merkle_root) } } }
                 tr { th { "Previous manifest" } td { code { (m.previous.as_deref().unwrap_or("none (first release)")) } } }
