@@ -284,6 +284,24 @@ fn withdrawal_is_signed_and_the_verify_page_steps_work_with_standard_tools() {
     );
     let (_, feed) = server.get("/releases.atom");
     assert!(String::from_utf8_lossy(&feed).contains("Email 5 withdrawn: court order"));
+    // The feed is well-formed Atom: an XML parser reads one entry per release.
+    let parsed = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys,xml.etree.ElementTree as E; f=E.parse(sys.argv[1]).getroot(); A='{http://www.w3.org/2005/Atom}'; assert f.tag==A+'feed'; print([e.find(A+'title').text for e in f.findall(A+'entry')])",
+        ])
+        .arg({
+            let path = tmp.path().join("releases.atom");
+            std::fs::write(&path, &feed).unwrap();
+            path
+        })
+        .output()
+        .unwrap();
+    assert!(parsed.status.success(), "{}", text(&parsed));
+    assert_eq!(
+        String::from_utf8_lossy(&parsed.stdout).trim(),
+        "['Release 3: Withdrawal of email 5', 'Release 2: Release 2', 'Release 1: Release 1']"
+    );
     // Searching no longer finds it.
     let out = run(&[
         "search",
