@@ -351,9 +351,6 @@ impl Workspace {
                      ORDER BY m.date IS NULL, m.date, m.content_id",
                 )
                 .map_err(cat_err)?;
-            let mut kinds_of = tx
-                .prepare("SELECT DISTINCT kind FROM findings WHERE message = ?1")
-                .map_err(cat_err)?;
             let members = stmt
                 .query_map([plan], |r| {
                     Ok((
@@ -365,13 +362,9 @@ impl Workspace {
                 .map_err(cat_err)?;
             for member in members {
                 let (id, content_id, message_id) = member.map_err(cat_err)?;
-                let kinds: Vec<String> = kinds_of
-                    .query_map([id], |r| r.get(0))
+                match decide(&tx, policy, id, &content_id, message_id.as_deref())
                     .map_err(cat_err)?
-                    .collect::<Result<_, _>>()
-                    .map_err(cat_err)?;
-                let over = policy.override_for(&content_id, message_id.as_deref());
-                match policy.decide(kinds.iter().map(String::as_str), over) {
+                {
                     Decision::Publish => ids.push(id),
                     Decision::Withhold(reason) => withheld.push((id, reason)),
                     Decision::Blocked(kinds) => blocked.push((content_id, message_id, kinds)),
@@ -472,11 +465,6 @@ impl Workspace {
             let matching = self.query_workspace(q, &rows)?;
             rows.retain(|(id, _, _)| matching.contains(id));
         }
-        let mut kinds_of = self
-            .catalogue
-            .conn
-            .prepare("SELECT DISTINCT kind FROM findings WHERE message = ?1")
-            .map_err(self.catalogue.err())?;
         let mut chosen = Vec::new();
         let mut counted = 0;
         let mut blocked = Vec::new();
@@ -484,13 +472,15 @@ impl Workspace {
             if selection.limit.is_some_and(|n| counted >= n) {
                 break;
             }
-            let kinds: Vec<String> = kinds_of
-                .query_map([id], |r| r.get(0))
-                .map_err(self.catalogue.err())?
-                .collect::<Result<_, _>>()
-                .map_err(self.catalogue.err())?;
-            let over = policy.override_for(&content_id, message_id.as_deref());
-            let publishable = match policy.decide(kinds.iter().map(String::as_str), over) {
+            let decision = decide(
+                &self.catalogue.conn,
+                &policy,
+                id,
+                &content_id,
+                message_id.as_deref(),
+            )
+            .map_err(self.catalogue.err())?;
+            let publishable = match decision {
                 Decision::Publish => true,
                 Decision::Withhold(_) => false,
                 Decision::Blocked(kinds) => {
@@ -530,6 +520,22 @@ impl Workspace {
         let found = index.search(q, trove_site::Sort::Oldest, 0, rows.len().max(1), u64::MAX)?;
         Ok(found.hits.iter().map(|h| h.number as i64).collect())
     }
+}
+
+/// What the policy does with email `id`, from its stored findings and any override.
+fn decide(
+    conn: &rusqlite::Connection,
+    policy: &crate::privacy::Policy,
+    id: i64,
+    content_id: &str,
+    message_id: Option<&str>,
+) -> rusqlite::Result<Decision> {
+    let kinds: Vec<String> = conn
+        .prepare_cached("SELECT DISTINCT kind FROM findings WHERE message = ?1")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let over = policy.override_for(content_id, message_id);
+    Ok(policy.decide(kinds.iter().map(String::as_str), over))
 }
 
 fn blocked_error(
