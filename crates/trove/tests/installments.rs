@@ -711,12 +711,14 @@ fn nginx_in_front_of_origin_and_mirror_loses_no_request_when_one_dies() {
     ]);
 
     let failed = load_through_nginx(&origin, &copy, true, 2000);
+    eprintln!("with retries: {failed} of 2000 requests failed");
     assert_eq!(
         failed, 0,
         "requests lost although nginx may retry them on the origin"
     );
     // The control: without retries the same kill does lose requests, so the test can fail.
     let failed = load_through_nginx(&origin, &copy, false, 2000);
+    eprintln!("without retries: {failed} of 2000 requests failed");
     assert!(
         failed > 0,
         "killing the mirror lost nothing even without retries: the load did not reach it"
