@@ -100,7 +100,10 @@ fn search_form(query: &str, sort: Sort) -> Markup {
 }
 
 pub fn home(title: &str, manifests: &[Arc<Manifest>]) -> String {
-    let total: u64 = manifests.iter().map(|m| m.numbers.count()).sum();
+    // Numbers given, less the emails withdrawn since (a later manifest withdraws them).
+    let given: u64 = manifests.iter().map(|m| m.numbers.count()).sum();
+    let withdrawn: u64 = manifests.iter().map(|m| m.withdrawn.len() as u64).sum();
+    let total = given.saturating_sub(withdrawn);
     layout(
         title,
         "Home",
