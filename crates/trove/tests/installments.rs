@@ -133,8 +133,9 @@ fn planned_releases_leave_no_trace_before_their_time() {
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("Published release 1 \"A\": emails 1..=3")
     );
-    // B: a few seconds from now. C: far ahead, chosen by date.
-    let b_at = SystemTime::now() + Duration::from_secs(4);
+    // B: twenty seconds from now, so the checks after A finish first even on a slow
+    // machine. C: far ahead, chosen by date.
+    let b_at = SystemTime::now() + Duration::from_secs(20);
     let out = run(&[
         "release",
         p(&ws),
@@ -177,6 +178,10 @@ fn planned_releases_leave_no_trace_before_their_time() {
     assert!(String::from_utf8_lossy(&body).contains("alphacanary"));
 
     // publish-due before B's time publishes nothing.
+    assert!(
+        SystemTime::now() < b_at,
+        "the checks after A outlasted B's lead time"
+    );
     let out = run(&["publish-due", p(&ws)]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("Nothing due. Next: plan 2"),
