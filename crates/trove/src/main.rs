@@ -181,6 +181,10 @@ enum Command {
         /// publisher announced it); the copy is then fetched again under the new key.
         #[arg(long)]
         trust_new_key: bool,
+        /// Trust the CA certificate(s) in this PEM file instead of the public roots (an
+        /// origin with its own certificate authority).
+        #[arg(long, value_name = "PEM")]
+        ca_cert: Option<PathBuf>,
         /// Milliseconds to wait between requests, to spare an origin under load.
         #[arg(long, default_value_t = 0, value_name = "MS")]
         pause_ms: u64,
@@ -620,6 +624,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             url,
             dir,
             trust_new_key,
+            ca_cert,
             pause_ms,
             quiet,
         } => mirror::mirror(
@@ -627,6 +632,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             &dir,
             &mirror::Options {
                 trust_new_key,
+                ca_cert,
                 pause: std::time::Duration::from_millis(pause_ms),
                 quiet,
             },

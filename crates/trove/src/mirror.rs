@@ -32,6 +32,9 @@ use crate::progress::CountProgress;
 
 pub struct Options {
     pub trust_new_key: bool,
+    /// Trust the CA certificates in this PEM file instead of the public roots (an origin
+    /// with a private certificate authority).
+    pub ca_cert: Option<PathBuf>,
     /// Wait between requests, to spare an origin under load.
     pub pause: Duration,
     pub quiet: bool,
@@ -64,6 +67,9 @@ impl Origin {
                 }
             }
             Err(ureq::Error::StatusCode(404)) | Err(ureq::Error::StatusCode(410)) => Ok(None),
+            Err(e) if e.to_string().contains("certificate") => Err(anyhow!(
+                "{url}: {e} (if the origin uses its own certificate authority, give its certificate with --ca-cert)"
+            )),
             Err(e) => Err(anyhow!("{url}: {e}")),
         }
     }
@@ -92,12 +98,29 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
     if !(base.starts_with("http://") || base.starts_with("https://")) {
         bail!("{url}: give the origin's address as http://… or https://…");
     }
+    let mut config = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(300)));
+    if let Some(path) = &opts.ca_cert {
+        let pem = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+        let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        if certs.is_empty() {
+            bail!("{}: no certificate in it (expected PEM)", path.display());
+        }
+        config = config.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                .build(),
+        );
+    }
     let origin = Origin {
         base: base.clone(),
-        agent: ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(300)))
-            .build()
-            .into(),
+        agent: config.build().into(),
         pause: opts.pause,
     };
     let info_bytes = origin.get("site.json", 1 << 20)?.ok_or_else(|| {

@@ -585,77 +585,113 @@ fn a_mirror_checks_everything_resumes_and_serves_the_same_pages() {
 /// `nginx` (Debian) balancing origin and mirror; `retry` says whether it may retry a
 /// request on the other server when one fails. Returns how many of `requests` failed
 /// when the mirror is killed a third of the way through.
+/// Debian's nginx on a free loopback port, with `body` as the inside of its `http`
+/// block (`{port}` stands for the port); stopped with SIGTERM when dropped, so the master
+/// takes its workers down with it.
+struct Nginx {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start(body: &str) -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let is_root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        let conf = format!(
+            "{user}worker_processes 1;\n\
+             error_log {root}/error.log warn;\n\
+             pid {root}/nginx.pid;\n\
+             events {{ worker_connections 512; }}\n\
+             http {{\n\
+               access_log off;\n\
+               client_body_temp_path {root}/body; proxy_temp_path {root}/proxy;\n\
+               fastcgi_temp_path {root}/fcgi; uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi;\n\
+               {body}\n\
+             }}\n",
+            user = if is_root { "user root;\n" } else { "" },
+            root = root.display(),
+            body = body.replace("{port}", &port.to_string()),
+        );
+        std::fs::write(root.join("nginx.conf"), conf).unwrap();
+        let child = std::process::Command::new("nginx")
+            .args([
+                "-p",
+                p(root),
+                "-c",
+                p(&root.join("nginx.conf")),
+                "-g",
+                "daemon off;",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "nginx did not start: {}",
+                std::fs::read_to_string(root.join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nginx {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// `nginx` (Debian) balancing origin and mirror; `retry` says whether it may retry a
+/// request on the other server when one fails. Returns how many of `requests` failed
+/// when the mirror is killed a third of the way through.
 fn load_through_nginx(origin: &Server, copy: &Path, retry: bool, requests: usize) -> usize {
-    let tmp = tempfile::tempdir().unwrap();
     let mut mirror = Server::start(copy);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let root = tmp.path();
-    let is_root = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
     let next_upstream = if retry {
         "error timeout http_502 http_503 http_504"
     } else {
         "off"
     };
-    let conf = format!(
-        "{user}worker_processes 1;\n\
-         error_log {root}/error.log warn;\n\
-         pid {root}/nginx.pid;\n\
-         events {{ worker_connections 512; }}\n\
-         http {{\n\
-           access_log off;\n\
-           client_body_temp_path {root}/body; proxy_temp_path {root}/proxy;\n\
-           fastcgi_temp_path {root}/fcgi; uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi;\n\
-           upstream trove {{\n\
-             server 127.0.0.1:{a} max_fails=1 fail_timeout=30s;\n\
-             server 127.0.0.1:{b} max_fails=1 fail_timeout=30s;\n\
+    let nginx = Nginx::start(&format!(
+        "upstream trove {{\n\
+           server 127.0.0.1:{a} max_fails=1 fail_timeout=30s;\n\
+           server 127.0.0.1:{b} max_fails=1 fail_timeout=30s;\n\
+         }}\n\
+         server {{\n\
+           listen 127.0.0.1:{{port}};\n\
+           location / {{\n\
+             proxy_pass http://trove;\n\
+             proxy_next_upstream {next_upstream};\n\
+             proxy_next_upstream_tries 2;\n\
+             proxy_connect_timeout 2s;\n\
+             proxy_read_timeout 10s;\n\
            }}\n\
-           server {{\n\
-             listen 127.0.0.1:{port};\n\
-             location / {{\n\
-               proxy_pass http://trove;\n\
-               proxy_next_upstream {next_upstream};\n\
-               proxy_next_upstream_tries 2;\n\
-               proxy_connect_timeout 2s;\n\
-               proxy_read_timeout 10s;\n\
-             }}\n\
-           }}\n\
-         }}\n",
-        user = if is_root { "user root;\n" } else { "" },
-        root = root.display(),
+         }}",
         a = origin.port,
         b = mirror.port,
-    );
-    std::fs::write(root.join("nginx.conf"), conf).unwrap();
-    let mut nginx = std::process::Command::new("nginx")
-        .args([
-            "-p",
-            p(root),
-            "-c",
-            p(&root.join("nginx.conf")),
-            "-g",
-            "daemon off;",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "nginx did not start: {}",
-            std::fs::read_to_string(root.join("error.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    ));
+    let port = nginx.port;
     let balancer = Server::at(port);
     let done = std::sync::atomic::AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicUsize::new(0);
@@ -686,11 +722,7 @@ fn load_through_nginx(origin: &Server, copy: &Path, retry: bool, requests: usize
         }
         mirror.kill();
     });
-    // SIGTERM, so the master takes its workers down with it (SIGKILL would orphan them).
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &nginx.id().to_string()])
-        .status();
-    let _ = nginx.wait();
+    drop(nginx);
     failed.into_inner()
 }
 
@@ -982,4 +1014,77 @@ fn exports_check_with_real_tools() {
     assert_eq!(files.get("/site/releases/000002.json").0, 200);
     let _ = http.kill();
     let _ = http.wait();
+}
+
+#[test]
+fn a_mirror_pulls_over_https_and_checks_the_certificate() {
+    if !tool_present("nginx") || !tool_present("openssl") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    let site = ws.join("site");
+    run(&["init", p(&ws)]);
+    run(&["ingest", p(&ws), p(&demo_mbox()), "--quiet"]);
+    run(&["release", p(&ws), "--next", "20"]);
+    let origin = Server::start(&site);
+
+    // A private CA and a certificate for 127.0.0.1, made with openssl.
+    let pki = tmp.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    std::fs::write(
+        pki.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    for args in [
+        "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=trove-test-ca -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign",
+        "req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1",
+        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf",
+    ] {
+        let out = std::process::Command::new("openssl")
+            .args(args.split(' '))
+            .current_dir(&pki)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args}: {}", text(&out));
+    }
+    let tls = Nginx::start(&format!(
+        "server {{\n\
+           listen 127.0.0.1:{{port}} ssl;\n\
+           ssl_certificate {pki}/server.pem;\n\
+           ssl_certificate_key {pki}/server.key;\n\
+           location / {{ proxy_pass http://127.0.0.1:{origin}; }}\n\
+         }}",
+        pki = pki.display(),
+        origin = origin.port,
+    ));
+    let url = format!("https://127.0.0.1:{}", tls.port);
+    let copy = tmp.path().join("mirror");
+
+    // Not signed by a CA it trusts: refused, nothing copied.
+    let out = trove().args(["mirror", &url, p(&copy)]).output().unwrap();
+    eprintln!("without the CA: {}", text(&out));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains(&format!("{url}/site/site.json")),
+        "{}",
+        text(&out)
+    );
+    assert!(!copy.join("releases").exists());
+    // With the CA: copied and checked over TLS.
+    let out = run(&[
+        "mirror",
+        &url,
+        p(&copy),
+        "--ca-cert",
+        p(&pki.join("ca.pem")),
+        "--quiet",
+    ]);
+    assert!(
+        text(&out).contains("Mirrored releases 1..=1"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&run(&["verify", p(&copy)])).contains("OK: 1 releases, 20 emails"));
 }
