@@ -163,12 +163,14 @@ impl SearchIndex {
                 message: e.to_string(),
             })?;
         let index = Index::open_or_create(directory, schema)?;
+        SearchIndex::ready(index, dir, ReloadPolicy::Manual)
+    }
+
+    /// The index with trove's fields found, its analyser registered and a reader.
+    fn ready(index: Index, dir: &Path, reload: ReloadPolicy) -> Result<SearchIndex> {
         let fields = Fields::of(&index, dir)?;
         register_tokenizer(&index);
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
+        let reader = index.reader_builder().reload_policy(reload).try_into()?;
         Ok(SearchIndex {
             index,
             reader,
@@ -184,34 +186,17 @@ impl SearchIndex {
                 "cannot open the search index ({e}); rebuild it with `trove reindex SITE`"
             ),
         })?;
-        let fields = Fields::of(&index, dir)?;
-        register_tokenizer(&index);
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::OnCommitWithDelay)
-            .try_into()?;
-        Ok(SearchIndex {
-            index,
-            reader,
-            fields,
-        })
+        SearchIndex::ready(index, dir, ReloadPolicy::OnCommitWithDelay)
     }
 
     /// An index held in memory, for a search over emails that are not published (the
     /// workspace's `--query` selection), with the same language and analysis.
     pub fn in_ram() -> Result<SearchIndex> {
-        let index = Index::create_in_ram(schema());
-        let fields = Fields::of(&index, Path::new("(memory)"))?;
-        register_tokenizer(&index);
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
-        Ok(SearchIndex {
-            index,
-            reader,
-            fields,
-        })
+        SearchIndex::ready(
+            Index::create_in_ram(schema()),
+            Path::new("(memory)"),
+            ReloadPolicy::Manual,
+        )
     }
 
     pub fn writer(&self) -> Result<IndexWriter> {
@@ -462,26 +447,7 @@ pub fn update_index(site: &Site, from: u32) -> Result<u64> {
     if !site.index_dir().join("meta.json").exists() {
         return rebuild_index(site);
     }
-    let index = SearchIndex::open_or_create(&site.index_dir())?;
-    let mut writer = index.writer()?;
-    let mut count = 0;
-    for k in from.max(1).. {
-        let Some(manifest) = site.manifest(k)? else {
-            break;
-        };
-        index.delete_release(&writer, k);
-        for number in manifest.numbers.first..=manifest.numbers.last {
-            if let Some(message) = site.message(number)? {
-                index.add(&writer, &message)?;
-                count += 1;
-            }
-        }
-        for w in &manifest.withdrawn {
-            index.delete_number(&writer, w.number);
-        }
-    }
-    writer.commit()?;
-    Ok(count)
+    index_releases(site, from)
 }
 
 /// Rebuilds `site`'s index from the published messages its manifests number, replacing
@@ -491,16 +457,28 @@ pub fn rebuild_index(site: &Site) -> Result<u64> {
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
     }
-    let index = SearchIndex::open_or_create(&dir)?;
+    index_releases(site, 1)
+}
+
+/// (Re-)indexes the emails of releases `from` on and removes the ones they withdraw.
+fn index_releases(site: &Site, from: u32) -> Result<u64> {
+    let index = SearchIndex::open_or_create(&site.index_dir())?;
     let mut writer = index.writer()?;
     let mut count = 0;
-    for manifest in site.manifests()? {
+    for k in from.max(1).. {
+        let Some(manifest) = site.manifest(k)? else {
+            break;
+        };
+        index.delete_release(&writer, k);
         for number in manifest.numbers.first..=manifest.numbers.last {
             // A withdrawn email has no file: nothing to index.
             if let Some(message) = site.message(number)? {
                 index.add(&writer, &message)?;
                 count += 1;
             }
+        }
+        for w in &manifest.withdrawn {
+            index.delete_number(&writer, w.number);
         }
     }
     writer.commit()?;

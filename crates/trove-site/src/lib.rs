@@ -18,6 +18,7 @@
 //! Architecture invariant: nothing in this crate reads a workspace. What is in the site
 //! directory is public by definition; what is not cannot be served.
 
+mod chain;
 mod index;
 mod manifest;
 mod message;
@@ -28,6 +29,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use chain::{Chain, LiveFiles};
 pub use ed25519_dalek::{Signature, SigningKey, Verifier, VerifyingKey};
 pub use index::{Hit, SearchIndex, SearchResults, Sort, rebuild_index, update_index};
 pub use manifest::{
@@ -83,6 +85,24 @@ pub struct SiteInfo {
     pub title: String,
     /// Ed25519 public key, hex.
     pub public_key: String,
+}
+
+impl SiteInfo {
+    /// The signing key `public_key` names.
+    pub fn verifying_key(&self) -> Result<VerifyingKey, String> {
+        let bytes: [u8; 32] = hex::decode(&self.public_key)
+            .map_err(|e| format!("public_key: {e}"))?
+            .try_into()
+            .map_err(|_| "public_key: not 32 bytes".to_string())?;
+        VerifyingKey::from_bytes(&bytes).map_err(|e| format!("public_key: {e}"))
+    }
+
+    /// The key's fingerprint: SHA-256 of its 32 bytes, in hex, as
+    /// `openssl pkey -pubin -in public-key.pem -outform DER | tail -c 32 | sha256sum`
+    /// prints it.
+    pub fn fingerprint(&self) -> String {
+        sha256_hex(&hex::decode(&self.public_key).unwrap_or_default())
+    }
 }
 
 /// A site directory.
@@ -176,16 +196,12 @@ impl Site {
     }
 
     pub fn verifying_key(&self) -> Result<VerifyingKey> {
-        let path = self.root.join("site.json");
-        let bad = |message: String| SiteError::Format {
-            path: path.clone(),
-            message,
-        };
-        let bytes: [u8; 32] = hex::decode(&self.info.public_key)
-            .map_err(|e| bad(format!("public_key: {e}")))?
-            .try_into()
-            .map_err(|_| bad("public_key: not 32 bytes".into()))?;
-        VerifyingKey::from_bytes(&bytes).map_err(|e| bad(format!("public_key: {e}")))
+        self.info
+            .verifying_key()
+            .map_err(|message| SiteError::Format {
+                path: self.root.join("site.json"),
+                message,
+            })
     }
 
     /// Every release manifest, in order. Stops at the first number with no manifest.

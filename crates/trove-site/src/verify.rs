@@ -1,12 +1,9 @@
 //! `trove verify`: checks a site the way a mirror or a court would.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use ed25519_dalek::{Signature, Verifier};
-
-use crate::{FileEntry, Site, manifest_path, merkle_root, sha256_hex, signature_path};
+use crate::{Chain, LiveFiles, Site, manifest_path, sha256_hex, signature_path};
 
 /// What was checked, for the report a verifier reads.
 #[derive(Debug, Default)]
@@ -41,21 +38,13 @@ pub fn verify_site(root: &Path) -> VerifyReport {
         Ok(k) => k,
         Err(e) => return report.fail(e.to_string()),
     };
-    check(root, &site, &key, report)
+    check(root, &key, report)
 }
 
-fn check(
-    root: &Path,
-    site: &Site,
-    key: &ed25519_dalek::VerifyingKey,
-    mut report: VerifyReport,
-) -> VerifyReport {
-    let mut previous_hash: Option<String> = None;
-    let mut next_number = 1;
-    // What the chain says should be there now: each path with the release that last
-    // listed it; a withdrawal takes a path out until a later release lists it again.
-    let mut live: BTreeMap<String, (u32, FileEntry)> = BTreeMap::new();
-    let mut withdrawn: BTreeMap<String, u32> = BTreeMap::new();
+fn check(root: &Path, key: &ed25519_dalek::VerifyingKey, mut report: VerifyReport) -> VerifyReport {
+    let mut chain = Chain::default();
+    // What the chain says should be there now, and what it says is gone.
+    let mut live = LiveFiles::default();
     let mut emails_withdrawn = 0;
     for k in 1.. {
         let mpath = root.join(manifest_path(k));
@@ -69,81 +58,12 @@ fn check(
             Ok(s) => s,
             Err(e) => return report.fail(format!("{}: {e}", spath.display())),
         };
-        let sig = match Signature::from_slice(&sig) {
-            Ok(s) => s,
-            Err(_) => return report.fail(format!("{}: not an Ed25519 signature", spath.display())),
-        };
-        if key.verify(&bytes, &sig).is_err() {
-            return report.fail(format!(
-                "{}: signature does not match (manifest changed, or signed by another key)",
-                mpath.display()
-            ));
-        }
-        let manifest = match crate::Manifest::from_bytes(&bytes) {
+        let manifest = match chain.accept(&bytes, &sig, key) {
             Ok(m) => m,
             Err(e) => return report.fail(format!("{}: {e}", mpath.display())),
         };
-        if manifest.release != k {
-            return report.fail(format!(
-                "{}: says it is release {}",
-                mpath.display(),
-                manifest.release
-            ));
-        }
-        if manifest.public_key != site.info().public_key {
-            return report.fail(format!("{}: names another signing key", mpath.display()));
-        }
-        if manifest.previous != previous_hash {
-            return report.fail(format!(
-                "{}: chain broken: previous manifest hash is {:?}, expected {:?}",
-                mpath.display(),
-                manifest.previous,
-                previous_hash
-            ));
-        }
-        // A release that only withdraws adds no number: its range is empty (last = first - 1).
-        if manifest.numbers.first != next_number
-            || manifest.numbers.last + 1 < manifest.numbers.first
-        {
-            return report.fail(format!(
-                "{}: numbers {}..={} do not follow on from {}",
-                mpath.display(),
-                manifest.numbers.first,
-                manifest.numbers.last,
-                next_number - 1
-            ));
-        }
-        if merkle_root(&manifest.files) != manifest.merkle_root {
-            return report.fail(format!(
-                "{}: Merkle root does not match its file list",
-                mpath.display()
-            ));
-        }
-        for f in &manifest.files {
-            if f.path.contains("..") || f.path.starts_with('/') {
-                return report.fail(format!(
-                    "{}: lists a path outside the site: {}",
-                    mpath.display(),
-                    f.path
-                ));
-            }
-            withdrawn.remove(&f.path);
-            live.insert(f.path.clone(), (k, f.clone()));
-        }
-        for w in &manifest.withdrawn {
-            if w.number >= next_number {
-                return report.fail(format!(
-                    "{}: withdraws email {}, which was never published",
-                    mpath.display(),
-                    w.number
-                ));
-            }
-            for path in &w.files {
-                live.remove(path);
-                withdrawn.insert(path.clone(), k);
-            }
-            emails_withdrawn += 1;
-        }
+        live.apply(&manifest);
+        emails_withdrawn += manifest.withdrawn.len() as u64;
         let withdrawals = match manifest.withdrawn.len() {
             0 => String::new(),
             n => format!(", {n} withdrawn"),
@@ -164,10 +84,8 @@ fn check(
         ));
         report.releases = k;
         report.emails += manifest.numbers.count();
-        next_number = manifest.numbers.last + 1;
-        previous_hash = Some(sha256_hex(&bytes));
     }
-    for (path, (k, f)) in &live {
+    for (path, (k, f)) in &live.files {
         let full = root.join(path);
         match fs::read(&full) {
             Ok(b) if sha256_hex(&b) == f.sha256 && b.len() as u64 == f.size => {}
@@ -187,7 +105,7 @@ fn check(
         }
         report.files += 1;
     }
-    for (path, k) in &withdrawn {
+    for (path, k) in &live.withdrawn {
         if root.join(path).exists() {
             return report.fail(format!(
                 "{}: withdrawn by release {k}, but still present",
@@ -216,7 +134,7 @@ fn check(
                 .strip_prefix(root)
                 .map(|p| p.to_string_lossy().replace('\\', "/"))
                 .unwrap_or_default();
-            if !live.contains_key(&rel) {
+            if !live.files.contains_key(&rel) {
                 return report.fail(format!(
                     "{}: not listed in any signed release",
                     entry.path().display()

@@ -121,16 +121,24 @@ pub async fn export_static(
         stats.pages += 1;
         stats.files += 1;
     }
-    // The signed files, as `/site/…` serves them, for checking the copy.
-    for entry in walk(state.site.root()) {
-        let rel = entry
-            .strip_prefix(state.site.root())
-            .map(|p| p.to_string_lossy().replace('\\', "/"))
-            .unwrap_or_default();
-        if !crate::site_path_is_served(&state, &rel) {
-            continue;
-        }
-        let bytes = std::fs::read(&entry).map_err(|e| format!("{}: {e}", entry.display()))?;
+    // The signed files, as `/site/…` serves them, for checking the copy: what the
+    // manifests say is published now, with the manifests and the key.
+    let manifests = state.manifests();
+    let live = trove_site::LiveFiles::of(manifests.iter().map(|m| m.as_ref()));
+    let signed = manifests.iter().flat_map(|m| {
+        [
+            trove_site::manifest_path(m.release),
+            trove_site::signature_path(m.release),
+        ]
+    });
+    let named = ["site.json".to_string(), "public-key.pem".to_string()];
+    for rel in named
+        .into_iter()
+        .chain(signed)
+        .chain(live.files.into_keys())
+    {
+        let from = state.site.root().join(&rel);
+        let bytes = std::fs::read(&from).map_err(|e| format!("{}: {e}", from.display()))?;
         write(&out.join("site").join(&rel), &bytes)?;
         stats.files += 1;
         stats.bytes += bytes.len() as u64;
@@ -143,28 +151,6 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn walk(root: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                if path.file_name().is_some_and(|n| n != "index") || dir != root {
-                    stack.push(path);
-                }
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// The file a route is written to, relative to the copy's root. `None` for a route the

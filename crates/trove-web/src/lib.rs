@@ -399,11 +399,7 @@ async fn evidence_bundle(
 
 async fn verify_page(State(s): State<Shared>) -> Html<String> {
     let manifests = s.manifests();
-    Html(pages::verify(
-        &s.site.info().title,
-        &s.site.info().public_key,
-        &manifests,
-    ))
+    Html(pages::verify(s.site.info(), &manifests))
 }
 
 async fn public_key(State(s): State<Shared>) -> Result<Response, WebError> {

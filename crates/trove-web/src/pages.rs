@@ -384,24 +384,6 @@ pub fn email(title: &str, m: &PublishedMessage, release: Option<&Manifest>) -> S
     layout(title, &subject, "", body)
 }
 
-/// The key's fingerprint: SHA-256 of the 32 raw key bytes, as
-/// `openssl pkey -pubin -in public-key.pem -outform DER | tail -c 32 | sha256sum` prints it.
-pub fn fingerprint(public_key_hex: &str) -> String {
-    use sha2::Digest;
-    let bytes = hex_decode(public_key_hex).unwrap_or_default();
-    sha2::Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// The shell steps on /verify that check release `k` with standard tools only (curl,
 /// openssl, sha256sum, python3 for reading JSON). A test runs them against a server.
 pub fn verify_script(k: u32) -> String {
@@ -437,7 +419,7 @@ pub fn verify_script(k: u32) -> String {
     )
 }
 
-pub fn verify(title: &str, public_key: &str, manifests: &[Arc<Manifest>]) -> String {
+pub fn verify(info: &trove_site::SiteInfo, manifests: &[Arc<Manifest>]) -> String {
     // The steps check the latest release that published files (a withdrawal adds none).
     let last = manifests
         .iter()
@@ -445,7 +427,7 @@ pub fn verify(title: &str, public_key: &str, manifests: &[Arc<Manifest>]) -> Str
         .find(|m| !m.files.is_empty())
         .map_or(1, |m| m.release);
     layout(
-        title,
+        &info.title,
         "Verify this site",
         "",
         html! {
@@ -453,8 +435,8 @@ pub fn verify(title: &str, public_key: &str, manifests: &[Arc<Manifest>]) -> Str
             p { "Nothing here asks you to trust this server. Every release is a signed list of the files it published, and names the release before it; every email's DKIM signatures can be checked against the key records shown with it." }
             h2 { "The signing key" }
             table.headers {
-                tr { th { "Fingerprint" } td { code #fingerprint { (fingerprint(public_key)) } } }
-                tr { th { "Ed25519 key (hex)" } td { code { (public_key) } } }
+                tr { th { "Fingerprint" } td { code #fingerprint { (info.fingerprint()) } } }
+                tr { th { "Ed25519 key (hex)" } td { code { (info.public_key) } } }
                 tr { th { "As PEM" } td { a href="/site/public-key.pem" { "public-key.pem" } } }
             }
             p { "Compare the fingerprint with the one the publisher announces elsewhere (a printed notice, another site, a signed post). A mirror serving this archive shows the same key and fingerprint, or it is not a copy of it." }
@@ -477,13 +459,14 @@ pub fn verify(title: &str, public_key: &str, manifests: &[Arc<Manifest>]) -> Str
 /// feed's own address. (maud writes void elements HTML-style, so `link` is given an empty
 /// body to stay well-formed XML.)
 pub fn releases_atom(info: &trove_site::SiteInfo, manifests: &[Arc<Manifest>]) -> String {
+    let fingerprint = info.fingerprint();
     let updated = manifests
         .last()
         .map_or("1970-01-01T00:00:00Z", |m| m.published_at.as_str());
     let body = html! {
         feed xmlns="http://www.w3.org/2005/Atom" {
             title { (info.title) }
-            id { "urn:trove:site:" (fingerprint(&info.public_key)) }
+            id { "urn:trove:site:" (fingerprint) }
             updated { (updated) }
             link rel="self" href="releases.atom" {}
             link rel="alternate" href="releases" {}
@@ -491,7 +474,7 @@ pub fn releases_atom(info: &trove_site::SiteInfo, manifests: &[Arc<Manifest>]) -
             @for m in manifests.iter().rev() {
                 entry {
                     title { "Release " (m.release) ": " (m.title) }
-                    id { "urn:trove:release:" (fingerprint(&info.public_key)) ":" (m.release) }
+                    id { "urn:trove:release:" (fingerprint) ":" (m.release) }
                     updated { (m.published_at) }
                     link rel="alternate" href={ "releases/" (m.release) } {}
                     link rel="related" type="application/json" href={ "site/releases/" (format!("{:06}", m.release)) ".json" } {}

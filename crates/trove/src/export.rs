@@ -64,7 +64,7 @@ pub fn export(site_dir: &Path, opts: &Options) -> Result<()> {
         );
     }
     if let Some(dir) = &opts.torrent_dir {
-        let live = live_paths(&manifests);
+        let live = trove_site::LiveFiles::of(&manifests);
         for m in &manifests {
             let (path, info_hash, files) =
                 write_torrent(&site, m, &live, dir, opts.web_seed.as_deref())?;
@@ -130,22 +130,6 @@ fn published(site: &Site, m: &Manifest) -> Result<Vec<PublishedMessage>> {
     Ok(out)
 }
 
-/// Every path the chain says is published now (listed, and not withdrawn since).
-fn live_paths(manifests: &[Manifest]) -> std::collections::HashSet<String> {
-    let mut live = std::collections::HashSet::new();
-    for m in manifests {
-        for f in &m.files {
-            live.insert(f.path.clone());
-        }
-        for w in &m.withdrawn {
-            for f in &w.files {
-                live.remove(f);
-            }
-        }
-    }
-    live
-}
-
 #[derive(serde::Serialize)]
 struct TorrentFile {
     length: u64,
@@ -177,7 +161,7 @@ struct Metainfo {
 fn write_torrent(
     site: &Site,
     m: &Manifest,
-    live: &std::collections::HashSet<String>,
+    live: &trove_site::LiveFiles,
     dir: &Path,
     web_seed: Option<&str>,
 ) -> Result<(PathBuf, String, usize)> {
@@ -191,7 +175,7 @@ fn write_torrent(
         paths.insert(p, ());
     }
     for f in &m.files {
-        if live.contains(&f.path) {
+        if live.files.contains_key(&f.path) {
             paths.insert(f.path.clone(), ());
         }
     }

@@ -20,7 +20,6 @@
 //! it was, complete up to its last release. Finally the search index is brought up to
 //! date (it is derived, so it is rebuilt locally rather than copied).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -87,12 +86,6 @@ impl std::fmt::Display for TooLarge {
 
 impl std::error::Error for TooLarge {}
 
-pub fn fingerprint(public_key_hex: &str) -> String {
-    hex::encode(Sha256::digest(
-        hex::decode(public_key_hex).unwrap_or_default(),
-    ))
-}
-
 pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
     let base = url.trim_end_matches('/').to_string();
     if !(base.starts_with("http://") || base.starts_with("https://")) {
@@ -128,8 +121,9 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
     })?;
     let info: SiteInfo = serde_json::from_slice(&info_bytes)
         .with_context(|| format!("{base}/{SITE_PREFIX}/site.json is not a trove site.json"))?;
-    let key = verifying_key(&info.public_key)
-        .with_context(|| format!("{base}/{SITE_PREFIX}/site.json"))?;
+    let key = info
+        .verifying_key()
+        .map_err(|e| anyhow!("{base}/{SITE_PREFIX}/site.json: {e}"))?;
 
     if dir.join("site.json").exists() {
         let local = Site::open(dir)?;
@@ -138,15 +132,15 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
                 bail!(
                     "the origin's signing key changed: this mirror holds key {} (fingerprint {}), {base} now signs with {} (fingerprint {}). Nothing was copied. If the publisher announced this key, run again with --trust-new-key; the copy is then fetched again and checked under the new key.",
                     local.info().public_key,
-                    fingerprint(&local.info().public_key),
+                    local.info().fingerprint(),
                     info.public_key,
-                    fingerprint(&info.public_key)
+                    info.fingerprint()
                 );
             }
             eprintln!(
                 "Trusting the new key {} (fingerprint {}); removing the copy made under the old key.",
                 info.public_key,
-                fingerprint(&info.public_key)
+                info.fingerprint()
             );
             for sub in ["releases", "messages", "attachments", "index", STAGING] {
                 let p = dir.join(sub);
@@ -162,7 +156,7 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
         println!(
             "First pull from {base}: pinning its key {} (fingerprint {}). Compare the fingerprint with the one the publisher announced.",
             info.public_key,
-            fingerprint(&info.public_key)
+            info.fingerprint()
         );
     }
     let site = Site::open_or_create(dir, &info.title, &key)?;
@@ -172,8 +166,7 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
     while dir.join(trove_site::manifest_path(have + 1)).exists() {
         have += 1;
     }
-    let mut previous: Option<String> = None;
-    let mut next_number = 1;
+    let mut chain = trove_site::Chain::default();
     if have > 0 {
         let path = dir.join(trove_site::manifest_path(have));
         let local = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
@@ -190,8 +183,7 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
         }
         let manifest =
             Manifest::from_bytes(&local).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        previous = Some(hex::encode(Sha256::digest(&local)));
-        next_number = manifest.numbers.last + 1;
+        chain = trove_site::Chain::after(&manifest, &local);
     }
 
     let started = Instant::now();
@@ -207,18 +199,9 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
         let sig = origin.get(&spath, 1024)?.ok_or_else(|| {
             anyhow!("{base}/{SITE_PREFIX}/{spath}: missing (release {k} has a manifest but no signature)")
         })?;
-        let manifest = check_manifest(
-            &bytes,
-            &sig,
-            &key,
-            &info,
-            k,
-            previous.as_deref(),
-            next_number,
-        )
-        .map_err(|e| anyhow!("{base}/{SITE_PREFIX}/{mpath}: {e}; nothing was accepted"))?;
-        previous = Some(hex::encode(Sha256::digest(&bytes)));
-        next_number = manifest.numbers.last + 1;
+        let manifest = chain
+            .accept(&bytes, &sig, &key)
+            .map_err(|e| anyhow!("{base}/{SITE_PREFIX}/{mpath}: {e}; nothing was accepted"))?;
         new.push((manifest, bytes, sig));
     }
     if new.is_empty() {
@@ -228,22 +211,12 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
 
     // 2. The files the copy will hold once every new release is applied: a file a later
     //    release withdraws is not fetched (the origin no longer serves it).
-    let mut wanted: BTreeMap<String, trove_site::FileEntry> = BTreeMap::new();
-    for (m, _, _) in &new {
-        for f in &m.files {
-            wanted.insert(f.path.clone(), f.clone());
-        }
-        for w in &m.withdrawn {
-            for path in &w.files {
-                wanted.remove(path);
-            }
-        }
-    }
+    let wanted = trove_site::LiveFiles::of(new.iter().map(|(m, _, _)| m)).files;
     let staging = dir.join(STAGING).join("files");
     let progress = CountProgress::new("fetching files", opts.quiet);
     let total = wanted.len() as u64;
     let (mut fetched, mut fetched_bytes, mut reused) = (0u64, 0u64, 0u64);
-    for (i, f) in wanted.values().enumerate() {
+    for (i, (_, f)) in wanted.values().enumerate() {
         let target = dir.join(&f.path);
         let staged = staging.join(&f.path);
         if file_matches(&target, f)? || file_matches(&staged, f)? {
@@ -318,69 +291,6 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
         dir.display()
     );
     Ok(())
-}
-
-fn verifying_key(hex_key: &str) -> Result<trove_site::VerifyingKey> {
-    let bytes: [u8; 32] = hex::decode(hex_key)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| anyhow!("public_key is not 32 bytes of hex"))?;
-    Ok(trove_site::VerifyingKey::from_bytes(&bytes)?)
-}
-
-/// Checks a fetched manifest before anything it lists is accepted.
-fn check_manifest(
-    bytes: &[u8],
-    sig: &[u8],
-    key: &trove_site::VerifyingKey,
-    info: &SiteInfo,
-    k: u32,
-    previous: Option<&str>,
-    next_number: u64,
-) -> std::result::Result<Manifest, String> {
-    use trove_site::Verifier;
-    let sig = trove_site::Signature::from_slice(sig)
-        .map_err(|_| "the signature is not 64 bytes".to_string())?;
-    key.verify(bytes, &sig)
-        .map_err(|_| "the signature does not match the pinned key".to_string())?;
-    let m = Manifest::from_bytes(bytes)?;
-    if m.release != k {
-        return Err(format!("says it is release {}", m.release));
-    }
-    if m.public_key != info.public_key {
-        return Err("names another signing key".into());
-    }
-    if m.previous.as_deref() != previous {
-        return Err(format!(
-            "chain broken: it names {:?} as the previous manifest, this mirror holds {:?}",
-            m.previous, previous
-        ));
-    }
-    if m.numbers.first != next_number || m.numbers.last + 1 < m.numbers.first {
-        return Err(format!(
-            "numbers {}..={} do not follow on from {}",
-            m.numbers.first,
-            m.numbers.last,
-            next_number - 1
-        ));
-    }
-    if trove_site::merkle_root(&m.files) != m.merkle_root {
-        return Err("the Merkle root does not match its file list".into());
-    }
-    for f in m
-        .files
-        .iter()
-        .map(|f| &f.path)
-        .chain(m.withdrawn.iter().flat_map(|w| &w.files))
-    {
-        let safe = (f.starts_with("messages/") || f.starts_with("attachments/"))
-            && !f.split('/').any(|c| c.is_empty() || c == "." || c == "..")
-            && !f.contains('\\');
-        if !safe {
-            return Err(format!("lists a path a site never holds: {f:?}"));
-        }
-    }
-    Ok(m)
 }
 
 /// Whether `path` holds exactly the file `f` describes.
