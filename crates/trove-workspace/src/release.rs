@@ -238,6 +238,30 @@ impl Workspace {
     }
 }
 
+/// The next release's number and the first public number it may give.
+pub(crate) fn next_release(conn: &rusqlite::Connection) -> rusqlite::Result<(u32, u64)> {
+    conn.query_row(
+        "SELECT coalesce(max(number), 0) + 1, coalesce(max(last), 0) + 1 FROM releases",
+        [],
+        |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64)),
+    )
+}
+
+/// Records `release` in state `writing`: numbered and committed before anything is
+/// written, so a crash is finished with the same numbers, title and time.
+pub(crate) fn record_writing(
+    conn: &rusqlite::Connection,
+    release: u32,
+    title: &str,
+    numbers: NumberRange,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO releases (number, title, published_at, first, last, state) VALUES (?1, ?2, ?3, ?4, ?5, 'writing')",
+        params![release, title, crate::catalogue::now_rfc3339(), numbers.first as i64, numbers.last as i64],
+    )?;
+    Ok(())
+}
+
 /// A key record as published. The site is public: an archive key names the key file,
 /// not where it sits on the publisher's machine.
 fn public_key(

@@ -17,7 +17,6 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use trove_site::{NumberRange, SearchIndex, Site};
 
-use crate::catalogue::now_rfc3339;
 use crate::privacy::Decision;
 use crate::release::ReleaseOutcome;
 use crate::{Result, Workspace, WorkspaceError};
@@ -331,13 +330,7 @@ impl Workspace {
     fn go_live(&mut self, plan: i64, title: &str, policy: &crate::privacy::Policy) -> Result<bool> {
         let root = self.root.clone();
         let (tx, cat_err) = self.catalogue.begin()?;
-        let (release, next_number): (u32, u64) = tx
-            .query_row(
-                "SELECT coalesce(max(number), 0) + 1, coalesce(max(last), 0) + 1 FROM releases",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64)),
-            )
-            .map_err(cat_err)?;
+        let (release, next_number) = crate::release::next_release(&tx).map_err(cat_err)?;
         let mut ids: Vec<i64> = Vec::new();
         let mut withheld: Vec<(i64, String)> = Vec::new();
         let mut blocked: Vec<(String, Option<String>, Vec<String>)> = Vec::new();
@@ -407,11 +400,7 @@ impl Workspace {
                     .map_err(cat_err)?;
             }
         }
-        tx.execute(
-            "INSERT INTO releases (number, title, published_at, first, last, state) VALUES (?1, ?2, ?3, ?4, ?5, 'writing')",
-            params![release, title, now_rfc3339(), numbers.first as i64, numbers.last as i64],
-        )
-        .map_err(cat_err)?;
+        crate::release::record_writing(&tx, release, &title, numbers).map_err(cat_err)?;
         tx.execute(
             "UPDATE plans SET state = 'published', release = ?2 WHERE id = ?1",
             params![plan, release],

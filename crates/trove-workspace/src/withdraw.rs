@@ -68,18 +68,14 @@ impl Workspace {
         }
         let files = files_of(&site, number)?;
         let (tx, cat_err) = self.catalogue.begin()?;
-        let (release, last): (u32, u64) = tx
-            .query_row(
-                "SELECT coalesce(max(number), 0) + 1, coalesce(max(last), 0) FROM releases",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64)),
-            )
-            .map_err(cat_err)?;
-        tx.execute(
-            "INSERT INTO releases (number, title, published_at, first, last, state) VALUES (?1, ?2, ?3, ?4, ?5, 'writing')",
-            params![release, format!("Withdrawal of email {number}"), now_rfc3339(), (last + 1) as i64, last as i64],
-        )
-        .map_err(cat_err)?;
+        let (release, next_number) = crate::release::next_release(&tx).map_err(cat_err)?;
+        // It adds no number: an empty range after the last one given.
+        let numbers = trove_site::NumberRange {
+            first: next_number,
+            last: next_number - 1,
+        };
+        let title = format!("Withdrawal of email {number}");
+        crate::release::record_writing(&tx, release, &title, numbers).map_err(cat_err)?;
         tx.execute(
             "INSERT INTO withdrawals (number, release, reason, at, files) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
