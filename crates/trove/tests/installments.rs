@@ -428,6 +428,12 @@ fn demo_mbox() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("demo/enron-allen-p-sample.mbox")
 }
 
+/// Fails, showing everything it printed, unless the command's output contains `needle`.
+fn says(out: &std::process::Output, needle: &str) {
+    let said = text(out);
+    assert!(said.contains(needle), "expected {needle:?} in:\n{said}");
+}
+
 fn text(out: &std::process::Output) -> String {
     format!(
         "{}{}",
@@ -445,7 +451,7 @@ fn a_mirror_checks_everything_resumes_and_serves_the_same_pages() {
     let url = format!("http://127.0.0.1:{}", origin.port);
 
     let out = run(&["mirror", &url, p(&copy), "--quiet"]);
-    assert!(text(&out).contains("pinning its key"), "{}", text(&out));
+    says(&out, "pinning its key");
     assert!(text(&out).contains("Mirrored releases 1..=1"));
     assert!(text(&run(&["verify", p(&copy)])).contains("OK: 1 releases, 100 emails"));
 
@@ -527,7 +533,7 @@ fn a_mirror_checks_everything_resumes_and_serves_the_same_pages() {
     run(&["withdraw", p(&ws), "7", "--reason", "court order"]);
     std::thread::sleep(Duration::from_millis(2200));
     let out = run(&["mirror", &url, p(&copy), "--quiet"]);
-    assert!(text(&out).contains("1 withdrawn"), "{}", text(&out));
+    says(&out, "1 withdrawn");
     assert!(!copy.join("messages/0000/7.json").exists());
 
     // Readers cannot tell the mirror from the origin.
@@ -566,11 +572,7 @@ fn a_mirror_checks_everything_resumes_and_serves_the_same_pages() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out).contains("the origin's signing key changed"),
-        "{}",
-        text(&out)
-    );
+    says(&out, "the origin's signing key changed");
     assert!(text(&run(&["verify", p(&copy)])).contains("OK: 3 releases"));
     let out = run(&[
         "mirror",
@@ -579,11 +581,7 @@ fn a_mirror_checks_everything_resumes_and_serves_the_same_pages() {
         "--trust-new-key",
         "--quiet",
     ]);
-    assert!(
-        text(&out).contains("Trusting the new key"),
-        "{}",
-        text(&out)
-    );
+    says(&out, "Trusting the new key");
     assert!(text(&run(&["verify", p(&copy)])).contains("OK: 1 releases, 10 emails"));
 }
 
@@ -1059,11 +1057,7 @@ fn a_mirror_pulls_over_https_and_checks_the_certificate() {
     let out = trove().args(["mirror", &url, p(&copy)]).output().unwrap();
     eprintln!("without the CA: {}", text(&out));
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out).contains(&format!("{url}/site/site.json")),
-        "{}",
-        text(&out)
-    );
+    says(&out, &format!("{url}/site/site.json"));
     assert!(!copy.join("releases").exists());
     // With the CA: copied and checked over TLS.
     let out = run(&[
@@ -1074,10 +1068,6 @@ fn a_mirror_pulls_over_https_and_checks_the_certificate() {
         p(&pki.join("ca.pem")),
         "--quiet",
     ]);
-    assert!(
-        text(&out).contains("Mirrored releases 1..=1"),
-        "{}",
-        text(&out)
-    );
+    says(&out, "Mirrored releases 1..=1");
     assert!(text(&run(&["verify", p(&copy)])).contains("OK: 1 releases, 20 emails"));
 }
