@@ -159,11 +159,20 @@ impl Site {
             }
             return Ok(site);
         }
-        // Never turn someone's existing directory into a public site.
-        if root.exists() && fs::read_dir(root).map_err(io_err(root))?.next().is_some() {
-            return Err(SiteError::NotEmpty {
-                path: root.to_path_buf(),
-            });
+        // Never turn someone's existing directory into a public site. What an interrupted
+        // creation leaves (the key written, site.json not yet) is ours to finish.
+        if root.exists() {
+            for entry in fs::read_dir(root).map_err(io_err(root))? {
+                let name = entry.map_err(io_err(root))?.file_name();
+                let ours = ["public-key.pem", "public-key.pem.tmp", "site.json.tmp"]
+                    .iter()
+                    .any(|n| name == *n);
+                if !ours {
+                    return Err(SiteError::NotEmpty {
+                        path: root.to_path_buf(),
+                    });
+                }
+            }
         }
         fs::create_dir_all(root).map_err(io_err(root))?;
         let info = SiteInfo {
@@ -308,4 +317,35 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> VerifyingKey {
+        SigningKey::from_bytes(&[7; 32]).verifying_key()
+    }
+
+    #[test]
+    fn an_interrupted_creation_is_finished_but_a_foreign_directory_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Killed after the key file, before site.json.
+        let half = tmp.path().join("half");
+        fs::create_dir_all(&half).unwrap();
+        fs::write(half.join("public-key.pem"), b"partial").unwrap();
+        fs::write(half.join("site.json.tmp"), b"{").unwrap();
+        let site = Site::open_or_create(&half, "t", &key()).unwrap();
+        assert_eq!(site.info().public_key, hex::encode(key().as_bytes()));
+        assert!(Site::open(&half).is_ok());
+
+        let foreign = tmp.path().join("foreign");
+        fs::create_dir_all(&foreign).unwrap();
+        fs::write(foreign.join("public-key.pem"), b"x").unwrap();
+        fs::write(foreign.join("notes.txt"), b"mine").unwrap();
+        assert!(matches!(
+            Site::open_or_create(&foreign, "t", &key()),
+            Err(SiteError::NotEmpty { .. })
+        ));
+    }
 }
