@@ -2,29 +2,64 @@
 //!
 //! It is derived data: built from `messages/*.json` by releases and rebuildable from them,
 //! so it is not covered by the signed manifests. Only released emails are ever added.
+//!
+//! Text is cut by [`WordTokenizer`] (CJK characters one by one), lower-cased and folded to
+//! ASCII, so `zurich` finds "Zürich". Subject and body are also indexed a second time,
+//! stemmed in the email's language (detected by `whatlang` among the languages below), in
+//! a field of that language: a bare word or a `subject:`/`body:` word then also matches
+//! its stem in every language's field, so `contracts` finds "contract" and `verträge`
+//! finds "Vertrag". The exact words still score first.
+//!
+//! Facets are tantivy terms aggregations over keyword fast fields (`domain`, `person`,
+//! `filetype`, `month`, `dkim`, `release`). Paging is by cursor: the sort key of the last
+//! hit, so page 10,000 costs what page 1 does.
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
 
+use tantivy::aggregation::agg_req::Aggregations;
+use tantivy::aggregation::{AggregationCollector, AggregationLimitsGuard};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
+    TermSetQuery,
 };
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
     TextOptions, Value,
 };
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
+    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, Stemmer, TextAnalyzer,
 };
 use tantivy::{
-    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term,
+    DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader,
+    TantivyDocument, Term,
 };
 
-use crate::query::{Expr, TextField};
+use crate::query::{ExactField, Expr, QueryError, TextField};
+use crate::threads::{Links, ThreadMap};
+use crate::tokens::WordTokenizer;
 use crate::{PublishedMessage, Result, Site, SiteError, io_err};
 
 const TOKENIZER: &str = "trove";
+
+/// The languages whose stems are indexed: the field suffix, tantivy's stemmer, and the
+/// language as whatlang names it.
+const STEMMED: [(&str, Language, whatlang::Lang); 12] = [
+    ("en", Language::English, whatlang::Lang::Eng),
+    ("fr", Language::French, whatlang::Lang::Fra),
+    ("de", Language::German, whatlang::Lang::Deu),
+    ("es", Language::Spanish, whatlang::Lang::Spa),
+    ("it", Language::Italian, whatlang::Lang::Ita),
+    ("pt", Language::Portuguese, whatlang::Lang::Por),
+    ("nl", Language::Dutch, whatlang::Lang::Nld),
+    ("sv", Language::Swedish, whatlang::Lang::Swe),
+    ("da", Language::Danish, whatlang::Lang::Dan),
+    ("no", Language::Norwegian, whatlang::Lang::Nob),
+    ("fi", Language::Finnish, whatlang::Lang::Fin),
+    ("ru", Language::Russian, whatlang::Lang::Rus),
+];
 
 struct Fields {
     number: Field,
@@ -36,7 +71,15 @@ struct Fields {
     subject: Field,
     body: Field,
     filename: Field,
+    attachment: Field,
     dkim: Field,
+    has: Field,
+    domain: Field,
+    person: Field,
+    filetype: Field,
+    month: Field,
+    /// One per entry of [`STEMMED`], in that order.
+    stems: Vec<Field>,
     from_display: Field,
     subject_display: Field,
     date_display: Field,
@@ -46,18 +89,37 @@ struct Fields {
 /// by an older trove is recognised rather than misread.
 fn schema() -> Schema {
     let mut b = Schema::builder();
-    let text = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default()
-            .set_tokenizer(TOKENIZER)
-            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-    );
+    let text = |tokenizer: &str| {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(tokenizer)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        )
+    };
     b.add_u64_field("number", INDEXED | STORED | FAST);
-    b.add_u64_field("release", INDEXED | FAST);
+    b.add_u64_field("release", INDEXED | STORED | FAST);
     b.add_i64_field("date", INDEXED | FAST);
-    for name in ["from", "to", "cc", "subject", "body", "filename"] {
-        b.add_text_field(name, text.clone());
+    for name in [
+        "from",
+        "to",
+        "cc",
+        "subject",
+        "body",
+        "filename",
+        "attachment",
+    ] {
+        b.add_text_field(name, text(TOKENIZER));
     }
-    b.add_text_field("dkim", STRING);
+    for (lang, _, _) in STEMMED {
+        b.add_text_field(
+            &format!("stem_{lang}"),
+            text(&format!("{TOKENIZER}_{lang}")),
+        );
+    }
+    b.add_text_field("has", STRING);
+    for name in ["dkim", "domain", "person", "filetype", "month"] {
+        b.add_text_field(name, STRING | FAST);
+    }
     for name in ["from_display", "subject_display", "date_display"] {
         b.add_text_field(name, STORED);
     }
@@ -85,7 +147,17 @@ impl Fields {
             subject: get("subject")?,
             body: get("body")?,
             filename: get("filename")?,
+            attachment: get("attachment")?,
             dkim: get("dkim")?,
+            has: get("has")?,
+            domain: get("domain")?,
+            person: get("person")?,
+            filetype: get("filetype")?,
+            month: get("month")?,
+            stems: STEMMED
+                .iter()
+                .map(|(lang, _, _)| get(&format!("stem_{lang}")))
+                .collect::<Result<_>>()?,
             from_display: get("from_display")?,
             subject_display: get("subject_display")?,
             date_display: get("date_display")?,
@@ -93,13 +165,45 @@ impl Fields {
     }
 }
 
-fn register_tokenizer(index: &Index) {
-    let analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
+fn register_tokenizers(index: &Index) {
+    let plain = TextAnalyzer::builder(WordTokenizer::default())
         .filter(RemoveLongFilter::limit(60))
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
         .build();
-    index.tokenizers().register(TOKENIZER, analyzer);
+    index.tokenizers().register(TOKENIZER, plain);
+    for (lang, language, _) in STEMMED {
+        // Stem before folding: the stemmers know their language's accents.
+        let stemmed = TextAnalyzer::builder(WordTokenizer::default())
+            .filter(RemoveLongFilter::limit(60))
+            .filter(LowerCaser)
+            .filter(Stemmer::new(language))
+            .filter(AsciiFoldingFilter)
+            .build();
+        index
+            .tokenizers()
+            .register(&format!("{TOKENIZER}_{lang}"), stemmed);
+    }
+}
+
+/// The position in [`STEMMED`] of the language `text` is written in, if it is one of
+/// them and the detector is confident.
+fn language_of(text: &str) -> Option<usize> {
+    use std::sync::OnceLock;
+    static DETECTOR: OnceLock<whatlang::Detector> = OnceLock::new();
+    let detector = DETECTOR.get_or_init(|| {
+        whatlang::Detector::with_allowlist(STEMMED.iter().map(|(_, _, l)| *l).collect())
+    });
+    // The opening is enough to tell, and keeps long emails cheap.
+    let mut end = text.len().min(2000);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let info = detector.detect(&text[..end])?;
+    if info.confidence() < 0.5 {
+        return None;
+    }
+    STEMMED.iter().position(|(_, _, l)| *l == info.lang())
 }
 
 /// Emails with no readable date sort as the oldest.
@@ -134,9 +238,29 @@ impl Sort {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Hit {
     pub number: u64,
+    pub release: u32,
     pub date: Option<String>,
     pub from: String,
     pub subject: String,
+}
+
+/// One value of a facet and how many of the matching emails have it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Bucket {
+    pub value: String,
+    pub count: u64,
+}
+
+/// How the matching emails split, by facet. Each list is biggest first, but `month`,
+/// which is every month with an email, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Facets {
+    pub domain: Vec<Bucket>,
+    pub person: Vec<Bucket>,
+    pub month: Vec<Bucket>,
+    pub release: Vec<Bucket>,
+    pub filetype: Vec<Bucket>,
+    pub dkim: Vec<Bucket>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -144,12 +268,85 @@ pub struct SearchResults {
     /// How many emails match, in all.
     pub total: u64,
     pub hits: Vec<Hit>,
+    /// The cursor for the page after this one, if there is one.
+    pub next: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facets: Option<Facets>,
+}
+
+/// What to search for and which page of it.
+#[derive(Debug, Clone)]
+pub struct SearchRequest<'a> {
+    pub query: &'a str,
+    pub sort: Sort,
+    /// A cursor from an earlier page's [`SearchResults::next`]: the hits after it.
+    pub after: Option<&'a str>,
+    /// Hits to skip (after the cursor, if there is one).
+    pub offset: usize,
+    pub limit: usize,
+    /// Facet sizes: how many values of each facet to count (0: no facets).
+    pub facets: usize,
+    /// The highest public number a signed manifest covers: the index may hold emails of a
+    /// release whose manifest is not yet written.
+    pub max_number: u64,
+}
+
+impl<'a> SearchRequest<'a> {
+    pub fn new(query: &'a str, max_number: u64) -> SearchRequest<'a> {
+        SearchRequest {
+            query,
+            sort: Sort::Relevance,
+            after: None,
+            offset: 0,
+            limit: 20,
+            facets: 0,
+            max_number,
+        }
+    }
+}
+
+/// A hit's place in the order: higher comes first. `(score, date or its complement,
+/// number or its complement)`, so ties always break the same way and a cursor can say
+/// exactly where a page ended.
+type Key = (Score, i64, i64);
+
+fn encode_cursor(sort: Sort, key: Key) -> String {
+    format!("{}.{}.{}.{}", sort.name(), key.0.to_bits(), key.1, key.2)
+}
+
+fn decode_cursor(sort: Sort, cursor: &str) -> Result<Key> {
+    let bad = || {
+        SiteError::Query(QueryError {
+            column: 0,
+            message: format!(
+                "the page cursor {cursor:?} is not one this search gave (or was made for another sort order); start again from the first page"
+            ),
+        })
+    };
+    let mut parts = cursor.split('.');
+    if parts.next() != Some(sort.name()) {
+        return Err(bad());
+    }
+    let mut num = || {
+        parts
+            .next()
+            .and_then(|p| p.parse::<i64>().ok())
+            .ok_or_else(bad)
+    };
+    let score = u32::try_from(num()?).map_err(|_| bad())?;
+    let key = (f32::from_bits(score), num()?, num()?);
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(key)
 }
 
 pub struct SearchIndex {
     index: Index,
     reader: IndexReader,
     fields: Fields,
+    dir: std::path::PathBuf,
+    threads: std::sync::RwLock<std::sync::Arc<ThreadMap>>,
 }
 
 impl SearchIndex {
@@ -166,15 +363,18 @@ impl SearchIndex {
         SearchIndex::ready(index, dir, ReloadPolicy::Manual)
     }
 
-    /// The index with trove's fields found, its analyser registered and a reader.
+    /// The index with trove's fields found, its analysers registered and a reader.
     fn ready(index: Index, dir: &Path, reload: ReloadPolicy) -> Result<SearchIndex> {
         let fields = Fields::of(&index, dir)?;
-        register_tokenizer(&index);
+        register_tokenizers(&index);
         let reader = index.reader_builder().reload_policy(reload).try_into()?;
+        let threads = ThreadMap::read(dir)?;
         Ok(SearchIndex {
             index,
             reader,
             fields,
+            dir: dir.to_path_buf(),
+            threads: std::sync::RwLock::new(std::sync::Arc::new(threads)),
         })
     }
 
@@ -213,23 +413,66 @@ impl SearchIndex {
         writer.delete_term(Term::from_field_u64(self.fields.number, number));
     }
 
-    pub fn add(&self, writer: &IndexWriter, m: &PublishedMessage) -> Result<()> {
+    /// Adds one email. `attachment_text` holds the text read from its attachments (empty
+    /// where none could be read).
+    pub fn add(
+        &self,
+        writer: &IndexWriter,
+        m: &PublishedMessage,
+        attachment_text: &[String],
+    ) -> Result<()> {
         let f = &self.fields;
         let mut doc = TantivyDocument::default();
         doc.add_u64(f.number, m.number);
         doc.add_u64(f.release, m.release as u64);
         doc.add_i64(f.date, m.timestamp.unwrap_or(NO_DATE));
-        for (field, people) in [(f.from, &m.from), (f.to, &m.to), (f.cc, &m.cc)] {
-            for p in people {
+        let mut people = std::collections::BTreeSet::new();
+        for (field, list) in [(f.from, &m.from), (f.to, &m.to), (f.cc, &m.cc)] {
+            for p in list {
                 doc.add_text(field, p.display());
+                if let Some(a) = &p.address {
+                    people.insert(a.to_lowercase());
+                }
             }
+        }
+        for p in people {
+            doc.add_text(f.person, p);
+        }
+        let domains: std::collections::BTreeSet<String> = m
+            .from
+            .iter()
+            .filter_map(|p| p.address.as_deref()?.rsplit_once('@'))
+            .map(|(_, d)| d.to_lowercase())
+            .collect();
+        for d in domains {
+            doc.add_text(f.domain, d);
         }
         doc.add_text(f.subject, &m.subject);
         doc.add_text(f.body, &m.text);
+        if let Some(lang) = language_of(&m.text) {
+            doc.add_text(f.stems[lang], &m.subject);
+            doc.add_text(f.stems[lang], &m.text);
+        }
+        if !m.attachments.is_empty() {
+            doc.add_text(f.has, "attachment");
+        }
+        let kinds: std::collections::BTreeSet<&str> =
+            m.attachments.iter().map(|a| a.kind()).collect();
+        for k in kinds {
+            doc.add_text(f.filetype, k);
+        }
         for a in &m.attachments {
             if let Some(name) = &a.filename {
                 doc.add_text(f.filename, name);
             }
+        }
+        for t in attachment_text {
+            doc.add_text(f.attachment, t);
+        }
+        if let Some(t) = m.timestamp
+            && let Ok(d) = time::OffsetDateTime::from_unix_timestamp(t)
+        {
+            doc.add_text(f.month, format!("{:04}-{:02}", d.year(), d.month() as u8));
         }
         doc.add_text(f.dkim, crate::dkim_status(&m.dkim));
         doc.add_text(f.from_display, m.from_line());
@@ -239,12 +482,24 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// Makes the latest commit (and thread map) visible to searches.
     pub fn reload(&self) -> Result<()> {
-        Ok(self.reader.reload()?)
+        self.reader.reload()?;
+        let threads = ThreadMap::read(&self.dir)?;
+        *self.threads.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(threads);
+        Ok(())
     }
 
-    /// Runs a query in the search language. `max_number` caps the public numbers returned:
-    /// the index may hold emails of a release whose manifest is not yet written.
+    /// The conversations of the published emails.
+    pub fn threads(&self) -> std::sync::Arc<ThreadMap> {
+        self.threads
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Runs a query in the search language: the first `limit` hits from `offset`, in the
+    /// order `sort`, and how many match. The short form of [`SearchIndex::run`].
     pub fn search(
         &self,
         query: &str,
@@ -253,58 +508,125 @@ impl SearchIndex {
         limit: usize,
         max_number: u64,
     ) -> Result<SearchResults> {
-        let expr = crate::query::parse(query)?;
-        let q = self.released(self.build(&expr), max_number);
+        self.run(&SearchRequest {
+            sort,
+            offset,
+            limit,
+            ..SearchRequest::new(query, max_number)
+        })
+    }
+
+    /// Runs a search request.
+    pub fn run(&self, r: &SearchRequest) -> Result<SearchResults> {
+        let expr = crate::query::parse(r.query)?;
+        let after = r.after.map(|c| decode_cursor(r.sort, c)).transpose()?;
+        let q = self.released(self.build(&expr), r.max_number);
         let searcher = self.reader.searcher();
-        let total = searcher.search(&q, &Count)? as u64;
+        let (total, facets) = if r.facets > 0 {
+            let (total, aggs) = searcher.search(&q, &(Count, self.facet_collector(r.facets)))?;
+            (total as u64, Some(read_facets(aggs)?))
+        } else {
+            (searcher.search(&q, &Count)? as u64, None)
+        };
         // tantivy sizes its top-N heap by offset + limit: never ask for more than exists,
-        // so `page=1000000` costs nothing.
-        let limit = limit.min(total.saturating_sub(offset as u64) as usize);
-        if limit == 0 {
+        // so a large offset costs nothing.
+        let want = (r.offset + r.limit).min(total as usize);
+        if want == 0 || r.limit == 0 {
             return Ok(SearchResults {
                 total,
                 hits: Vec::new(),
+                next: None,
+                facets,
             });
         }
-        let top = TopDocs::with_limit(limit).and_offset(offset);
-        let addrs: Vec<DocAddress> = match sort {
-            Sort::Relevance if !matches!(expr, Expr::All) => searcher
-                .search(&q, &top)?
-                .into_iter()
-                .map(|(_, a)| a)
-                .collect(),
-            Sort::Oldest => searcher
-                .search(&q, &top.order_by_fast_field::<i64>("date", Order::Asc))?
-                .into_iter()
-                .map(|(_, a)| a)
-                .collect(),
-            _ => searcher
-                .search(&q, &top.order_by_fast_field::<i64>("date", Order::Desc))?
-                .into_iter()
-                .map(|(_, a)| a)
-                .collect(),
+        // One more than the page, to know whether there is a next one.
+        let top = TopDocs::with_limit(want + 1);
+        let sort = if matches!(expr, Expr::All) && r.sort == Sort::Relevance {
+            Sort::Newest
+        } else {
+            r.sort
         };
-        let mut hits = Vec::with_capacity(addrs.len());
-        for addr in addrs.into_iter().take(limit) {
-            let doc: TantivyDocument = searcher.doc(addr)?;
+        let keyed: Vec<(Key, DocAddress)> = if sort == Sort::Relevance {
+            searcher.search(
+                &q,
+                &top.tweak_score(move |seg: &SegmentReader| {
+                    let number = seg.fast_fields().u64("number").ok();
+                    move |doc: DocId, score: Score| {
+                        let n = number.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
+                        keep_after((score, 0, !(n as i64)), after)
+                    }
+                }),
+            )?
+        } else {
+            searcher.search(
+                &q,
+                &top.custom_score(move |seg: &SegmentReader| {
+                    let number = seg.fast_fields().u64("number").ok();
+                    let date = seg.fast_fields().i64("date").ok();
+                    move |doc: DocId| {
+                        let n = number.as_ref().and_then(|c| c.first(doc)).unwrap_or(0) as i64;
+                        let d = date.as_ref().and_then(|c| c.first(doc)).unwrap_or(NO_DATE);
+                        let key = match sort {
+                            Sort::Oldest => (0.0, !d, !n),
+                            _ => (0.0, d, n),
+                        };
+                        keep_after(key, after)
+                    }
+                }),
+            )?
+        };
+        let eligible: Vec<(Key, DocAddress)> = keyed
+            .into_iter()
+            .filter(|(k, _)| !k.0.is_nan())
+            .skip(r.offset)
+            .collect();
+        let more = eligible.len() > r.limit;
+        let page = &eligible[..eligible.len().min(r.limit)];
+        let next = more
+            .then(|| page.last().map(|(k, _)| encode_cursor(r.sort, *k)))
+            .flatten();
+        let mut hits = Vec::with_capacity(page.len());
+        for (_, addr) in page {
+            let doc: TantivyDocument = searcher.doc(*addr)?;
             let s = |field| {
                 doc.get_first(field)
                     .and_then(|v| v.as_str())
                     .unwrap_or_default()
                     .to_string()
             };
+            let n = |field| doc.get_first(field).and_then(|v| v.as_u64()).unwrap_or(0);
             let date = s(self.fields.date_display);
             hits.push(Hit {
-                number: doc
-                    .get_first(self.fields.number)
-                    .and_then(|v| v.as_u64())
-                    .unwrap_or_default(),
+                number: n(self.fields.number),
+                release: n(self.fields.release) as u32,
                 date: (!date.is_empty()).then_some(date),
                 from: s(self.fields.from_display),
                 subject: s(self.fields.subject_display),
             });
         }
-        Ok(SearchResults { total, hits })
+        Ok(SearchResults {
+            total,
+            hits,
+            next,
+            facets,
+        })
+    }
+
+    fn facet_collector(&self, size: usize) -> AggregationCollector {
+        let terms = |field: &str, size: usize| serde_json::json!({"terms": {"field": field, "size": size, "segment_size": size.max(1000)}});
+        let aggs: Aggregations = serde_json::from_value(serde_json::json!({
+            "domain": terms("domain", size),
+            "person": terms("person", size),
+            "filetype": terms("filetype", size),
+            "release": terms("release", 100_000),
+            "dkim": terms("dkim", 4),
+            "month": {"terms": {"field": "month", "size": 100_000, "order": {"_key": "asc"}}},
+        }))
+        .expect("a valid aggregation request");
+        AggregationCollector::from_aggs(
+            aggs,
+            AggregationLimitsGuard::new(Some(256 << 20), Some(200_000)),
+        )
     }
 
     /// `q`, restricted to the numbers a signed manifest covers.
@@ -317,25 +639,6 @@ impl SearchIndex {
             (Occur::Must, q),
             (Occur::Must, cap),
         ]))
-    }
-
-    /// How the emails matching `query` split by DKIM status: (`pass`, `fail`,
-    /// `unverified`, `none`) with their counts.
-    pub fn dkim_facet(&self, query: &str, max_number: u64) -> Result<Vec<(&'static str, u64)>> {
-        let expr = crate::query::parse(query)?;
-        let searcher = self.reader.searcher();
-        let mut out = Vec::with_capacity(4);
-        for status in ["pass", "fail", "unverified", "none"] {
-            let q = self.released(
-                Box::new(BooleanQuery::new(vec![
-                    (Occur::Must, self.build(&expr)),
-                    (Occur::Must, self.build(&Expr::Dkim(status.to_string()))),
-                ])),
-                max_number,
-            );
-            out.push((status, searcher.search(&q, &Count)? as u64));
-        }
-        Ok(out)
     }
 
     /// The query terms of `query` in the body field, for snippets.
@@ -358,24 +661,40 @@ impl SearchIndex {
             TextField::Subject => self.fields.subject,
             TextField::Body => self.fields.body,
             TextField::Filename => self.fields.filename,
+            TextField::Attachment => self.fields.attachment,
         }
     }
 
-    fn text_query(&self, field: Field, words: &str, phrase: bool) -> Box<dyn Query> {
-        let mut analyzer = self.index.tokenizers().get(TOKENIZER).expect("registered");
+    fn terms(&self, tokenizer: &str, field: Field, words: &str) -> Vec<Term> {
+        let mut analyzer = self.index.tokenizers().get(tokenizer).expect("registered");
         let mut stream = analyzer.token_stream(words);
         let mut terms = Vec::new();
         while stream.advance() {
             terms.push(Term::from_field_text(field, &stream.token().text));
         }
+        terms
+    }
+
+    /// `words` in `field`, analysed by `tokenizer`: one word is a term; several are a
+    /// phrase when quoted or written without spaces (`k.allen@enron.com`, `東京`), else
+    /// all of them.
+    fn words_query(
+        &self,
+        tokenizer: &str,
+        field: Field,
+        words: &str,
+        phrase: bool,
+    ) -> Box<dyn Query> {
+        let mut terms = self.terms(tokenizer, field, words);
         match terms.len() {
             0 => Box::new(EmptyQuery),
             1 => Box::new(TermQuery::new(
                 terms.pop().expect("one"),
                 IndexRecordOption::WithFreqs,
             )),
-            // "k..allen@enron.com" and quoted phrases: the words in order.
-            _ if phrase || !words.contains(' ') => Box::new(PhraseQuery::new(terms)),
+            _ if phrase || !words.contains(char::is_whitespace) => {
+                Box::new(PhraseQuery::new(terms))
+            }
             _ => Box::new(BooleanQuery::new(
                 terms
                     .into_iter()
@@ -391,33 +710,108 @@ impl SearchIndex {
         }
     }
 
+    /// The stemmed forms of `words` in every language's field.
+    fn stemmed(&self, words: &str, phrase: bool) -> Vec<Box<dyn Query>> {
+        STEMMED
+            .iter()
+            .zip(&self.fields.stems)
+            .map(|((lang, _, _), field)| {
+                self.words_query(&format!("{TOKENIZER}_{lang}"), *field, words, phrase)
+            })
+            .collect()
+    }
+
+    fn exact(&self, field: Field, value: &str) -> Box<dyn Query> {
+        Box::new(TermQuery::new(
+            Term::from_field_text(field, value),
+            IndexRecordOption::Basic,
+        ))
+    }
+
     fn build(&self, expr: &Expr) -> Box<dyn Query> {
+        let f = &self.fields;
         match expr {
             Expr::All => Box::new(AllQuery),
             Expr::Text {
-                field: Some(f),
+                field: Some(field @ (TextField::Subject | TextField::Body)),
                 words,
                 phrase,
-            } => self.text_query(self.field(*f), words, *phrase),
+            } => {
+                // `body:` also matches stems. The stem fields hold subject and body
+                // together, so a stemmed `body:` word may be in the subject: looser, never
+                // missing a match.
+                let mut any = vec![(
+                    Occur::Should,
+                    self.words_query(TOKENIZER, self.field(*field), words, *phrase),
+                )];
+                if *field == TextField::Body {
+                    any.extend(
+                        self.stemmed(words, *phrase)
+                            .into_iter()
+                            .map(|q| (Occur::Should, q)),
+                    );
+                }
+                Box::new(BooleanQuery::new(any))
+            }
+            Expr::Text {
+                field: Some(field),
+                words,
+                phrase,
+            } => self.words_query(TOKENIZER, self.field(*field), words, *phrase),
             Expr::Text {
                 field: None,
                 words,
                 phrase,
             } => {
-                let f = &self.fields;
-                Box::new(BooleanQuery::new(
-                    [f.subject, f.from, f.to, f.cc, f.body, f.filename]
+                let mut any: Vec<(Occur, Box<dyn Query>)> = [
+                    f.subject,
+                    f.from,
+                    f.to,
+                    f.cc,
+                    f.body,
+                    f.filename,
+                    f.attachment,
+                ]
+                .into_iter()
+                .map(|field| {
+                    (
+                        Occur::Should,
+                        self.words_query(TOKENIZER, field, words, *phrase),
+                    )
+                })
+                .collect();
+                any.extend(
+                    self.stemmed(words, *phrase)
                         .into_iter()
-                        .map(|field| (Occur::Should, self.text_query(field, words, *phrase)))
-                        .collect(),
-                ))
+                        .map(|q| (Occur::Should, q)),
+                );
+                Box::new(BooleanQuery::new(any))
             }
-            Expr::Dkim(status) => Box::new(TermQuery::new(
-                Term::from_field_text(self.fields.dkim, status),
+            Expr::Dkim(status) => self.exact(f.dkim, status),
+            Expr::Exact(which, value) => match which {
+                ExactField::Domain => self.exact(f.domain, value),
+                ExactField::Person => self.exact(f.person, value),
+                ExactField::FileType => self.exact(f.filetype, value),
+            },
+            Expr::HasAttachment => self.exact(f.has, "attachment"),
+            Expr::Release(k) => Box::new(TermQuery::new(
+                Term::from_field_u64(f.release, *k as u64),
                 IndexRecordOption::Basic,
             )),
+            Expr::Thread(n) => {
+                let threads = self.threads();
+                match threads.thread_of(*n) {
+                    Some(t) => Box::new(TermSetQuery::new(
+                        threads
+                            .members(t)
+                            .into_iter()
+                            .map(|m| Term::from_field_u64(f.number, m)),
+                    )),
+                    None => Box::new(EmptyQuery),
+                }
+            }
             Expr::Date { from, to } => {
-                let term = |t: i64| Term::from_field_i64(self.fields.date, t);
+                let term = |t: i64| Term::from_field_i64(f.date, t);
                 Box::new(RangeQuery::new(
                     from.map_or(Bound::Excluded(term(NO_DATE)), |t| Bound::Included(term(t))),
                     to.map_or(Bound::Unbounded, |t| Bound::Excluded(term(t))),
@@ -440,9 +834,60 @@ impl SearchIndex {
     }
 }
 
+/// `key`, or NaN in its score when it is not after the cursor: NaN sorts below every
+/// number in tantivy's top-N and is dropped afterwards.
+fn keep_after(key: Key, after: Option<Key>) -> Key {
+    match after {
+        Some(c) if key.partial_cmp(&c) != Some(std::cmp::Ordering::Less) => (f32::NAN, 0, 0),
+        _ => key,
+    }
+}
+
+/// Reads tantivy's aggregation results into [`Facets`].
+fn read_facets(aggs: tantivy::aggregation::agg_result::AggregationResults) -> Result<Facets> {
+    let v = serde_json::to_value(aggs).map_err(|e| SiteError::Format {
+        path: "(facets)".into(),
+        message: e.to_string(),
+    })?;
+    let list = |name: &str| -> Vec<Bucket> {
+        v.get(name)
+            .and_then(|a| a.get("buckets"))
+            .and_then(|b| b.as_array())
+            .map(|buckets| {
+                buckets
+                    .iter()
+                    .filter_map(|b| {
+                        let value = match b.get("key")? {
+                            serde_json::Value::String(s) => s.clone(),
+                            serde_json::Value::Number(n) => n
+                                .as_u64()
+                                .map(|n| n.to_string())
+                                .or_else(|| n.as_f64().map(|f| (f as u64).to_string()))?,
+                            _ => return None,
+                        };
+                        Some(Bucket {
+                            value,
+                            count: b.get("doc_count")?.as_u64()?,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Ok(Facets {
+        domain: list("domain"),
+        person: list("person"),
+        month: list("month"),
+        release: list("release"),
+        filetype: list("filetype"),
+        dkim: list("dkim"),
+    })
+}
+
 /// Brings `site`'s index up to date with its releases from `from` on: adds their emails
-/// and removes the ones they withdraw (a mirror after a pull). Builds the whole index when
-/// there is none. Returns how many emails were added.
+/// and removes the ones they withdraw (a mirror after a pull), then threads every
+/// published email again. Builds the whole index when there is none. Returns how many
+/// emails were added.
 pub fn update_index(site: &Site, from: u32) -> Result<u64> {
     if !site.index_dir().join("meta.json").exists() {
         return rebuild_index(site);
@@ -460,10 +905,53 @@ pub fn rebuild_index(site: &Site) -> Result<u64> {
     index_releases(site, 1)
 }
 
-/// (Re-)indexes the emails of releases `from` on and removes the ones they withdraw.
+/// The searchable text of a published attachment (`attachment:` and bare words), if any
+/// can be read: an image or a broken document adds nothing, and its name is still indexed.
+pub fn attachment_text(a: &crate::PublishedAttachment, bytes: &[u8]) -> Option<String> {
+    trove_mail::extract::attachment_text(&a.content_type, a.filename.as_deref(), bytes)
+        .text()
+        .filter(|t| !t.trim().is_empty())
+        .map(str::to_string)
+}
+
+fn attachment_texts(site: &Site, m: &PublishedMessage) -> Vec<String> {
+    m.attachments
+        .iter()
+        .filter_map(|a| {
+            let path = site.root().join(crate::attachment_path(&a.sha256));
+            attachment_text(a, &std::fs::read(path).ok()?)
+        })
+        .collect()
+}
+
+/// Threads the site again after a release wrote its emails to the index itself: `added`
+/// are the emails it published, `removed` the numbers it withdrew.
+pub fn rethread(site: &Site, added: &[PublishedMessage], removed: &[u64]) -> Result<()> {
+    let dir = site.index_dir();
+    let mut links: BTreeMap<u64, Links> = crate::threads::read_links(&dir)?
+        .into_iter()
+        .map(|l| (l.number, l))
+        .collect();
+    for m in added {
+        links.insert(m.number, Links::of(m));
+    }
+    for n in removed {
+        links.remove(n);
+    }
+    let links: Vec<Links> = links.into_values().collect();
+    crate::threads::write_threads(&dir, &links)
+}
+
+/// (Re-)indexes the emails of releases `from` on, removes the ones they withdraw, and
+/// threads the result.
 fn index_releases(site: &Site, from: u32) -> Result<u64> {
-    let index = SearchIndex::open_or_create(&site.index_dir())?;
+    let dir = site.index_dir();
+    let index = SearchIndex::open_or_create(&dir)?;
     let mut writer = index.writer()?;
+    let mut links: BTreeMap<u64, Links> = crate::threads::read_links(&dir)?
+        .into_iter()
+        .map(|l| (l.number, l))
+        .collect();
     let mut count = 0;
     for k in from.max(1).. {
         let Some(manifest) = site.manifest(k)? else {
@@ -473,14 +961,18 @@ fn index_releases(site: &Site, from: u32) -> Result<u64> {
         for number in manifest.numbers.first..=manifest.numbers.last {
             // A withdrawn email has no file: nothing to index.
             if let Some(message) = site.message(number)? {
-                index.add(&writer, &message)?;
+                index.add(&writer, &message, &attachment_texts(site, &message))?;
+                links.insert(number, Links::of(&message));
                 count += 1;
             }
         }
         for w in &manifest.withdrawn {
             index.delete_number(&writer, w.number);
+            links.remove(&w.number);
         }
     }
     writer.commit()?;
+    let links: Vec<Links> = links.into_values().collect();
+    crate::threads::write_threads(&dir, &links)?;
     Ok(count)
 }

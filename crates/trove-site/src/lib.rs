@@ -21,8 +21,11 @@
 mod chain;
 mod index;
 mod manifest;
+pub mod mbox;
 mod message;
 pub mod query;
+pub mod threads;
+mod tokens;
 mod verify;
 
 use std::fs;
@@ -31,7 +34,10 @@ use std::path::{Path, PathBuf};
 
 pub use chain::{Chain, LiveFiles};
 pub use ed25519_dalek::{Signature, SigningKey, Verifier, VerifyingKey};
-pub use index::{Hit, SearchIndex, SearchResults, Sort, rebuild_index, update_index};
+pub use index::{
+    Bucket, Facets, Hit, SearchIndex, SearchRequest, SearchResults, Sort, attachment_text,
+    rebuild_index, rethread, update_index,
+};
 pub use manifest::{
     FileEntry, Manifest, NumberRange, Register, ReleaseWriter, Withdrawal, merkle_root,
     remove_withdrawn,

@@ -303,6 +303,60 @@ pub struct PublishedAttachment {
     pub sha256: String,
 }
 
+impl PublishedAttachment {
+    /// What kind of file this is, for the `filetype:` facet: `pdf`, `word`,
+    /// `spreadsheet`, `presentation`, `image`, `text`, `html`, `email`, `calendar`,
+    /// `archive`, `audio`, `video` or `other`. Told from the file name's extension, then
+    /// the declared type (the bytes are not read: this is a label, not a safety check).
+    pub fn kind(&self) -> &'static str {
+        let ext = self
+            .filename
+            .as_deref()
+            .and_then(|n| n.rsplit_once('.'))
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        let by_ext = match ext.as_str() {
+            "pdf" => Some("pdf"),
+            "doc" | "docx" | "odt" | "rtf" | "wpd" => Some("word"),
+            "xls" | "xlsx" | "xlsm" | "xlsb" | "ods" | "csv" => Some("spreadsheet"),
+            "ppt" | "pptx" | "odp" => Some("presentation"),
+            "jpg" | "jpeg" | "png" | "gif" | "bmp" | "tif" | "tiff" | "webp" | "heic" => {
+                Some("image")
+            }
+            "txt" | "text" | "log" | "md" => Some("text"),
+            "htm" | "html" => Some("html"),
+            "eml" | "msg" => Some("email"),
+            "ics" | "vcs" => Some("calendar"),
+            "zip" | "gz" | "tgz" | "tar" | "7z" | "rar" | "bz2" => Some("archive"),
+            "mp3" | "wav" | "m4a" | "ogg" => Some("audio"),
+            "mp4" | "mov" | "avi" | "mkv" => Some("video"),
+            _ => None,
+        };
+        if let Some(k) = by_ext {
+            return k;
+        }
+        let ct = self.content_type.to_ascii_lowercase();
+        let (top, sub) = ct.split_once('/').unwrap_or((ct.as_str(), ""));
+        match (top, sub) {
+            (_, "pdf") => "pdf",
+            ("image", _) => "image",
+            ("audio", _) => "audio",
+            ("video", _) => "video",
+            ("message", _) => "email",
+            ("text", "html") => "html",
+            ("text", "calendar") => "calendar",
+            ("text", _) => "text",
+            (_, s) if s.contains("word") || s.contains("opendocument.text") => "word",
+            (_, s) if s.contains("sheet") || s.contains("excel") => "spreadsheet",
+            (_, s) if s.contains("presentation") || s.contains("powerpoint") => "presentation",
+            (_, s) if s.contains("zip") || s.contains("tar") || s.contains("compressed") => {
+                "archive"
+            }
+            _ => "other",
+        }
+    }
+}
+
 impl PublishedMessage {
     pub fn from_line(&self) -> String {
         self.from

@@ -9,9 +9,13 @@
 //! value   := WORD | "\"" phrase "\""
 //! ```
 //!
-//! Fields: `from:` `to:` `cc:` `subject:` `body:` `filename:`, and dates `after:` `before:`
-//! `date:A..B` with partial dates (`2001`, `2001-05`, `2001-05-14`). `after:D` includes D,
-//! `before:D` excludes it (as in Gmail). A bare word searches subject, people and body.
+//! Text fields: `from:` `to:` `cc:` `subject:` `body:` `filename:` `attachment:` (the text
+//! of attachments). Dates: `after:` `before:` `date:A..B` with partial dates (`2001`,
+//! `2001-05`, `2001-05-14`); `after:D` includes D, `before:D` excludes it (as in Gmail).
+//! Exact fields: `dkim:pass|fail|unverified|none`, `release:K`, `thread:N` (the
+//! conversation email N belongs to), `has:attachment`, `filetype:pdf` (an attachment's
+//! type), `domain:enron.com` (the sender's domain), `person:ADDRESS` (an address in From,
+//! To or Cc). A bare word searches subject, people, body, file names and attachment text.
 //!
 //! The parser is ours rather than tantivy's so that an error can say what is wrong and at
 //! which column, in terms of this language.
@@ -30,6 +34,14 @@ pub enum Expr {
     },
     /// An email's DKIM status: `pass`, `fail`, `unverified` or `none`.
     Dkim(String),
+    /// One value of an exact (keyword) field: the field's name and the value, lower-cased.
+    Exact(ExactField, String),
+    /// Emails of release K.
+    Release(u32),
+    /// The conversation that email N belongs to.
+    Thread(u64),
+    /// Emails with at least one published attachment.
+    HasAttachment,
     /// Seconds since the epoch, `[from, to)`.
     Date {
         from: Option<i64>,
@@ -48,6 +60,18 @@ pub enum TextField {
     Subject,
     Body,
     Filename,
+    Attachment,
+}
+
+/// Keyword fields: matched whole, case-insensitively, and counted as facets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExactField {
+    /// The domain of a sender's address.
+    Domain,
+    /// An address in From, To or Cc.
+    Person,
+    /// The kind of an attachment (`pdf`, `word`, `image`, …).
+    FileType,
 }
 
 impl TextField {
@@ -59,13 +83,15 @@ impl TextField {
             TextField::Subject => "subject",
             TextField::Body => "body",
             TextField::Filename => "filename",
+            TextField::Attachment => "attachment",
         }
     }
 }
 
-const FIELDS: &str = "from: to: cc: subject: body: filename: after: before: date: dkim:";
+const FIELDS: &str = "from: to: cc: subject: body: filename: attachment: after: before: date: dkim: release: thread: has: filetype: domain: person:";
 
-/// A query that could not be read: what is wrong, and the column (1-based, in characters).
+/// A query that could not be read: what is wrong, and the column (1-based, in characters;
+/// 0 when the problem is not in the query text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryError {
     pub column: usize,
@@ -74,6 +100,10 @@ pub struct QueryError {
 
 impl fmt::Display for QueryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.column == 0 {
+            // Not about a place in the query (a page cursor, say).
+            return f.write_str(&self.message);
+        }
         write!(f, "at column {}: {}", self.column, self.message)
     }
 }
@@ -83,6 +113,9 @@ impl std::error::Error for QueryError {}
 impl QueryError {
     /// The query with a caret under the column, for a terminal or a `<pre>`.
     pub fn pointer(&self, query: &str) -> String {
+        if self.column == 0 {
+            return query.to_string();
+        }
         format!("{query}\n{}^", " ".repeat(self.column.saturating_sub(1)))
     }
 }
@@ -344,6 +377,37 @@ fn field_expr(field: &str, value: &str, quoted: bool, col: usize) -> Result<Expr
         "subject" => text(TextField::Subject),
         "body" => text(TextField::Body),
         "filename" => text(TextField::Filename),
+        "attachment" => text(TextField::Attachment),
+        "domain" => Ok(Expr::Exact(
+            ExactField::Domain,
+            value.trim_start_matches('@').to_lowercase(),
+        )),
+        "person" => Ok(Expr::Exact(ExactField::Person, value.to_lowercase())),
+        "filetype" => Ok(Expr::Exact(
+            ExactField::FileType,
+            value.trim_start_matches('.').to_lowercase(),
+        )),
+        "has" => match value.to_ascii_lowercase().as_str() {
+            "attachment" | "attachments" => Ok(Expr::HasAttachment),
+            _ => Err(err(
+                value_col,
+                format!("has:{value} is not known; use has:attachment"),
+            )),
+        },
+        "release" => value.parse().map(Expr::Release).map_err(|_| {
+            err(
+                value_col,
+                format!("release:{value} is not a release number; write e.g. release:3"),
+            )
+        }),
+        "thread" => value.parse().map(Expr::Thread).map_err(|_| {
+            err(
+                value_col,
+                format!(
+                    "thread:{value} is not an email number; write thread:N for the conversation of /emailid/N"
+                ),
+            )
+        }),
         "after" => {
             let (start, _) = period(value, value_col)?;
             Ok(Expr::Date {
@@ -495,6 +559,37 @@ mod tests {
             panic!()
         };
         assert_eq!((from, to), (Some(946684800), Some(978307200)));
+    }
+
+    #[test]
+    fn exact_fields() {
+        assert_eq!(
+            parse("has:attachment release:3 thread:17").unwrap(),
+            Expr::And(vec![
+                Expr::HasAttachment,
+                Expr::Release(3),
+                Expr::Thread(17)
+            ])
+        );
+        assert_eq!(
+            parse("domain:@Enron.com filetype:.PDF person:K.Allen@enron.com").unwrap(),
+            Expr::And(vec![
+                Expr::Exact(ExactField::Domain, "enron.com".into()),
+                Expr::Exact(ExactField::FileType, "pdf".into()),
+                Expr::Exact(ExactField::Person, "k.allen@enron.com".into()),
+            ])
+        );
+        assert_eq!(parse("release:x").unwrap_err().column, 9);
+        assert!(
+            parse("has:wings")
+                .unwrap_err()
+                .message
+                .contains("has:attachment")
+        );
+        assert_eq!(
+            parse("attachment:invoice").unwrap(),
+            text(Some(TextField::Attachment), "invoice", false)
+        );
     }
 
     #[test]

@@ -11,9 +11,13 @@
 //! so even email HTML that slipped past the sanitiser could not run or fetch anything.
 //! Attachments are always served as downloads (`application/octet-stream`, `attachment`).
 
+mod api;
+mod conversation;
 mod evidence;
 pub mod export;
 mod pages;
+mod search;
+mod svg;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -26,7 +30,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tower_http::set_header::SetResponseHeaderLayer;
-use trove_site::{Manifest, SearchIndex, Site, Sort};
+use trove_site::{Manifest, SearchIndex, Site};
 
 /// What the server knows about the site, refreshed when a new release appears.
 struct Published {
@@ -216,7 +220,21 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-ac
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/", get(home))
-        .route("/search", get(search))
+        .route("/search", get(search::search))
+        .route("/search.atom", get(search::search_feed))
+        .route("/search.mbox", get(search::export_mbox))
+        .route("/search.jsonl", get(search::export_jsonl))
+        .route("/search.csv", get(search::export_csv))
+        .route("/timeline.svg", get(search::timeline))
+        .route("/thread/{n}", get(conversation::thread_page))
+        .route("/person/{address}", get(conversation::person_page))
+        .route("/api/openapi.json", get(api::openapi))
+        .route("/api/v1/search", get(api::search))
+        .route("/api/v1/emails/{n}", get(api::email))
+        .route("/api/v1/threads/{n}", get(api::thread))
+        .route("/api/v1/people/{address}", get(api::person))
+        .route("/api/v1/releases", get(api::releases))
+        .route("/api/{*rest}", get(api::not_found))
         .route("/emailid/{n}", get(email))
         .route("/emailid/{n}/raw", get(raw))
         .route("/emailid/{n}/evidence", get(evidence_bundle))
@@ -263,69 +281,23 @@ pub async fn serve(dir: &Path, listener: tokio::net::TcpListener) -> std::io::Re
 
 async fn home(State(s): State<Shared>) -> Result<Html<String>, WebError> {
     let manifests = s.manifests();
-    Ok(Html(pages::home(&s.site.info().title, &manifests)))
-}
-
-#[derive(serde::Deserialize, Default)]
-struct SearchParams {
-    #[serde(default)]
-    q: String,
-    #[serde(default)]
-    sort: String,
-    #[serde(default)]
-    page: Option<usize>,
-}
-
-async fn search(
-    State(s): State<Shared>,
-    Query(p): Query<SearchParams>,
-) -> Result<Response, WebError> {
-    let title = s.site.info().title.clone();
-    let Some(sort) = Sort::parse(&p.sort) else {
-        return Err(WebError::BadRequest(format!(
-            "sort must be relevance, newest or oldest, not {:?}",
-            p.sort
-        )));
-    };
-    let page = p.page.unwrap_or(1).max(1);
-    if page > 1_000_000 {
-        return Err(WebError::BadRequest("page number too large".into()));
-    }
     let max = s.max_number();
     let state = s.clone();
-    let q = p.q.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let Some(index) = &state.index else {
-            return Ok(None);
-        };
-        let results = index.search(&q, sort, (page - 1) * PAGE_SIZE, PAGE_SIZE, max)?;
-        let facet = index.dkim_facet(&q, max)?;
-        let mut rows = Vec::with_capacity(results.hits.len());
-        for hit in &results.hits {
-            let snippet = match state.site.message(hit.number)? {
-                Some(m) if !q.trim().is_empty() => index.snippet(&q, &m.text, 240),
-                Some(m) => Some(pages::escape(&m.text.chars().take(200).collect::<String>())),
-                None => None,
-            };
-            rows.push((hit.clone(), snippet));
-        }
-        Ok::<_, trove_site::SiteError>(Some((results.total, rows, facet)))
+    let months = tokio::task::spawn_blocking(move || {
+        let index = state.index.as_ref()?;
+        let r = index
+            .run(&trove_site::SearchRequest {
+                limit: 0,
+                facets: 1,
+                ..trove_site::SearchRequest::new("", max)
+            })
+            .ok()?;
+        r.facets.map(|f| f.month)
     })
     .await
-    .map_err(|e| WebError::Internal(e.to_string()))?;
-    match result {
-        Ok(Some((total, rows, facet))) => Ok(Html(pages::search(
-            &title, &p.q, sort, page, total, &rows, &facet,
-        ))
-        .into_response()),
-        Ok(None) => Ok(Html(pages::search(&title, &p.q, sort, page, 0, &[], &[])).into_response()),
-        Err(trove_site::SiteError::Query(e)) => Ok((
-            StatusCode::BAD_REQUEST,
-            Html(pages::search_error(&title, &p.q, &e)),
-        )
-            .into_response()),
-        Err(e) => Err(e.into()),
-    }
+    .map_err(|e| WebError::Internal(e.to_string()))?
+    .unwrap_or_default();
+    Ok(Html(pages::home(&s.site.info().title, &manifests, &months)))
 }
 
 /// The published form of email `n`, or the one 404 for unknown and unreleased alike.
@@ -346,10 +318,16 @@ async fn email(
 ) -> Result<Html<String>, WebError> {
     let m = load(&s, &n)?;
     let release = s.manifest(m.release);
+    let thread = s.index.as_ref().and_then(|i| {
+        let threads = i.threads();
+        let t = threads.thread_of(m.number)?;
+        Some((t, threads.members(t).len()))
+    });
     Ok(Html(pages::email(
         &s.site.info().title,
         &m,
         release.as_deref(),
+        thread,
     )))
 }
 

@@ -4,7 +4,7 @@
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use std::sync::Arc;
 
-use trove_site::{Hit, Manifest, Person, PublishedMessage, QueryError, Sort};
+use trove_site::{Bucket, Manifest, Person, PublishedMessage, QueryError, SearchResults, Sort};
 
 use crate::PAGE_SIZE;
 
@@ -59,6 +59,18 @@ pub fn escape(s: &str) -> String {
 }
 
 fn layout(site_title: &str, page_title: &str, query: &str, body: Markup) -> String {
+    layout_with(site_title, page_title, query, None, body)
+}
+
+/// A page. `canonical` is its one address (`rel=canonical`), for pages reachable by
+/// several (`/thread/7` and `/thread/9` are the same conversation).
+fn layout_with(
+    site_title: &str,
+    page_title: &str,
+    query: &str,
+    canonical: Option<&str>,
+    body: Markup,
+) -> String {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -68,11 +80,12 @@ fn layout(site_title: &str, page_title: &str, query: &str, body: Markup) -> Stri
                 title { (page_title) " — " (site_title) }
                 link rel="stylesheet" href="/style.css";
                 link rel="alternate" type="application/atom+xml" title="Releases" href="/releases.atom";
+                @if let Some(c) = canonical { link rel="canonical" href=(c); }
             }
             body {
                 header.site {
                     a.title href="/" { (site_title) }
-                    nav { a href="/releases" { "Releases" } a href="/search" { "Search" } a href="/verify" { "Verify" } }
+                    nav aria-label="Site" { a href="/releases" { "Releases" } a href="/search" { "Search" } a href="/verify" { "Verify" } a href="/api/openapi.json" { "API" } }
                 }
                 main {
                     (search_form(query, Sort::Relevance))
@@ -88,8 +101,10 @@ fn layout(site_title: &str, page_title: &str, query: &str, body: Markup) -> Stri
 fn search_form(query: &str, sort: Sort) -> Markup {
     html! {
         form.search action="/search" method="get" role="search" {
-            input #q type="search" name="q" value=(query) placeholder="Search: words, \"phrases\", from:, to:, subject:, after:2001-05, dkim:pass" aria-label="Search the archive";
-            select name="sort" aria-label="Sort order" {
+            label.visually-hidden for="q" { "Search the archive" }
+            input #q type="search" name="q" value=(query) placeholder="Search: words, \"phrases\", from:, to:, subject:, after:2001-05, dkim:pass";
+            label.visually-hidden for="sort" { "Sort order" }
+            select #sort name="sort" {
                 @for s in [Sort::Relevance, Sort::Newest, Sort::Oldest] {
                     option value=(s.name()) selected[s == sort] { (s.name()) }
                 }
@@ -99,7 +114,32 @@ fn search_form(query: &str, sort: Sort) -> Markup {
     }
 }
 
-pub fn home(title: &str, manifests: &[Arc<Manifest>]) -> String {
+/// The same search as form fields, for readers who do not write queries.
+fn field_form() -> Markup {
+    html! {
+        details.fields {
+            summary { "Search by field" }
+            form.fields action="/search" method="get" {
+                @for (name, label, hint) in [
+                    ("from", "From contains", "e.g. allen"),
+                    ("to", "To contains", ""),
+                    ("subject", "Subject contains", ""),
+                    ("not_from", "Not from", ""),
+                    ("since", "Since", "YYYY, YYYY-MM or YYYY-MM-DD"),
+                    ("until", "Until", "YYYY, YYYY-MM or YYYY-MM-DD"),
+                ] {
+                    label for={ "f-" (name) } { (label) }
+                    input id={ "f-" (name) } type="text" name=(name) placeholder=(hint);
+                }
+                label for="f-q" { "Words" }
+                input #f-q type="text" name="q";
+                button type="submit" { "Search" }
+            }
+        }
+    }
+}
+
+pub fn home(title: &str, manifests: &[Arc<Manifest>], months: &[Bucket]) -> String {
     // Numbers given, less the emails withdrawn since (a later manifest withdraws them).
     let given: u64 = manifests.iter().map(|m| m.numbers.count()).sum();
     let withdrawn: u64 = manifests.iter().map(|m| m.withdrawn.len() as u64).sum();
@@ -111,6 +151,12 @@ pub fn home(title: &str, manifests: &[Arc<Manifest>]) -> String {
         html! {
             h1 { (title) }
             p { (total) " emails published in " (manifests.len()) " releases." }
+            @if !months.is_empty() {
+                figure.timeline {
+                    (PreEscaped(crate::svg::timeline(months, "")))
+                    figcaption { "Emails per month, by the date each was sent; each bar is a link to its month." }
+                }
+            }
             (release_table(manifests))
         },
     )
@@ -226,59 +272,163 @@ fn encode(q: &str) -> String {
     percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-pub fn search(
-    title: &str,
-    q: &str,
-    sort: Sort,
-    page: usize,
-    total: u64,
-    rows: &[(Hit, Option<String>)],
-    dkim_facet: &[(&str, u64)],
-) -> String {
-    let pages = total.div_ceil(PAGE_SIZE as u64) as usize;
-    let body = html! {
-        h1 { "Search" }
-        p.count role="status" {
-            @match total { 0 => "No emails match.", 1 => "1 email matches.", n => { (n) " emails match." } }
-        }
-        @if total > 0 && !dkim_facet.is_empty() {
-            p.facet {
-                "DKIM: "
-                @for (i, (status, count)) in dkim_facet.iter().enumerate() {
-                    @if i > 0 { " · " }
-                    @if *count > 0 && !q.contains(&format!("dkim:{status}")) {
-                        a href={ "/search?q=" (encode(format!("{q} dkim:{status}").trim())) "&sort=" (sort.name()) } { (status) " " (count) }
-                    } @else {
-                        (status) " " (count)
+/// Everything the search page shows.
+pub struct SearchView<'a> {
+    pub title: &'a str,
+    pub query: &'a str,
+    pub sort: Sort,
+    pub first_page: bool,
+    pub results: &'a SearchResults,
+    pub rows: &'a [crate::search::Row],
+}
+
+/// `/search?q=…` for `q` (and `sort`, unless it is the default).
+fn search_href(q: &str, sort: Sort) -> String {
+    let mut h = format!("/search?q={}", encode(q.trim()));
+    if sort != Sort::Relevance {
+        h.push_str("&sort=");
+        h.push_str(sort.name());
+    }
+    h
+}
+
+/// The query narrowed by `term`, unless it is already there.
+fn narrowed(q: &str, term: &str) -> Option<String> {
+    (!q.split_whitespace().any(|w| w == term))
+        .then(|| format!("{} {term}", q.trim()).trim().to_string())
+}
+
+fn facet_list(v: &SearchView, heading: &str, field: &str, buckets: &[Bucket]) -> Markup {
+    html! {
+        @if !buckets.is_empty() {
+            section.facet aria-label=(heading) {
+                h3 { (heading) }
+                ul {
+                    @for b in buckets {
+                        @let term = format!("{field}:{}", b.value);
+                        li {
+                            @match narrowed(v.query, &term) {
+                                Some(q) => a href=(search_href(&q, v.sort)) { (b.value) },
+                                None => strong { (b.value) },
+                            }
+                            " " span.count { (b.count) }
+                        }
                     }
                 }
             }
         }
-        ol.hits {
-            @for (hit, snippet) in rows {
-                li {
-                    a href={ "/emailid/" (hit.number) } { @if hit.subject.is_empty() { "(no subject)" } @else { (hit.subject) } }
-                    div.hit-meta { "#" (hit.number) " · " (show_date(hit.date.as_deref())) " · " (hit.from) }
-                    @if let Some(s) = snippet { div.snippet { (PreEscaped(s)) } }
+    }
+}
+
+/// Month counts (`YYYY-MM`, in order) summed by year.
+fn years(months: &[Bucket]) -> Vec<Bucket> {
+    let mut years: Vec<Bucket> = Vec::new();
+    for m in months {
+        let y = m.value.get(..4).unwrap_or_default();
+        match years.last_mut() {
+            Some(b) if b.value == y => b.count += m.count,
+            _ => years.push(Bucket {
+                value: y.to_string(),
+                count: m.count,
+            }),
+        }
+    }
+    years
+}
+
+pub fn search(v: &SearchView) -> String {
+    let total = v.results.total;
+    let q = v.query;
+    let body = html! {
+        h1 { "Search" }
+        (field_form())
+        p.count role="status" {
+            @match total { 0 => "No emails match.", 1 => "1 email matches.", n => { (n) " emails match." } }
+            @if !q.trim().is_empty() { " Query: " code { (q) } }
+        }
+        @if total > 0 {
+            p.tools {
+                "This search as "
+                a href={ "/search.atom?q=" (encode(q)) } { "a feed" } ", "
+                a href={ "/search.mbox?q=" (encode(q)) } download { "mbox" } ", "
+                a href={ "/search.jsonl?q=" (encode(q)) } download { "JSON lines" } ", "
+                a href={ "/search.csv?q=" (encode(q)) } download { "CSV" } " or "
+                a href={ "/api/v1/search?q=" (encode(q)) } { "JSON" } " (all results, no limit)."
+            }
+        }
+        div.results {
+            div.hits-col {
+                @if let Some(f) = &v.results.facets && !f.month.is_empty() {
+                    figure.timeline {
+                        (PreEscaped(crate::svg::timeline(&f.month, q)))
+                        figcaption { "Emails per month; each bar is a link to its month." }
+                    }
+                }
+                ol.hits {
+                    @for (hit, snippet) in v.rows {
+                        li {
+                            a href={ "/emailid/" (hit.number) } { @if hit.subject.is_empty() { "(no subject)" } @else { (hit.subject) } }
+                            div.hit-meta { "#" (hit.number) " · " (show_date(hit.date.as_deref())) " · " (hit.from) " · release " (hit.release) }
+                            @if let Some(s) = snippet { div.snippet { (PreEscaped(s)) } }
+                        }
+                    }
+                }
+                @if v.results.next.is_some() || !v.first_page {
+                    nav.pager aria-label="Pages" {
+                        @if !v.first_page { a href=(search_href(q, v.sort)) { "← First page" } }
+                        @if let Some(next) = &v.results.next {
+                            a rel="next" href={ (search_href(q, v.sort)) "&after=" (encode(next)) } { "Next page →" }
+                        }
+                    }
+                }
+            }
+            @if let Some(f) = &v.results.facets && total > 0 {
+                aside.facets aria-label="Narrow the search" {
+                    h2 { "Narrow" }
+                    (facet_list(v, "Sender's domain", "domain", &f.domain))
+                    (facet_list(v, "People", "person", &f.person))
+                    (facet_list(v, "Attachments", "filetype", &f.filetype))
+                    (facet_list(v, "DKIM", "dkim", &f.dkim))
+                    (facet_list(v, "Release", "release", &f.release))
+                    (facet_list(v, "Year", "date", &years(&f.month)))
                 }
             }
         }
-        (pager(&format!("/search?q={}&sort={}&", encode(q), sort.name()), page, pages))
     };
-    layout(title, if q.is_empty() { "Search" } else { q }, q, body)
+    layout(v.title, if q.is_empty() { "Search" } else { q }, q, body)
+}
+
+fn syntax_help() -> Markup {
+    html! {
+        details.syntax open {
+            summary { "How to write a search" }
+            dl {
+                dt { code { "gas price" } } dd { "both words, anywhere (stemmed: " code { "prices" } " finds " code { "price" } ")" }
+                dt { code { "\"natural gas\"" } } dd { "the exact phrase" }
+                dt { code { "from:allen to: cc: subject: body:" } } dd { "words in one field" }
+                dt { code { "filename:budget attachment:invoice" } } dd { "an attachment's name, or text inside attachments" }
+                dt { code { "after:2001-05 before:2001-06-15 date:2000..2001-03" } } dd { "dates: a year, a month or a day (UTC)" }
+                dt { code { "has:attachment filetype:pdf" } } dd { "emails with attachments, of a kind" }
+                dt { code { "domain:enron.com person:k.allen@enron.com" } } dd { "the sender's domain; an address in From, To or Cc" }
+                dt { code { "dkim:pass release:3 thread:42" } } dd { "DKIM status (pass, fail, unverified, none); a release; the conversation of email 42" }
+                dt { code { "-word  a OR b  (a OR b) c" } } dd { "exclude, either, group" }
+            }
+        }
+    }
 }
 
 pub fn search_error(title: &str, q: &str, e: &QueryError) -> String {
-    layout(
+    layout_with(
         title,
         "Search error",
         q,
+        None,
         html! {
             div.error role="alert" {
                 h1 { "That search could not be read" }
                 p { (e.to_string()) }
                 pre { (e.pointer(q)) }
-                p { "Search syntax: words, \"exact phrases\", from:, to:, cc:, subject:, body:, filename:, after:YYYY-MM-DD, before:, date:2001-05, dkim:pass|fail|unverified|none, -word to exclude, OR, parentheses." }
+                (syntax_help())
             }
         },
     )
@@ -295,14 +445,64 @@ fn distinct(list: &[String]) -> Vec<&str> {
     out
 }
 
-fn people(list: &[Person]) -> String {
-    list.iter()
-        .map(Person::display)
-        .collect::<Vec<_>>()
-        .join(", ")
+/// People as links to their pages (those with an address).
+fn people(list: &[Person]) -> Markup {
+    html! {
+        @for (i, p) in list.iter().enumerate() {
+            @if i > 0 { ", " }
+            @match &p.address {
+                Some(a) => a href={ "/person/" (encode(&a.to_lowercase())) } { (p.display()) },
+                None => (p.display()),
+            }
+        }
+    }
 }
 
-pub fn email(title: &str, m: &PublishedMessage, release: Option<&Manifest>) -> String {
+/// Does this line start a quotation of an earlier email that runs to the end?
+fn starts_quote(line: &str) -> bool {
+    let l = line.trim();
+    (l.starts_with("-----") && l.to_ascii_lowercase().contains("original message"))
+        || (l.starts_with("On ") && l.ends_with("wrote:"))
+}
+
+/// An email's text with quoted parts (`>` lines, and everything after an "Original
+/// Message" or "On … wrote:" line) folded away under a summary that says how long they are.
+pub fn body_text(text: &str) -> Markup {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut blocks: Vec<(bool, Vec<&str>)> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if starts_quote(lines[i]) && i > 0 {
+            blocks.push((true, lines[i..].to_vec()));
+            break;
+        }
+        let quoted = lines[i].trim_start().starts_with('>');
+        match blocks.last_mut() {
+            Some((q, b)) if *q == quoted => b.push(lines[i]),
+            _ => blocks.push((quoted, vec![lines[i]])),
+        }
+        i += 1;
+    }
+    html! {
+        @for (quoted, b) in &blocks {
+            @if *quoted && b.len() > 2 {
+                details.quoted {
+                    summary { "Quoted text (" (b.len()) " lines)" }
+                    pre.body { (b.join("\n")) }
+                }
+            } @else {
+                pre.body { (b.join("\n")) }
+            }
+        }
+    }
+}
+
+pub fn email(
+    title: &str,
+    m: &PublishedMessage,
+    release: Option<&Manifest>,
+    thread: Option<(u64, usize)>,
+) -> String {
     let subject = if m.subject.is_empty() {
         "(no subject)".to_string()
     } else {
@@ -319,6 +519,9 @@ pub fn email(title: &str, m: &PublishedMessage, release: Option<&Manifest>) -> S
                 tr { th { "Date" } td { (show_date(m.date.as_deref())) } }
                 @if let Some(id) = &m.message_id { tr { th { "Message-ID" } td { code { (id) } } } }
                 tr { th { "Email" } td { "#" (m.number) ", release " a href={ "/releases/" (m.release) } { (m.release) } } }
+                @if let Some((t, size)) = thread && size > 1 {
+                    tr { th { "Conversation" } td { a href={ "/thread/" (t) "#email-" (m.number) } { (size) " emails" } } }
+                }
                 @if !m.folders.is_empty() { tr { th { "Found in" } td { (m.folders.join(", ")) } } }
                 @if !m.charsets.is_empty() { tr { th { "Charset" } td { (distinct(&m.charsets).join(", ")) } } }
                 @if !m.defects.is_empty() { tr { th { "Flags" } td.flags { (m.defects.join(", ")) } } }
@@ -365,7 +568,7 @@ pub fn email(title: &str, m: &PublishedMessage, release: Option<&Manifest>) -> S
                 }
             }
             h2 { "Text" }
-            pre.body { (m.text) }
+            (body_text(&m.text))
             @if let Some(html) = &m.html {
                 h2 { "HTML version (sanitised: no scripts, styles or remote images)" }
                 section.html-body { (PreEscaped(html)) }
@@ -374,14 +577,17 @@ pub fn email(title: &str, m: &PublishedMessage, release: Option<&Manifest>) -> S
                 summary { "All headers" }
                 pre.body { (m.headers) }
             }
-            p.cite {
-                "Cite as: " (url) ", email #" (m.number)
-                @if let Some(r) = release { ", release " (r.release) " (" (r.published_at) ")" }
-                @if let Some(h) = &m.raw_sha256 { ", raw SHA-256 " code { (h) } }
+            h2 { "Cite" }
+            label for="citation" { "Copy this citation:" }
+            textarea #citation.cite readonly rows="3" {
+                (title) ", email #" (m.number) ", “" (subject) "”, " (show_date(m.date.as_deref())) "."
+                @if let Some(r) = release { " Release " (r.release) ", published " (r.published_at) "." }
+                " " (url)
+                @if let Some(h) = &m.raw_sha256 { " (raw SHA-256 " (h) ")" }
             }
         }
     };
-    layout(title, &subject, "", body)
+    layout_with(title, &subject, "", Some(&url), body)
 }
 
 /// The shell steps on /verify that check release `k` with standard tools only (curl,
@@ -520,5 +726,144 @@ pub fn error_page(heading: &str, message: &str) -> String {
         heading,
         "",
         html! { h1 { (heading) } p { (message) } },
+    )
+}
+
+/// A conversation: its tree (every email and placeholder, with the header that placed
+/// it), then its emails in full, in the tree's reading order, a page at a time.
+pub fn thread(title: &str, t: &crate::conversation::Thread, page: usize) -> String {
+    use crate::conversation::THREAD_PAGE;
+    let by_number: std::collections::HashMap<u64, &PublishedMessage> =
+        t.emails.iter().map(|e| (e.number, e)).collect();
+    let order: Vec<(usize, usize)> = t.tree.roots.iter().flat_map(|&r| t.tree.walk(r)).collect();
+    let emails_in_order: Vec<&PublishedMessage> = order
+        .iter()
+        .filter_map(|(i, _)| by_number.get(&t.tree.nodes[*i].number?).copied())
+        .collect();
+    let pages = emails_in_order.len().div_ceil(THREAD_PAGE).max(1);
+    let page = page.min(pages);
+    let first_subject = emails_in_order
+        .first()
+        .map(|e| e.subject.as_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("(no subject)");
+    let canonical = format!("/thread/{}", t.thread);
+    let body = html! {
+        h1 { "Conversation: " (first_subject) }
+        p.count { (t.emails.len()) " emails"
+            @let missing = t.tree.nodes.iter().filter(|n| n.number.is_none()).count();
+            @if missing > 0 { ", and " (missing) " referred to that are not in this archive" }
+            ". Threaded by the References and In-Reply-To headers only, never by subject." }
+        h2 { "Tree" }
+        ol.tree {
+            @for (i, depth) in &order {
+                @let node = &t.tree.nodes[*i];
+                li style={ "margin-left:" (depth.min(&12) * 14) "px" } {
+                    @match node.number.and_then(|n| by_number.get(&n)) {
+                        Some(e) => {
+                            a href={ "#email-" (e.number) } { @if e.subject.is_empty() { "(no subject)" } @else { (e.subject) } }
+                            " " span.hit-meta { (e.from_line()) " · " (show_date(e.date.as_deref())) " · #" (e.number) }
+                        }
+                        None => span.placeholder { "An email not in this archive" @if let Some(id) = &node.message_id { " (" code { (id) } ")" } }
+                    }
+                    @if let Some(via) = node.via {
+                        " " span.via { "← by the " (via.header.name()) " of #" (via.by) }
+                    }
+                }
+            }
+        }
+        h2 { "Emails" @if pages > 1 { " (page " (page) " of " (pages) ")" } }
+        @for e in emails_in_order.iter().skip((page - 1) * THREAD_PAGE).take(THREAD_PAGE) {
+            article.in-thread id={ "email-" (e.number) } {
+                h3 { a href={ "/emailid/" (e.number) } { @if e.subject.is_empty() { "(no subject)" } @else { (e.subject) } } }
+                p.hit-meta { (people(&e.from)) " · " (show_date(e.date.as_deref())) " · #" (e.number) }
+                (body_text(&e.text))
+            }
+        }
+        (pager(&format!("/thread/{}?", t.thread), page, pages))
+    };
+    layout_with(
+        title,
+        &format!("Conversation: {first_subject}"),
+        "",
+        Some(&canonical),
+        body,
+    )
+}
+
+pub fn person(title: &str, p: &crate::conversation::PersonSummary) -> String {
+    let all = format!("person:{}", p.address);
+    let body = html! {
+        h1 { (p.names.first().map_or(p.address.as_str(), |n| n.value.as_str())) }
+        table.headers {
+            tr { th { "Address" } td { code { (p.address) } } }
+            @if !p.names.is_empty() {
+                tr { th { "Written as" } td { @for (i, n) in p.names.iter().take(8).enumerate() { @if i > 0 { "; " } (n.value) " (" (n.count) ")" } } }
+            }
+            tr { th { "Emails" } td { a href=(search_href(&all, Sort::Newest)) { (p.total) } } }
+            tr { th { "Sent" } td { a href=(search_href(&format!("{all} from:\"{}\"", p.address), Sort::Newest)) { (p.sent) } } }
+            tr { th { "Received" } td { a href=(search_href(&format!("{all} -from:\"{}\"", p.address), Sort::Newest)) { (p.received) } } }
+            tr { th { "First" } td { (show_date(p.first.as_deref())) } }
+            tr { th { "Last" } td { (show_date(p.last.as_deref())) } }
+        }
+        @if !p.months.is_empty() {
+            figure.timeline {
+                (PreEscaped(crate::svg::timeline(&p.months, &all)))
+                figcaption { "Emails per month with this address." }
+            }
+        }
+        @if !p.correspondents.is_empty() {
+            h2 { "Most frequent correspondents" }
+            ol {
+                @for c in &p.correspondents {
+                    li {
+                        a href={ "/person/" (encode(&c.value)) } { (c.value) }
+                        " — " a href=(search_href(&format!("{all} person:{}", c.value), Sort::Newest)) { (c.count) " emails together" }
+                    }
+                }
+            }
+        }
+    };
+    layout_with(
+        title,
+        &p.address,
+        "",
+        Some(&format!("/person/{}", encode(&p.address))),
+        body,
+    )
+}
+
+/// The newest emails matching `q`, as Atom (RFC 4287). Ids are built from the key's
+/// fingerprint and the email's number, so they are the same on every mirror.
+pub fn search_atom(info: &trove_site::SiteInfo, q: &str, emails: &[PublishedMessage]) -> String {
+    let fingerprint = info.fingerprint();
+    let updated = emails
+        .iter()
+        .filter_map(|e| e.date.as_deref())
+        .max()
+        .unwrap_or("1970-01-01T00:00:00Z");
+    let body = html! {
+        feed xmlns="http://www.w3.org/2005/Atom" {
+            title { (info.title) ": " @if q.trim().is_empty() { "all emails" } @else { (q) } }
+            id { "urn:trove:search:" (fingerprint) ":" (encode(q.trim())) }
+            updated { (updated) }
+            link rel="self" href={ "search.atom?q=" (encode(q)) } {}
+            link rel="alternate" href={ "search?q=" (encode(q)) } {}
+            author { name { (info.title) } }
+            @for e in emails {
+                entry {
+                    title { @if e.subject.is_empty() { "(no subject)" } @else { (e.subject) } }
+                    id { "urn:trove:email:" (fingerprint) ":" (e.number) }
+                    updated { (e.date.as_deref().unwrap_or("1970-01-01T00:00:00Z")) }
+                    author { name { (e.from_line()) } }
+                    link rel="alternate" href={ "emailid/" (e.number) } {}
+                    summary { (e.text.chars().take(300).collect::<String>()) }
+                }
+            }
+        }
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n{}",
+        body.into_string()
     )
 }

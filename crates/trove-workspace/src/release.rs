@@ -32,7 +32,7 @@ pub struct ReleaseOutcome {
 }
 
 /// An email's published form, its raw bytes, and its attachments' bytes.
-type Built = (PublishedMessage, Vec<u8>, Vec<Vec<u8>>);
+type Built = (PublishedMessage, Vec<u8>, Vec<Vec<u8>>, Vec<String>);
 
 struct Row {
     id: i64,
@@ -166,6 +166,7 @@ impl Workspace {
         let mut index_writer = index.writer()?;
         index.delete_release(&index_writer, release);
         let mut done = 0;
+        let mut threaded = Vec::with_capacity(rows.len());
         for chunk in rows.chunks(512) {
             let built: Vec<Result<Built>> = chunk
                 .par_iter()
@@ -180,11 +181,12 @@ impl Workspace {
                         &policy,
                         over,
                     );
-                    Ok((message, raw, attachments))
+                    let texts = attachment_texts(&message, &attachments);
+                    Ok((message, raw, attachments, texts))
                 })
                 .collect();
             for item in built {
-                let (message, raw, attachment_bytes) = item?;
+                let (message, raw, attachment_bytes, texts) = item?;
                 if let Some(r) = &message.redaction {
                     writer.register.add(r);
                 }
@@ -196,14 +198,17 @@ impl Workspace {
                     .zip(attachment_bytes.iter().map(Vec::as_slice))
                     .collect();
                 writer.add_message(&message, raw, &attachments)?;
-                index.add(&index_writer, &message)?;
+                index.add(&index_writer, &message, &texts)?;
+                threaded.push(message);
             }
             done += chunk.len() as u64;
             progress(done, rows.len() as u64);
         }
         writer.register.messages_withheld = self.withheld_in(release)?;
+        let mut withdrawn = Vec::new();
         for w in self.withdrawals_in(release)? {
             index.delete_number(&index_writer, w.number);
+            withdrawn.push(w.number);
             writer.withdraw(w);
         }
         let register = writer.register.clone();
@@ -211,6 +216,7 @@ impl Workspace {
         // The signed manifest says they are gone; now they go.
         trove_site::remove_withdrawn(site, &manifest)?;
         index_writer.commit().map_err(trove_site::SiteError::from)?;
+        trove_site::rethread(site, &threaded, &withdrawn)?;
         self.catalogue
             .conn
             .execute(
@@ -435,7 +441,7 @@ fn people(list: &[trove_mail::Mailbox]) -> Vec<Person> {
 
 /// An email's unredacted form under a stand-in number, for searching the workspace
 /// (`--query`); never written to a site.
-pub(crate) fn searchable_form(number: u64, raw: &[u8]) -> PublishedMessage {
+pub(crate) fn searchable_form(number: u64, raw: &[u8]) -> (PublishedMessage, Vec<String>) {
     let row = Row {
         id: 0,
         number,
@@ -446,7 +452,19 @@ pub(crate) fn searchable_form(number: u64, raw: &[u8]) -> PublishedMessage {
         arc: None,
         attachment_kinds: BTreeMap::new(),
     };
-    published_form(&row, 0, raw).0
+    let (message, bytes) = published_form(&row, 0, raw);
+    let texts = attachment_texts(&message, &bytes);
+    (message, texts)
+}
+
+/// The searchable text of each attachment that has some.
+fn attachment_texts(message: &PublishedMessage, bytes: &[Vec<u8>]) -> Vec<String> {
+    message
+        .attachments
+        .iter()
+        .zip(bytes)
+        .filter_map(|(a, b)| trove_site::attachment_text(a, b))
+        .collect()
 }
 
 /// The published form of one email, and the bytes of its attachments in order.

@@ -500,8 +500,8 @@ impl Workspace {
         let writer = index.writer()?;
         for (id, content_id, _) in rows {
             let raw = self.blobs.get(content_id)?;
-            let message = crate::release::searchable_form(*id as u64, &raw);
-            index.add(&writer, &message)?;
+            let (message, texts) = crate::release::searchable_form(*id as u64, &raw);
+            index.add(&writer, &message, &texts)?;
         }
         let mut writer = writer;
         writer.commit().map_err(trove_site::SiteError::from)?;

@@ -234,66 +234,13 @@ fn write_torrent(
     Ok((path, info_hash, count))
 }
 
-/// mboxrd: `From ` lines (quoted or not) in bodies gain one `>`; readers remove one.
+/// mboxrd, one entry per email (see `trove_site::mbox`).
 fn write_mbox(site: &Site, messages: &[PublishedMessage], path: &Path) -> Result<()> {
     let mut out = create(path)?;
     for m in messages {
-        let bytes = match &m.raw_sha256 {
-            Some(_) => {
-                let p = site.root().join(trove_site::raw_path(m.number));
-                std::fs::read(&p).with_context(|| format!("{}", p.display()))?
-            }
-            None => redacted_source(m),
-        };
-        let when = m
-            .timestamp
-            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-            .and_then(|t| {
-                t.format(time::macros::format_description!(
-                    "[weekday repr:short] [month repr:short] [day padding:space] [hour]:[minute]:[second] [year]"
-                ))
-                .ok()
-            })
-            .unwrap_or_else(|| "Thu Jan  1 00:00:00 1970".into());
-        writeln!(out, "From trove-{}@archive {when}", m.number)?;
-        for line in bytes.split_inclusive(|&b| b == b'\n') {
-            let stripped = line.iter().position(|&b| b != b'>').map(|i| &line[i..]);
-            if stripped.is_some_and(|l| l.starts_with(b"From ")) {
-                out.write_all(b">")?;
-            }
-            out.write_all(line)?;
-        }
-        if !bytes.ends_with(b"\n") {
-            out.write_all(b"\n")?;
-        }
-        out.write_all(b"\n")?;
+        let bytes = trove_site::mbox::source_of(site, m)?;
+        trove_site::mbox::write_entry(&mut out, m, &bytes)?;
     }
     out.flush()?;
     Ok(())
-}
-
-/// A redacted email as a message: its published header section and text.
-fn redacted_source(m: &PublishedMessage) -> Vec<u8> {
-    let mut s = String::new();
-    // The body below is plain UTF-8 text, whatever the original's MIME structure: its
-    // MIME fields (and their continuation lines) go.
-    let mut skipping = false;
-    for line in m.headers.lines() {
-        if !line.starts_with([' ', '\t']) {
-            let name = line
-                .split(':')
-                .next()
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            skipping = name.starts_with("content-") || name == "mime-version";
-        }
-        if skipping {
-            continue;
-        }
-        s.push_str(line);
-        s.push('\n');
-    }
-    s.push_str("X-Trove-Redacted: yes\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n");
-    s.push_str(&m.text);
-    s.into_bytes()
 }

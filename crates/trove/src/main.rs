@@ -246,6 +246,14 @@ enum Command {
         limit: usize,
         #[arg(long, default_value_t = 0)]
         offset: usize,
+        /// The cursor printed after a page (`next:`): the page after it. There is no
+        /// limit to how deep the pages go.
+        #[arg(long)]
+        after: Option<String>,
+        /// Also count facets (sender domain, people, month, release, attachment type,
+        /// DKIM), as many values of each as given.
+        #[arg(long, default_value_t = 0)]
+        facets: usize,
         #[arg(long)]
         json: bool,
     },
@@ -691,6 +699,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             sort,
             limit,
             offset,
+            after,
+            facets,
             json,
         } => {
             let sort = trove_site::Sort::parse(&sort).ok_or_else(|| {
@@ -701,7 +711,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let s = trove_site::Site::open(&site)?;
             let max = s.last_number()?;
             let index = trove_site::SearchIndex::open(&s.index_dir())?;
-            let results = match index.search(&query, sort, offset, limit, max) {
+            let request = trove_site::SearchRequest {
+                sort,
+                after: after.as_deref(),
+                offset,
+                limit,
+                facets,
+                ..trove_site::SearchRequest::new(&query, max)
+            };
+            let results = match index.run(&request) {
                 Ok(r) => r,
                 Err(trove_site::SiteError::Query(e)) => {
                     return Err(Usage(format!("bad query {e}\n{}", e.pointer(&query))).into());
@@ -720,6 +738,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         clip(&h.from, 35),
                         h.subject
                     );
+                }
+                if let Some(f) = &results.facets {
+                    for (name, buckets) in [
+                        ("domain", &f.domain),
+                        ("person", &f.person),
+                        ("filetype", &f.filetype),
+                        ("dkim", &f.dkim),
+                        ("release", &f.release),
+                    ] {
+                        let list: Vec<String> = buckets
+                            .iter()
+                            .map(|b| format!("{} {}", b.value, b.count))
+                            .collect();
+                        println!("{name:>9}: {}", list.join(", "));
+                    }
+                }
+                if let Some(next) = &results.next {
+                    println!("next: --after {next}");
                 }
             }
         }

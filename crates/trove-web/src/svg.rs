@@ -1,0 +1,130 @@
+//! Pictures drawn on the server, so that they need no JavaScript: the volume of email per
+//! month, for the whole archive or any search.
+
+use std::fmt::Write;
+
+use trove_site::Bucket;
+
+use crate::pages::escape;
+
+/// Each month from the first to the last of `months` (`YYYY-MM` keys, in order), with
+/// its count; months without email are zero.
+fn every_month(months: &[Bucket]) -> Vec<(i32, u32, u64)> {
+    let parse = |v: &str| -> Option<(i32, u32)> {
+        let (y, m) = v.split_once('-')?;
+        Some((y.parse().ok()?, m.parse().ok()?))
+    };
+    let known: Vec<(i32, u32, u64)> = months
+        .iter()
+        .filter_map(|b| parse(&b.value).map(|(y, m)| (y, m, b.count)))
+        .collect();
+    let (Some(first), Some(last)) = (known.first(), known.last()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let (mut y, mut m) = (first.0, first.1);
+    let mut i = 0;
+    // A stray date (year 1970 or 2038) would make thousands of empty months: cap it.
+    while (y, m) <= (last.0, last.1) && out.len() < 1200 {
+        let count = if i < known.len() && (known[i].0, known[i].1) == (y, m) {
+            i += 1;
+            known[i - 1].2
+        } else {
+            0
+        };
+        out.push((y, m, count));
+        (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    }
+    out
+}
+
+/// An SVG bar chart of email per month. Each bar links to the search narrowed to its
+/// month and says its count in a tooltip; the picture's title sums it up for screen
+/// readers.
+pub fn timeline(months: &[Bucket], query: &str) -> String {
+    let all = every_month(months);
+    if all.is_empty() {
+        return String::from(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" viewBox=\"0 0 300 20\" class=\"timeline\"><title>No dated emails</title></svg>",
+        );
+    }
+    let peak = all.iter().map(|m| m.2).max().unwrap_or(1).max(1);
+    let (peak_y, peak_m, _) = all
+        .iter()
+        .find(|m| m.2 == peak)
+        .copied()
+        .unwrap_or_default();
+    let bar = if all.len() > 240 { 3.0 } else { 8.0 };
+    let (h, label) = (80.0, 14.0);
+    let width = (all.len() as f64 * bar).max(60.0);
+    let total: u64 = all.iter().map(|m| m.2).sum();
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"timeline\" role=\"img\" viewBox=\"0 0 {width} {}\" preserveAspectRatio=\"none\" aria-labelledby=\"timeline-title\">\
+         <title id=\"timeline-title\">{total} emails by month, {:04}-{:02} to {:04}-{:02}; the most, {peak}, in {peak_y:04}-{peak_m:02}</title>",
+        h + label,
+        all[0].0,
+        all[0].1,
+        all[all.len() - 1].0,
+        all[all.len() - 1].1,
+    );
+    let base = query.trim();
+    for (i, (y, m, count)) in all.iter().enumerate() {
+        let x = i as f64 * bar;
+        let height = if *count == 0 {
+            0.0
+        } else {
+            (*count as f64 / peak as f64 * h).max(1.5)
+        };
+        let q = format!("{base} date:{y:04}-{m:02}");
+        let href = format!(
+            "/search?q={}",
+            percent_encoding::utf8_percent_encode(q.trim(), percent_encoding::NON_ALPHANUMERIC)
+        );
+        let _ = write!(
+            svg,
+            "<a href=\"{}\"><rect x=\"{x}\" y=\"{}\" width=\"{}\" height=\"{}\" class=\"bar\"><title>{y:04}-{m:02}: {count} emails</title></rect></a>",
+            escape(&href),
+            h - height,
+            bar - 1.0,
+            // An empty month still gets a hover target.
+            height.max(0.0),
+        );
+        if *m == 1 || i == 0 {
+            let _ = write!(
+                svg,
+                "<text x=\"{x}\" y=\"{}\" class=\"year\">{y}</text>",
+                h + label - 2.0
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(v: &str, c: u64) -> Bucket {
+        Bucket {
+            value: v.into(),
+            count: c,
+        }
+    }
+
+    #[test]
+    fn gaps_are_zero_months_and_bars_link_to_their_month() {
+        let all = every_month(&[b("2000-11", 3), b("2001-02", 5)]);
+        assert_eq!(
+            all,
+            [(2000, 11, 3), (2000, 12, 0), (2001, 1, 0), (2001, 2, 5)]
+        );
+        let svg = timeline(&[b("2000-11", 3), b("2001-02", 5)], "gas");
+        assert!(svg.contains("8 emails by month, 2000-11 to 2001-02; the most, 5, in 2001-02"));
+        assert!(svg.contains("/search?q=gas%20date%3A2001%2D02"), "{svg}");
+        assert_eq!(svg.matches("<rect").count(), 4);
+        assert!(timeline(&[], "").contains("No dated emails"));
+    }
+}
