@@ -39,6 +39,33 @@ table.releases th, table.releases td { text-align:left; padding:.35rem .5rem; bo
 code { overflow-wrap:anywhere; word-break:break-all; }
 main, article { min-width:0; overflow-wrap:anywhere; }
 footer { color:var(--muted); font-size:.85rem; padding:1rem; text-align:center; }
+.visually-hidden { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); white-space:nowrap; }
+figure.timeline { margin:1rem 0; }
+figure.timeline svg { width:100%; height:auto; max-height:9rem; display:block; }
+figure.timeline svg a:focus rect, figure.timeline svg a:hover rect { fill:#d9822b; }
+figure.timeline figcaption { color:var(--muted); font-size:.85rem; }
+div.results { display:grid; grid-template-columns:minmax(0,1fr) 14rem; gap:1.5rem; }
+aside.facets h2 { font-size:1rem; margin:.2rem 0; }
+aside.facets h3 { font-size:.9rem; margin:.8rem 0 .2rem; color:var(--muted); }
+aside.facets ul { list-style:none; padding:0; margin:0; font-size:.9rem; }
+aside.facets li { overflow-wrap:anywhere; }
+details.fields, details.syntax { margin:.5rem 0; }
+form.fields { display:grid; grid-template-columns:max-content minmax(0,20rem); gap:.3rem .6rem; align-items:center; margin:.5rem 0; }
+form.fields button { grid-column:2; justify-self:start; }
+details.quoted { margin:.3rem 0; }
+details.quoted summary { color:var(--muted); cursor:pointer; }
+ol.tree { list-style:none; padding:0; }
+ol.tree li { padding:.15rem 0; border-left:2px solid var(--line); padding-left:.5rem; }
+.via, .placeholder { color:var(--muted); font-size:.85rem; }
+article.in-thread { border-top:1px solid var(--line); margin-top:1rem; }
+textarea.cite { width:100%; font:inherit; font-size:.9rem; padding:.5rem; }
+:focus-visible { outline:3px solid #d9822b; outline-offset:2px; }
+@media (max-width: 40rem) {
+  div.results { grid-template-columns:minmax(0,1fr); }
+  form.fields { grid-template-columns:minmax(0,1fr); }
+  form.fields button { grid-column:1; }
+  main { padding:.6rem; }
+}
 "#;
 
 /// `2000-12-12T04:03:00-08:00` as `2000-12-12 04:03:00 -08:00`: absolute, with the

@@ -54,14 +54,15 @@ pub fn timeline(months: &[Bucket], query: &str) -> String {
         .find(|m| m.2 == peak)
         .copied()
         .unwrap_or_default();
-    let bar = if all.len() > 240 { 3.0 } else { 8.0 };
+    // About 600 units wide whatever the span, so the picture keeps its shape when scaled.
+    let bar = (600.0 / all.len() as f64).clamp(2.0, 40.0);
     let (h, label) = (80.0, 14.0);
     let width = (all.len() as f64 * bar).max(60.0);
     let total: u64 = all.iter().map(|m| m.2).sum();
     let mut svg = String::new();
     let _ = write!(
         svg,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"timeline\" role=\"img\" viewBox=\"0 0 {width} {}\" preserveAspectRatio=\"none\" aria-labelledby=\"timeline-title\">\
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"timeline\" role=\"img\" viewBox=\"0 0 {width} {}\" aria-labelledby=\"timeline-title\">\
          <title id=\"timeline-title\">{total} emails by month, {:04}-{:02} to {:04}-{:02}; the most, {peak}, in {peak_y:04}-{peak_m:02}</title>",
         h + label,
         all[0].0,
@@ -84,17 +85,17 @@ pub fn timeline(months: &[Bucket], query: &str) -> String {
         );
         let _ = write!(
             svg,
-            "<a href=\"{}\"><rect x=\"{x}\" y=\"{}\" width=\"{}\" height=\"{}\" class=\"bar\"><title>{y:04}-{m:02}: {count} emails</title></rect></a>",
+            "<a href=\"{}\"><rect x=\"{x}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#0b4f9c\" class=\"bar\"><title>{y:04}-{m:02}: {count} emails</title></rect></a>",
             escape(&href),
             h - height,
-            bar - 1.0,
+            (bar * 0.85).max(1.0),
             // An empty month still gets a hover target.
             height.max(0.0),
         );
         if *m == 1 || i == 0 {
             let _ = write!(
                 svg,
-                "<text x=\"{x}\" y=\"{}\" class=\"year\">{y}</text>",
+                "<text x=\"{x}\" y=\"{}\" font-size=\"11\" fill=\"#555\" class=\"year\">{y}</text>",
                 h + label - 2.0
             );
         }
