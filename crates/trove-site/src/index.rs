@@ -577,7 +577,7 @@ impl SearchIndex {
         };
         let eligible: Vec<(Key, DocAddress)> = keyed
             .into_iter()
-            .filter(|(k, _)| !k.0.is_nan())
+            .filter(|(k, _)| *k != SKIPPED)
             .skip(r.offset)
             .collect();
         let more = eligible.len() > r.limit;
@@ -710,8 +710,12 @@ impl SearchIndex {
         }
     }
 
-    /// The stemmed forms of `words` in every language's field.
+    /// The stemmed forms of `words` in every language's field. A quoted phrase means
+    /// exactly these words: it has none.
     fn stemmed(&self, words: &str, phrase: bool) -> Vec<Box<dyn Query>> {
+        if phrase {
+            return Vec::new();
+        }
         STEMMED
             .iter()
             .zip(&self.fields.stems)
@@ -834,11 +838,14 @@ impl SearchIndex {
     }
 }
 
-/// `key`, or NaN in its score when it is not after the cursor: NaN sorts below every
-/// number in tantivy's top-N and is dropped afterwards.
+/// Marks a hit at or before the cursor: below every real key (scores are never
+/// negative), and dropped after collection.
+const SKIPPED: Key = (f32::NEG_INFINITY, i64::MIN, i64::MIN);
+
+/// `key`, or [`SKIPPED`] when it is not after the cursor.
 fn keep_after(key: Key, after: Option<Key>) -> Key {
     match after {
-        Some(c) if key.partial_cmp(&c) != Some(std::cmp::Ordering::Less) => (f32::NAN, 0, 0),
+        Some(c) if key.partial_cmp(&c) != Some(std::cmp::Ordering::Less) => SKIPPED,
         _ => key,
     }
 }

@@ -1,0 +1,307 @@
+//! The search engine on synthetic emails: cursor paging walks every hit once in order,
+//! facets count what a brute-force count says, and the language features (exact fields,
+//! attachment text, stemming, accent folding, CJK) find what they should and nothing else.
+
+use std::collections::{BTreeMap, HashSet};
+
+use trove_site::{Person, PublishedAttachment, PublishedMessage, SearchIndex, SearchRequest, Sort};
+
+fn person(name: &str, address: &str) -> Person {
+    Person {
+        name: Some(name.into()),
+        address: Some(address.into()),
+    }
+}
+
+fn message(number: u64, subject: &str, text: &str) -> PublishedMessage {
+    PublishedMessage {
+        format: 1,
+        number,
+        release: 1 + (number % 3) as u32,
+        message_id: Some(format!("<{number}@example.com>")),
+        date: Some("2001-05-14T09:10:00-07:00".into()),
+        // Ten distinct dates over two years: many ties, which the cursor must break.
+        timestamp: Some(978_307_200 + (number % 10) as i64 * 6_000_000),
+        from: vec![person(
+            "Sender",
+            &format!(
+                "s{}@{}",
+                number % 4,
+                ["enron.com", "aol.com"][number as usize % 2]
+            ),
+        )],
+        to: vec![person("Reader", &format!("r{}@enron.com", number % 5))],
+        cc: vec![],
+        subject: subject.into(),
+        in_reply_to: vec![],
+        references: vec![],
+        headers: String::new(),
+        text: text.into(),
+        html: None,
+        attachments: vec![],
+        folders: vec![],
+        charsets: vec![],
+        defects: vec![],
+        raw_sha256: None,
+        raw_size: None,
+        dkim: vec![],
+        arc: None,
+        redaction: None,
+    }
+}
+
+fn attachment(name: &str, content_type: &str) -> PublishedAttachment {
+    PublishedAttachment {
+        index: 1,
+        filename: Some(name.into()),
+        content_type: content_type.into(),
+        size: 10,
+        sha256: "00".repeat(32),
+    }
+}
+
+fn corpus() -> Vec<PublishedMessage> {
+    (1..=250)
+        .map(|n| {
+            let mut m = message(
+                n,
+                &format!("Report {n}"),
+                if n % 3 == 0 {
+                    "The gas pipeline contract was signed."
+                } else {
+                    "Lunch on Friday?"
+                },
+            );
+            if n % 7 == 0 {
+                m.attachments = vec![attachment("q3.pdf", "application/pdf")];
+            }
+            m
+        })
+        .collect()
+}
+
+fn index_of(messages: &[PublishedMessage], texts: &dyn Fn(u64) -> Vec<String>) -> SearchIndex {
+    let index = SearchIndex::in_ram().unwrap();
+    let mut w = index.writer().unwrap();
+    for m in messages {
+        index.add(&w, m, &texts(m.number)).unwrap();
+    }
+    w.commit().unwrap();
+    index.reload().unwrap();
+    index
+}
+
+fn numbers(index: &SearchIndex, q: &str) -> Vec<u64> {
+    let r = index.search(q, Sort::Oldest, 0, 10_000, u64::MAX).unwrap();
+    let mut n: Vec<u64> = r.hits.iter().map(|h| h.number).collect();
+    n.sort();
+    n
+}
+
+#[test]
+fn cursor_pages_visit_every_hit_once_in_order() {
+    let messages = corpus();
+    let index = index_of(&messages, &|_| Vec::new());
+    let date = |n: u64| messages[n as usize - 1].timestamp.unwrap();
+    for (q, sort) in [
+        ("", Sort::Newest),
+        ("", Sort::Oldest),
+        ("gas", Sort::Relevance),
+        ("gas OR lunch", Sort::Relevance),
+        ("-gas", Sort::Newest),
+    ] {
+        let expected = index.search(q, sort, 0, 10_000, u64::MAX).unwrap();
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let r = index
+                .run(&SearchRequest {
+                    sort,
+                    after: after.as_deref(),
+                    limit: 7,
+                    ..SearchRequest::new(q, u64::MAX)
+                })
+                .unwrap();
+            assert_eq!(r.total, expected.total, "{q} {sort:?}");
+            assert!(r.hits.len() <= 7);
+            seen.extend(r.hits.iter().map(|h| h.number));
+            pages += 1;
+            match r.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+            assert!(pages < 100, "paging does not end for {q:?}");
+        }
+        let distinct: HashSet<u64> = seen.iter().copied().collect();
+        assert_eq!(distinct.len(), seen.len(), "{q} {sort:?}: a hit came twice");
+        assert_eq!(
+            seen.len() as u64,
+            expected.total,
+            "{q} {sort:?}: hits missed"
+        );
+        // The same order as one big page.
+        let one_page: Vec<u64> = expected.hits.iter().map(|h| h.number).collect();
+        assert_eq!(seen, one_page, "{q} {sort:?}");
+        if sort == Sort::Newest {
+            assert!(seen.windows(2).all(|w| date(w[0]) >= date(w[1])));
+        }
+        if sort == Sort::Oldest {
+            assert!(seen.windows(2).all(|w| date(w[0]) <= date(w[1])));
+        }
+    }
+    // A cursor from another sort order, or made up, is refused with a message.
+    let r = index
+        .run(&SearchRequest {
+            sort: Sort::Newest,
+            after: Some("oldest.0.1.2"),
+            ..SearchRequest::new("", u64::MAX)
+        })
+        .unwrap_err();
+    assert!(r.to_string().contains("cursor"), "{r}");
+}
+
+#[test]
+fn facets_count_what_brute_force_counts() {
+    let messages = corpus();
+    let index = index_of(&messages, &|_| Vec::new());
+    for q in ["", "gas", "has:attachment", "-domain:aol.com"] {
+        let r = index
+            .run(&SearchRequest {
+                limit: 0,
+                facets: 100,
+                ..SearchRequest::new(q, u64::MAX)
+            })
+            .unwrap();
+        let hits: HashSet<u64> = numbers(&index, q).into_iter().collect();
+        let matching: Vec<&PublishedMessage> = messages
+            .iter()
+            .filter(|m| hits.contains(&m.number))
+            .collect();
+        let f = r.facets.unwrap();
+        let mut domain: BTreeMap<String, u64> = BTreeMap::new();
+        let mut release: BTreeMap<String, u64> = BTreeMap::new();
+        let mut person: BTreeMap<String, u64> = BTreeMap::new();
+        let mut month: BTreeMap<String, u64> = BTreeMap::new();
+        for m in &matching {
+            let a = m.from[0].address.clone().unwrap();
+            *domain
+                .entry(a.split('@').nth(1).unwrap().into())
+                .or_default() += 1;
+            *release.entry(m.release.to_string()).or_default() += 1;
+            *person.entry(a).or_default() += 1;
+            *person.entry(m.to[0].address.clone().unwrap()).or_default() += 1;
+            let d = time::OffsetDateTime::from_unix_timestamp(m.timestamp.unwrap()).unwrap();
+            *month
+                .entry(format!("{:04}-{:02}", d.year(), d.month() as u8))
+                .or_default() += 1;
+        }
+        let got = |b: &[trove_site::Bucket]| -> BTreeMap<String, u64> {
+            b.iter().map(|b| (b.value.clone(), b.count)).collect()
+        };
+        assert_eq!(got(&f.domain), domain, "{q}");
+        assert_eq!(got(&f.release), release, "{q}");
+        assert_eq!(got(&f.person), person, "{q}");
+        assert_eq!(got(&f.month), month, "{q}");
+        let months: Vec<&String> = f.month.iter().map(|b| &b.value).collect();
+        assert!(months.windows(2).all(|w| w[0] < w[1]), "months in order");
+        let pdfs = matching
+            .iter()
+            .filter(|m| !m.attachments.is_empty())
+            .count() as u64;
+        assert_eq!(
+            got(&f.filetype).get("pdf").copied().unwrap_or(0),
+            pdfs,
+            "{q}"
+        );
+        assert_eq!(
+            got(&f.dkim).get("none").copied().unwrap_or(0),
+            matching.len() as u64
+        );
+    }
+}
+
+#[test]
+fn exact_fields_and_attachment_text() {
+    let messages = corpus();
+    let index = index_of(&messages, &|n| {
+        if n == 14 {
+            vec!["Invoice 4711 for pipeline capacity".into()]
+        } else {
+            Vec::new()
+        }
+    });
+    let with_pdf: Vec<u64> = (1..=250).filter(|n| n % 7 == 0).collect();
+    assert_eq!(numbers(&index, "has:attachment"), with_pdf);
+    assert_eq!(numbers(&index, "filetype:pdf"), with_pdf);
+    assert_eq!(numbers(&index, "filetype:PDF"), with_pdf);
+    assert!(numbers(&index, "filetype:word").is_empty());
+    let aol: Vec<u64> = (1..=250).filter(|n| n % 2 == 1).collect();
+    assert_eq!(numbers(&index, "domain:aol.com"), aol);
+    let r2: Vec<u64> = (1..=250).filter(|n| n % 5 == 2).collect();
+    assert_eq!(numbers(&index, "person:R2@Enron.com"), r2);
+    let rel: Vec<u64> = (1..=250).filter(|n| n % 3 == 1).collect();
+    assert_eq!(numbers(&index, "release:2"), rel);
+    assert_eq!(numbers(&index, "attachment:4711"), [14]);
+    assert_eq!(
+        numbers(&index, "4711"),
+        [14],
+        "bare words search attachments too"
+    );
+    assert!(numbers(&index, "body:4711").is_empty());
+    assert!(numbers(&index, "subject:4711").is_empty());
+}
+
+#[test]
+fn stems_accents_and_cjk() {
+    let mut messages = vec![
+        message(
+            1,
+            "Pipeline",
+            "We signed the contracts yesterday and the pricing is final.",
+        ),
+        message(
+            2,
+            "Verträge",
+            "Die Verträge für die Leitung wurden gestern unterschrieben, und der Preis ist endgültig festgelegt worden.",
+        ),
+        message(
+            3,
+            "Réunion",
+            "La réunion à Zürich est reportée à la semaine prochaine, merci de confirmer votre présence.",
+        ),
+        message(
+            4,
+            "会議",
+            "明日の会議は東京都で行います。よろしくお願いします。",
+        ),
+        message(5, "Other", "京東 is a different word order entirely."),
+    ];
+    for m in &mut messages {
+        m.timestamp = Some(978_307_200);
+    }
+    let index = index_of(&messages, &|_| Vec::new());
+    assert_eq!(numbers(&index, "contract"), [1], "English stem");
+    assert_eq!(numbers(&index, "price"), [1], "pricing → price");
+    assert_eq!(
+        numbers(&index, "body:contract"),
+        [1],
+        "body: is stemmed too"
+    );
+    assert_eq!(numbers(&index, "vertrag"), [2], "German stem");
+    assert_eq!(numbers(&index, "zurich"), [3], "accent folding");
+    assert_eq!(numbers(&index, "reunion"), [3]);
+    assert_eq!(
+        numbers(&index, "東京"),
+        [4],
+        "CJK as consecutive characters"
+    );
+    assert_eq!(numbers(&index, "京東"), [5]);
+    assert_eq!(numbers(&index, "会議"), [4]);
+    assert!(
+        numbers(&index, "\"contract yesterday\"").is_empty(),
+        "a phrase stays exact"
+    );
+    assert_eq!(numbers(&index, "\"contracts yesterday\""), [1]);
+    assert_eq!(numbers(&index, "\"signed the contracts\""), [1]);
+}
