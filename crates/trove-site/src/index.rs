@@ -519,7 +519,11 @@ impl SearchIndex {
     /// Runs a search request.
     pub fn run(&self, r: &SearchRequest) -> Result<SearchResults> {
         let expr = crate::query::parse(r.query)?;
-        let after = r.after.map(|c| decode_cursor(r.sort, c)).transpose()?;
+        let after = r
+            .after
+            .filter(|c| !c.is_empty())
+            .map(|c| decode_cursor(r.sort, c))
+            .transpose()?;
         let q = self.released(self.build(&expr), r.max_number);
         let searcher = self.reader.searcher();
         let (total, facets) = if r.facets > 0 {

@@ -105,7 +105,14 @@ pub async fn search(
         Ok(s) => s,
         Err(e) => return json_error(e),
     };
-    let limit = search.limit.unwrap_or(20).min(MAX_LIMIT);
+    let limit = search.limit.unwrap_or(20);
+    if limit > MAX_LIMIT {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("limit is at most {MAX_LIMIT}; follow `next` for more"),
+            None,
+        );
+    }
     let offset = match search.offset(limit.max(1)) {
         Ok(o) => o,
         Err(e) => return json_error(e),

@@ -769,6 +769,16 @@ pub fn thread(title: &str, t: &crate::conversation::Thread, page: usize) -> Stri
         .collect();
     let pages = emails_in_order.len().div_ceil(THREAD_PAGE).max(1);
     let page = page.min(pages);
+    // Where each email is shown in full: a link in the tree goes to its page.
+    let page_of: std::collections::HashMap<u64, usize> = emails_in_order
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.number, i / THREAD_PAGE + 1))
+        .collect();
+    let anchor = |n: u64| match page_of.get(&n) {
+        Some(&p) if p != page => format!("?page={p}#email-{n}"),
+        _ => format!("#email-{n}"),
+    };
     let first_subject = emails_in_order
         .first()
         .map(|e| e.subject.as_str())
@@ -788,7 +798,7 @@ pub fn thread(title: &str, t: &crate::conversation::Thread, page: usize) -> Stri
                 li style={ "margin-left:" (depth.min(&12) * 14) "px" } {
                     @match node.number.and_then(|n| by_number.get(&n)) {
                         Some(e) => {
-                            a href={ "#email-" (e.number) } { @if e.subject.is_empty() { "(no subject)" } @else { (e.subject) } }
+                            a href=(anchor(e.number)) { @if e.subject.is_empty() { "(no subject)" } @else { (e.subject) } }
                             " " span.hit-meta { (e.from_line()) " · " (show_date(e.date.as_deref())) " · #" (e.number) }
                         }
                         None => span.placeholder { "An email not in this archive" @if let Some(id) = &node.message_id { " (" code { (id) } ")" } }
