@@ -186,8 +186,10 @@ fn register_tokenizers(index: &Index) {
     }
 }
 
-/// The position in [`STEMMED`] of the language `text` is written in, if it is one of
-/// them and the detector is confident.
+/// The position in [`STEMMED`] of the language `text` is written in, when it is one of
+/// them and the detector is confident; English when the detector cannot tell (short
+/// emails: "See you at 3", a forwarded table). Text in a language it can tell and trove
+/// has no stemmer for gets no stems.
 fn language_of(text: &str) -> Option<usize> {
     use std::sync::OnceLock;
     static DETECTOR: OnceLock<whatlang::Detector> = OnceLock::new();
@@ -199,10 +201,12 @@ fn language_of(text: &str) -> Option<usize> {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    let info = detector.detect(&text[..end])?;
-    if info.confidence() < 0.5 {
-        return None;
-    }
+    let Some(info) = detector
+        .detect(&text[..end])
+        .filter(|i| i.confidence() >= 0.5)
+    else {
+        return Some(0);
+    };
     STEMMED.iter().position(|(_, _, l)| *l == info.lang())
 }
 
