@@ -4,6 +4,10 @@
 //! Content-Security-Policy (checked in trove-web's tests) forbids any. Headless Chromium
 //! itself needs script enabled to dump the DOM or take a screenshot, so it stays on. Screenshots go to `target/screenshots/` to be looked at.
 //!
+//! The reader's pages (search with facets, thread, person, email) are also loaded with
+//! JavaScript switched off in the browser profile, as Tor Browser's safest setting does,
+//! and must be complete either way.
+//!
 //! Without Chromium the test is skipped, except under CI (`CI` set), where it fails:
 //! `.ci/run` installs Chromium.
 
@@ -18,6 +22,21 @@ fn chromium() -> Option<PathBuf> {
         .iter()
         .map(PathBuf::from)
         .find(|p| p.exists())
+}
+
+/// A fresh browser profile; with `javascript: false`, one whose content settings block
+/// JavaScript on every site.
+fn profile(dir: &Path, javascript: bool) -> PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir.join("Default")).unwrap();
+    if !javascript {
+        std::fs::write(
+            dir.join("Default/Preferences"),
+            r#"{"profile":{"default_content_setting_values":{"javascript":2}}}"#,
+        )
+        .unwrap();
+    }
+    dir.to_path_buf()
 }
 
 fn browse(chrome: &Path, profile: &Path, url: &str, width: u32, shot: Option<&Path>) -> String {
@@ -85,7 +104,11 @@ fn search_and_email_pages_render_in_headless_chromium() {
     assert!(dom.contains("From"), "{dom}");
     assert!(dom.contains(" -0"), "date shown with its offset: {dom}");
     assert!(dom.contains("raw email"), "{dom}");
-    assert!(dom.contains("Cite as: /emailid/1"), "{dom}");
+    assert!(dom.contains("Copy this citation"), "{dom}");
+    assert!(
+        dom.contains("rel=\"canonical\" href=\"/emailid/1\""),
+        "{dom}"
+    );
 
     let dom = browse(
         &chrome,
@@ -121,5 +144,134 @@ fn search_and_email_pages_render_in_headless_chromium() {
             size > 5_000,
             "{name}: screenshot missing or blank ({size} bytes)"
         );
+    }
+}
+
+/// The first `href` in `dom` that starts with `prefix`, unescaped.
+fn link(dom: &str, prefix: &str) -> Option<String> {
+    let at = dom.find(&format!("href=\"{prefix}"))? + 6;
+    let end = dom[at..].find('"')? + at;
+    Some(dom[at..end].replace("&amp;", "&"))
+}
+
+#[test]
+fn reader_pages_work_with_javascript_off_and_on_at_desktop_and_phone_widths() {
+    let Some(chrome) = chromium() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have chromium (apt-get install chromium)"
+        );
+        eprintln!("chromium not installed; skipped");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    common::run(&["init", common::p(&ws)]);
+    common::run(&[
+        "ingest",
+        common::p(&ws),
+        common::p(&common::corpus("lists/usrp-users-first300.mbox")),
+    ]);
+    common::run(&["release", common::p(&ws), "--all"]);
+    let server = Server::start(&ws.join("site"));
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    // A check that JavaScript really is off in the second profile: a page whose script
+    // would rewrite its own text.
+    let probe = tmp.path().join("probe.html");
+    std::fs::write(
+        &probe,
+        "<p id=p>static</p><script>document.getElementById('p').textContent='scripted'</script>",
+    )
+    .unwrap();
+    let off = profile(&tmp.path().join("js-off"), false);
+    let dom = browse(
+        &chrome,
+        &off,
+        &format!("file://{}", probe.display()),
+        800,
+        None,
+    );
+    assert!(dom.contains(">static<"), "JavaScript is off: {dom}");
+    let on = profile(&tmp.path().join("js-on"), true);
+    let dom = browse(
+        &chrome,
+        &on,
+        &format!("file://{}", probe.display()),
+        800,
+        None,
+    );
+    assert!(dom.contains(">scripted<"), "JavaScript is on: {dom}");
+
+    for (js, prof) in [("js-off", &off), ("js-on", &on)] {
+        // Search: count, timeline, facets; a facet link narrows.
+        let dom = browse(&chrome, prof, &format!("{base}/search?q=uhd"), 1280, None);
+        assert!(dom.contains("emails match"), "{js}: {dom}");
+        assert!(
+            dom.contains("timeline-title"),
+            "{js}: the timeline is drawn"
+        );
+        assert!(dom.contains("Sender's domain"), "{js}: facets");
+        let facet = link(&dom, "/search?q=uhd%20domain%3A").expect("a domain facet link");
+        let narrowed = browse(&chrome, prof, &format!("{base}{facet}"), 1280, None);
+        assert!(narrowed.contains("emails match") || narrowed.contains("1 email matches"));
+        assert!(
+            narrowed.contains("domain:"),
+            "{js}: the query shows the facet"
+        );
+        // From a hit to its email, its conversation and a person.
+        let email = link(&dom, "/emailid/").unwrap();
+        let dom = browse(&chrome, prof, &format!("{base}{email}"), 1280, None);
+        assert!(dom.contains("Copy this citation"), "{js}");
+        let person = link(&dom, "/person/").expect("people are links");
+        let dom = browse(&chrome, prof, &format!("{base}{person}"), 1280, None);
+        assert!(dom.contains("Most frequent correspondents"), "{js}: {dom}");
+        assert!(dom.contains("Received"), "{js}");
+        let (_, api) = server.get("/api/v1/search?q=&limit=1&facets=false");
+        assert!(!api.is_empty());
+        // The biggest conversation: its tree and emails.
+        let thread = (1..=300)
+            .map(|n| {
+                let (_, b) = server.get(&format!("/api/v1/emails/{n}"));
+                let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+                v["thread"].as_u64().unwrap()
+            })
+            .fold(
+                std::collections::HashMap::<u64, usize>::new(),
+                |mut m, t| {
+                    *m.entry(t).or_default() += 1;
+                    m
+                },
+            )
+            .into_iter()
+            .max_by_key(|(_, c)| *c)
+            .unwrap()
+            .0;
+        let dom = browse(
+            &chrome,
+            prof,
+            &format!("{base}/thread/{thread}"),
+            1280,
+            None,
+        );
+        assert!(dom.contains("Conversation:"), "{js}");
+        assert!(dom.contains("by the References of") || dom.contains("by the In-Reply-To of"));
+
+        for (name, path) in [
+            ("search", "/search?q=uhd".to_string()),
+            ("thread", format!("/thread/{thread}")),
+            ("person", person.clone()),
+            ("email", email.clone()),
+        ] {
+            for (device, width) in [("desktop", 1280), ("phone", 360)] {
+                let shot = shots.join(format!("reader-{name}-{device}-{js}.png"));
+                let _ = std::fs::remove_file(&shot);
+                browse(&chrome, prof, &format!("{base}{path}"), width, Some(&shot));
+                let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+                assert!(size > 5_000, "{}: blank ({size} bytes)", shot.display());
+            }
+        }
     }
 }
