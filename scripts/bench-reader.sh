@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# The reader's side, measured: search latency (first page, p50/p99) and pages per second
+# under wrk for an email, a thread and a search page, for trove and for
+# public-inbox-httpd serving the same mail, in the same run, on the same machine.
+#
+#   scripts/bench-reader.sh                 # 100,000 messages
+#   N=1000000 scripts/bench-reader.sh       # the 1M run (about an hour and a half, most
+#                                           # of it public-inbox's import)
+#
+# Needs: python3, wrk, public-inbox (apt-get install wrk public-inbox), curl, sqlite3
+# (python's). The corpus comes from ../shared/bench/gen_corpus.py (seed 42). Results
+# go to benches/results/DATE-reader-N.md. Set SKIP_PI=1 to measure trove alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+N=${N:-100000}
+WORK=${WORK:-/tmp/trove-bench-reader-$N}
+CORPUS=$WORK/corpus
+DURATION=${DURATION:-20}
+CONNS=${CONNS:-32}
+TROVE_PORT=${TROVE_PORT:-18181}
+PI_PORT=${PI_PORT:-18182}
+SKIP_PI=${SKIP_PI:-0}
+OUT=$ROOT/benches/results/$(date -u +%Y-%m-%d)-reader-$N.md
+log() { echo "bench-reader: $*" >&2; }
+mkdir -p "$WORK" "$(dirname "$OUT")"
+
+if [ ! -f "$CORPUS/manifest.json" ]; then
+  log "generating $N messages into $CORPUS"
+  python3 ../shared/bench/gen_corpus.py --out "$CORPUS" -n "$N" --seed 42 --jobs 2 >&2
+fi
+cargo build --release -q -p trove
+T=$ROOT/target/release/trove
+
+run_timed() {  # name command...: wall seconds into $WORK/time-name
+  local name=$1; shift; local start end; start=$(date +%s.%N); "$@" > "$WORK/log-$name.txt" 2>&1 || { log "$name failed: $WORK/log-$name.txt"; exit 1; }; end=$(date +%s.%N); python3 -c "print(round($end - $start, 1))" > "$WORK/time-$name"; }
+
+rm -rf "$WORK/ws"
+"$T" init "$WORK/ws" > /dev/null
+log "trove ingest"
+run_timed ingest "$T" ingest "$WORK/ws" "$CORPUS/maildir"
+log "trove release"
+run_timed release "$T" release "$WORK/ws" --all --title "Benchmark"
+SITE=$WORK/ws/site
+
+log "search latency"
+TROVE_BENCH_SITE=$SITE TROVE_BENCH_QUERIES=$CORPUS/manifest.json \
+  cargo bench -q -p trove-site --bench search > "$WORK/search.txt" 2>&1
+
+read -r MID WORD < <(python3 - "$CORPUS/manifest.json" <<'PY'
+import json, sys, urllib.parse
+m = json.load(open(sys.argv[1]))
+mid = m["samples"]["medium_thread"]["root_msgid"].strip("<>")
+w = next(q for q in m["queries"] if q["id"] == "w_medium")["clauses"][0]["v"]
+print(mid, urllib.parse.quote(w))
+PY
+)
+NUM=$(python3 -c "
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+r = c.execute('select number from messages where message_id in (?, ?)', (sys.argv[2], '<' + sys.argv[2] + '>')).fetchone()
+print(r[0] if r else '')" "$WORK/ws/catalogue.sqlite" "$MID")
+[ -n "$NUM" ] || { log "sample thread root $MID not found in the catalogue"; exit 1; }
+
+wait_http() { for _ in $(seq 240); do curl -s -o /dev/null --max-time 2 "$1" && return 0; sleep 0.5; done; return 1; }
+wrk_rate() {  # url -> requests/s
+  curl -s -o /dev/null -w '%{http_code}' "$1" | grep -q 200 || { log "not 200: $1"; echo 0; return; }
+  wrk -t2 -c"$CONNS" -d"${DURATION}s" --timeout 10s "$1" 2>/dev/null | awk '/Requests\/sec/ {print $2}'
+}
+
+"$T" serve "$SITE" --bind 127.0.0.1:$TROVE_PORT > "$WORK/serve.log" 2>&1 &
+TPID=$!
+trap 'kill $TPID 2>/dev/null || true; [ -n "${PPID_PI:-}" ] && kill $PPID_PI 2>/dev/null || true' EXIT
+wait_http "http://127.0.0.1:$TROVE_PORT/" || { log "trove serve did not start"; exit 1; }
+TB=http://127.0.0.1:$TROVE_PORT
+declare -A TROVE
+for page in email thread search; do
+  case $page in
+    email) url="$TB/emailid/$NUM" ;;
+    thread) url="$TB/thread/$NUM" ;;
+    search) url="$TB/search?q=$WORD" ;;
+  esac
+  log "wrk trove $page: $url"
+  TROVE[$page]=$(wrk_rate "$url")
+done
+TRSS=$(awk '/VmRSS/{print int($2/1024)}' /proc/$TPID/status)
+kill $TPID; wait $TPID 2>/dev/null || true
+
+declare -A PI
+if [ "$SKIP_PI" != 1 ]; then
+  export PI_CONFIG=$WORK/pi/config
+  if [ ! -f "$WORK/pi/done" ]; then
+    rm -rf "$WORK/pi"; mkdir -p "$WORK/pi"; : > "$PI_CONFIG"
+    public-inbox-init -V2 bench "$WORK/pi/inbox" "http://127.0.0.1:$PI_PORT/bench" bench@example.org > /dev/null
+    cat > "$WORK/pi/import.pl" <<'PL'
+use strict; use warnings;
+use PublicInbox::Config; use PublicInbox::InboxWritable;
+my $ibx = PublicInbox::Config->new->lookup_name('bench') or die "no inbox\n";
+$ibx = PublicInbox::InboxWritable->new($ibx);
+binmode STDIN;
+$ibx->import_mbox(\*STDIN, 'mboxrd');
+PL
+    log "public-inbox import (slow: about 220 messages/s on 2 cores)"
+    start=$(date +%s.%N)
+    perl "$WORK/pi/import.pl" < "$CORPUS/corpus.mbox" > "$WORK/log-pi-import.txt" 2>&1
+    end=$(date +%s.%N)
+    python3 -c "print(round($end - $start, 1))" > "$WORK/time-pi-import"
+    touch "$WORK/pi/done"
+  fi
+  public-inbox-httpd -W 2 -l "http://127.0.0.1:$PI_PORT" -1 "$WORK/pi-httpd.out" -2 "$WORK/pi-httpd.err" &
+  PPID_PI=$!
+  wait_http "http://127.0.0.1:$PI_PORT/bench/" || { log "public-inbox-httpd did not start"; exit 1; }
+  PB=http://127.0.0.1:$PI_PORT/bench
+  for page in email thread search; do
+    case $page in
+      email) url="$PB/$MID/" ;;
+      thread) url="$PB/$MID/T/" ;;
+      search) url="$PB/?q=$WORD" ;;
+    esac
+    log "wrk public-inbox $page: $url"
+    PI[$page]=$(wrk_rate "$url")
+  done
+  kill $PPID_PI; wait $PPID_PI 2>/dev/null || true; PPID_PI=""
+fi
+
+ratio() { python3 -c "import sys; a,b=float(sys.argv[1] or 0),float(sys.argv[2] or 0); print(f'{a/b:.1f}x' if b else '-')" "$1" "$2"; }
+{
+  echo "# Reader benchmark, $N messages ($(date -u +%Y-%m-%dT%H:%MZ))"
+  echo
+  echo "Machine: $(nproc) cores, $(awk '/MemTotal/{print int($2/1048576)}' /proc/meminfo) GiB; $(uname -r)."
+  echo "Corpus: ../shared/bench/gen_corpus.py -n $N --seed 42 ($(du -sh "$CORPUS/maildir" | cut -f1) of Maildir)."
+  echo "Command: N=$N scripts/bench-reader.sh (wrk -t2 -c$CONNS -d${DURATION}s per page; servers and wrk share the machine)."
+  echo
+  echo "## Build"
+  echo
+  echo "| step | seconds |"
+  echo "|---|---|"
+  echo "| trove ingest | $(cat "$WORK/time-ingest") |"
+  echo "| trove release (published form, index, threads, signed manifest) | $(cat "$WORK/time-release") |"
+  [ -f "$WORK/time-pi-import" ] && echo "| public-inbox import (git + SQLite + Xapian) | $(cat "$WORK/time-pi-import") |"
+  echo
+  echo "## Search latency (trove, first page of 20, in process)"
+  echo
+  echo '```'
+  grep -E "^(site:|ALL)" "$WORK/search.txt"
+  echo '```'
+  echo
+  echo "## Pages per second"
+  echo
+  echo "| page | trove | public-inbox-httpd | trove / public-inbox |"
+  echo "|---|---|---|---|"
+  for page in email thread search; do
+    echo "| $page | ${TROVE[$page]} | ${PI[$page]:-} | $(ratio "${TROVE[$page]}" "${PI[$page]:-0}") |"
+  done
+  echo
+  echo "trove serve resident memory after the load: $TRSS MB. Sample thread root $MID = email $NUM; search word from the manifest's w_medium query."
+} > "$OUT"
+cat "$OUT"
+log "written to $OUT"
