@@ -49,7 +49,9 @@ fn main() {
         std::env::var("TROVE_BENCH_SITE"),
         std::env::var("TROVE_BENCH_QUERIES"),
     ) else {
-        eprintln!("set TROVE_BENCH_SITE (a released site) and TROVE_BENCH_QUERIES (gen_corpus.py's manifest.json); see the file's doc");
+        eprintln!(
+            "set TROVE_BENCH_SITE (a released site) and TROVE_BENCH_QUERIES (gen_corpus.py's manifest.json); see the file's doc"
+        );
         return;
     };
     let rounds: usize = std::env::var("TROVE_BENCH_ROUNDS")
@@ -67,11 +69,20 @@ fn main() {
         .iter()
         .map(|q| (q["id"].as_str().unwrap_or("?").to_string(), translate(q)))
         .collect();
-    println!("site: {max} emails; {} queries x {rounds} rounds", list.len());
+    println!(
+        "site: {max} emails; {} queries x {rounds} rounds",
+        list.len()
+    );
     for facets in [0, 8] {
         let mut all = Vec::new();
-        println!("\nfirst page (20 hits){}:", if facets > 0 { " with facets" } else { "" });
-        println!("{:<24} {:>9} {:>9} {:>9}  query", "id", "hits", "p50 ms", "max ms");
+        println!(
+            "\nfirst page (20 hits){}:",
+            if facets > 0 { " with facets" } else { "" }
+        );
+        println!(
+            "{:<24} {:>9} {:>9} {:>9}  query",
+            "id", "hits", "p50 ms", "max ms"
+        );
         for (id, q) in &list {
             let request = SearchRequest {
                 sort: Sort::Relevance,

@@ -18,6 +18,7 @@
 //! Architecture invariant: nothing in this crate reads a workspace. What is in the site
 //! directory is public by definition; what is not cannot be served.
 
+mod attached;
 mod chain;
 mod index;
 mod manifest;
@@ -32,6 +33,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use attached::{AttachedEmail, read_attached_email};
 pub use chain::{Chain, LiveFiles};
 pub use ed25519_dalek::{Signature, SigningKey, Verifier, VerifyingKey};
 pub use index::{

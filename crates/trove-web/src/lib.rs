@@ -243,6 +243,7 @@ pub fn router(state: Shared) -> Router {
         .route("/releases/{k}/manifest.json", get(manifest_file))
         .route("/releases/{k}/manifest.json.sig", get(signature_file))
         .route("/emailid/{n}/attachments/{m}", get(attachment))
+        .route("/emailid/{n}/attachments/{m}/email", get(attached_email))
         .route("/releases", get(releases))
         .route("/releases.atom", get(releases_feed))
         .route("/site/{*path}", get(site_file))
@@ -438,6 +439,29 @@ async fn attachment(
         .clone()
         .unwrap_or_else(|| format!("email-{}-attachment-{}", m.number, a.index));
     Ok(download(bytes, "application/octet-stream", &name))
+}
+
+/// An attached email (`message/rfc822`, or a `.eml` file) shown as an email page.
+async fn attached_email(
+    State(s): State<Shared>,
+    UrlPath((n, idx)): UrlPath<(String, String)>,
+) -> Result<Html<String>, WebError> {
+    let m = load(&s, &n)?;
+    let idx: u32 = idx.parse().map_err(|_| WebError::NotFound)?;
+    let a = m
+        .attachments
+        .iter()
+        .find(|a| a.index == idx && a.kind() == "email")
+        .ok_or(WebError::NotFound)?;
+    let path = s.site.root().join(trove_site::attachment_path(&a.sha256));
+    let bytes = std::fs::read(&path).map_err(|_| WebError::NotFound)?;
+    let nested = trove_site::read_attached_email(&bytes);
+    Ok(Html(pages::attached_email(
+        &s.site.info().title,
+        &m,
+        a,
+        &nested,
+    )))
 }
 
 /// A file served only as a download: never rendered, never sniffed, sandboxed if opened.

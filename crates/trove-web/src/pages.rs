@@ -590,6 +590,7 @@ pub fn email(
                         li {
                             a href={ (url) "/attachments/" (a.index) } download { (a.filename.as_deref().unwrap_or("(unnamed)")) }
                             " — " (a.content_type) ", " (a.size) " bytes"
+                            @if a.kind() == "email" { " — " a href={ (url) "/attachments/" (a.index) "/email" } { "read it as an email" } }
                         }
                     }
                 }
@@ -902,5 +903,53 @@ pub fn search_atom(info: &trove_site::SiteInfo, q: &str, emails: &[PublishedMess
     format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n{}",
         body.into_string()
+    )
+}
+
+/// An email attached to email `m`, shown as an email.
+pub fn attached_email(
+    title: &str,
+    m: &PublishedMessage,
+    a: &trove_site::PublishedAttachment,
+    e: &trove_site::AttachedEmail,
+) -> String {
+    let subject = if e.subject.is_empty() {
+        "(no subject)"
+    } else {
+        e.subject.as_str()
+    };
+    let url = format!("/emailid/{}", m.number);
+    let body = html! {
+        article {
+            p.hit-meta { "An email attached to " a href=(url) { "email #" (m.number) } " (attachment " (a.index) ", "
+                a href={ (url) "/attachments/" (a.index) } download { "download it" } ")." }
+            h1 { (subject) }
+            table.headers {
+                tr { th { "From" } td { (people(&e.from)) } }
+                @if !e.to.is_empty() { tr { th { "To" } td { (people(&e.to)) } } }
+                @if !e.cc.is_empty() { tr { th { "Cc" } td { (people(&e.cc)) } } }
+                tr { th { "Date" } td { (show_date(e.date.as_deref())) } }
+                @if let Some(id) = &e.message_id { tr { th { "Message-ID" } td { code { (id) } } } }
+                @if !e.defects.is_empty() { tr { th { "Flags" } td.flags { (e.defects.join(", ")) } } }
+            }
+            @if !e.attachments.is_empty() {
+                h2 { "Its attachments" }
+                ul { @for (name, ct, size) in &e.attachments { li { (name.as_deref().unwrap_or("(unnamed)")) " — " (ct) ", " (size) " bytes" } } }
+                p.hit-meta { "They are inside the attached email; download it to open them." }
+            }
+            h2 { "Text" }
+            (body_text(&e.text))
+            @if let Some(h) = &e.html {
+                h2 { "HTML version (sanitised: no scripts, styles or remote images)" }
+                section.html-body { (PreEscaped(h)) }
+            }
+        }
+    };
+    layout_with(
+        title,
+        subject,
+        "",
+        Some(&format!("{url}/attachments/{}/email", a.index)),
+        body,
     )
 }

@@ -117,12 +117,20 @@ fn build_site(dir: &Path) {
             )
             .collect(),
     });
+    m2.attachments = vec![PublishedAttachment {
+        index: 1,
+        filename: None,
+        content_type: "message/rfc822".into(),
+        size: FORWARDED.len() as u64,
+        sha256: sha256_hex(FORWARDED),
+    }];
     let index = SearchIndex::open_or_create(&site.index_dir()).unwrap();
     let iw = index.writer().unwrap();
     w.add_message(&m1, Some(raw), &[(&m1.attachments[0], &pdf)])
         .unwrap();
     index.add(&iw, &m1, &[]).unwrap();
-    w.add_message(&m2, None, &[]).unwrap();
+    w.add_message(&m2, None, &[(&m2.attachments[0], FORWARDED)])
+        .unwrap();
     index.add(&iw, &m2, &[]).unwrap();
     w.finish(&key).unwrap();
     // Unreleased: on disk and even in the index, but no manifest names it.
@@ -132,6 +140,29 @@ fn build_site(dir: &Path) {
     index.add(&iw, &m3, &[]).unwrap();
     let mut iw = iw;
     iw.commit().unwrap();
+}
+
+/// An email forwarded as an attachment, with HTML that must not survive as active content.
+const FORWARDED: &[u8] = b"From: Kenneth Lay <kenneth.lay@enron.com>\r\nTo: Board <board@enron.com>\r\nSubject: Quarterly numbers\r\nDate: Tue, 14 Aug 2001 10:00:00 -0500\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nThe numbers are attached.\r\n--x\r\nContent-Type: text/html\r\n\r\n<p>The numbers <script>alert(1)</script><img src=\"https://tracker.example/p.gif\"></p>\r\n--x--\r\n";
+
+#[tokio::test]
+async fn an_attached_email_reads_as_an_email_and_its_html_is_sanitised() {
+    let (_tmp, app) = app();
+    let (_, _, body) = get(&app, "/emailid/2").await;
+    assert!(body.contains("/emailid/2/attachments/1/email"), "{body}");
+    let (status, _, body) = get(&app, "/emailid/2/attachments/1/email").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Quarterly numbers"), "{body}");
+    assert!(body.contains("kenneth.lay@enron.com"), "{body}");
+    assert!(body.contains("2001-08-14 10:00:00 -05:00"), "{body}");
+    assert!(body.contains("The numbers are attached."), "{body}");
+    assert!(!body.contains("<script"), "{body}");
+    assert!(!body.contains("tracker.example"), "{body}");
+    // Only an email attachment has this page; the PDF of email 1 does not.
+    let (status, _, _) = get(&app, "/emailid/1/attachments/1/email").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = get(&app, "/emailid/3/attachments/1/email").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 /// What the release step stores for HTML: already sanitised.
