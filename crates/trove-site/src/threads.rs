@@ -413,6 +413,15 @@ impl ThreadMap {
         (t != 0).then_some(t)
     }
 
+    /// Every thread and how many emails it has.
+    pub fn sizes(&self) -> std::collections::BTreeMap<u64, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for t in self.of.iter().filter(|t| **t != 0) {
+            *out.entry(*t).or_default() += 1;
+        }
+        out
+    }
+
     /// Every email of thread `thread`, by number.
     pub fn members(&self, thread: u64) -> Vec<u64> {
         self.of

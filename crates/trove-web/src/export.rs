@@ -46,6 +46,7 @@ pub async fn export_static(
         "/style.css",
         "/releases.atom",
         "/public-key.pem",
+        "/api/openapi.json",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -73,7 +74,32 @@ pub async fn export_static(
             routes.push(format!("/emailid/{n}/evidence"));
             for a in &message.attachments {
                 routes.push(format!("/emailid/{n}/attachments/{}", a.index));
+                if a.kind() == "email" {
+                    routes.push(format!("/emailid/{n}/attachments/{}/email", a.index));
+                }
             }
+        }
+    }
+    // Conversations (each page of each) and people.
+    if let Some(index) = &state.index {
+        for (t, size) in index.threads().sizes() {
+            if size < 2 || t > state.max_number() {
+                continue;
+            }
+            routes.push(format!("/thread/{t}"));
+            for page in 2..=size.div_ceil(crate::conversation::THREAD_PAGE) {
+                routes.push(format!("/thread/{t}?page={page}"));
+            }
+        }
+        let people = index
+            .run(&trove_site::SearchRequest {
+                limit: 0,
+                facets: 1_000_000,
+                ..trove_site::SearchRequest::new("", state.max_number())
+            })
+            .map_err(|e| e.to_string())?;
+        for b in people.facets.map(|f| f.person).unwrap_or_default() {
+            routes.push(format!("/person/{}", crate::pages::encode(&b.value)));
         }
     }
     let mut stats = StaticStats::default();
@@ -157,7 +183,9 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
 /// copy cannot hold (search).
 fn file_for(route: &str) -> Option<String> {
     let (path, query) = route.split_once('?').unwrap_or((route, ""));
-    let path = path.trim_start_matches('/');
+    // Files are named as a browser looks for them: `%40` in a link means `@` on disk.
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let path = decoded.trim_start_matches('/');
     let parts: Vec<&str> = path.split('/').collect();
     let page = query
         .split('&')
@@ -167,6 +195,11 @@ fn file_for(route: &str) -> Option<String> {
     Some(match parts.as_slice() {
         [""] => "index.html".into(),
         ["search"] => return None,
+        ["api", "openapi.json"] => path.into(),
+        ["emailid", n, "attachments", m, "email"] => {
+            format!("emailid/{n}/attachments/{m}-email.html")
+        }
+        ["thread", t] if page.is_some() => format!("thread/{t}/page-{}.html", page?),
         ["style.css"] | ["releases.atom"] | ["public-key.pem"] => path.into(),
         ["site", ..] => path.into(),
         ["releases", _, "manifest.json"] | ["releases", _, "manifest.json.sig"] => path.into(),
@@ -177,6 +210,14 @@ fn file_for(route: &str) -> Option<String> {
         _ => format!("{path}/index.html"),
     })
 }
+
+/// What a relative link to a file of the copy must escape.
+const FILE_NAME: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'@');
 
 /// Rewrites the site-absolute links (`href`, `src`, `action` starting with one `/`) of a
 /// page written at `file` into links relative to it.
@@ -201,11 +242,21 @@ fn relink(html: &str, file: &str, live: Option<&str>) -> String {
             out.push_str(value);
         } else {
             let unescaped = value.replace("&amp;", "&");
-            let is_search = unescaped == "/search" || unescaped.starts_with("/search?");
-            match (is_search, live, file_for(&unescaped)) {
+            let (unescaped, fragment) = match unescaped.split_once('#') {
+                Some((u, f)) => (u.to_string(), format!("#{f}")),
+                None => (unescaped, String::new()),
+            };
+            // What needs the engine: searches, their feeds and exports, timelines, the API.
+            let needs_server = unescaped.starts_with("/search")
+                || unescaped.starts_with("/timeline.svg")
+                || unescaped.starts_with("/api/v1/");
+            match (needs_server, live, file_for(&unescaped)) {
                 (true, Some(live), _) => out.push_str(&format!("{live}{value}")),
                 (true, None, _) => out.push_str(&format!("{up}search/index.html")),
-                (false, _, Some(target)) => out.push_str(&format!("{up}{target}")),
+                (false, _, Some(target)) => {
+                    let target = percent_encoding::utf8_percent_encode(&target, FILE_NAME);
+                    out.push_str(&format!("{up}{target}{fragment}"))
+                }
                 (false, _, None) => out.push_str(value),
             }
         }

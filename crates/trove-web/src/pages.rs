@@ -295,7 +295,7 @@ fn pager(base: &str, page: usize, pages: usize) -> Markup {
     }
 }
 
-fn encode(q: &str) -> String {
+pub(crate) fn encode(q: &str) -> String {
     percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
@@ -777,7 +777,7 @@ pub fn thread(title: &str, t: &crate::conversation::Thread, page: usize) -> Stri
         .map(|(i, e)| (e.number, i / THREAD_PAGE + 1))
         .collect();
     let anchor = |n: u64| match page_of.get(&n) {
-        Some(&p) if p != page => format!("?page={p}#email-{n}"),
+        Some(&p) if p != page => format!("/thread/{}?page={p}#email-{n}", t.thread),
         _ => format!("#email-{n}"),
     };
     let first_subject = emails_in_order

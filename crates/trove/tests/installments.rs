@@ -960,10 +960,22 @@ fn exports_check_with_real_tools() {
                     "{}: absolute link {link}",
                     file.display()
                 );
+                // As a browser does: the path without query or fragment, %XX decoded.
+                let path = link.split(['?', '#']).next().unwrap();
+                let mut decoded = Vec::new();
+                let mut bytes = path.bytes();
+                while let Some(b) = bytes.next() {
+                    if b == b'%' {
+                        let hex: String = bytes.by_ref().take(2).map(char::from).collect();
+                        decoded.push(u8::from_str_radix(&hex, 16).unwrap());
+                    } else {
+                        decoded.push(b);
+                    }
+                }
                 let target = file
                     .parent()
                     .unwrap()
-                    .join(link.split(['?', '#']).next().unwrap());
+                    .join(String::from_utf8(decoded).unwrap());
                 assert!(
                     target.is_file(),
                     "{}: link {link} leads nowhere",
