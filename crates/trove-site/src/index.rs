@@ -351,6 +351,7 @@ pub struct SearchIndex {
     fields: Fields,
     dir: std::path::PathBuf,
     threads: std::sync::RwLock<std::sync::Arc<ThreadMap>>,
+    facet_requests: std::sync::Mutex<std::collections::HashMap<usize, Aggregations>>,
 }
 
 impl SearchIndex {
@@ -379,6 +380,7 @@ impl SearchIndex {
             fields,
             dir: dir.to_path_buf(),
             threads: std::sync::RwLock::new(std::sync::Arc::new(threads)),
+            facet_requests: Default::default(),
         })
     }
 
@@ -621,7 +623,28 @@ impl SearchIndex {
     }
 
     fn facet_collector(&self, size: usize) -> AggregationCollector {
-        let terms = |field: &str, size: usize| serde_json::json!({"terms": {"field": field, "size": size, "segment_size": size.max(1000)}});
+        // The request is the same for every search of a given size: built once.
+        let mut cache = self
+            .facet_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let aggs = cache
+            .entry(size)
+            .or_insert_with(|| Self::facet_request(size))
+            .clone();
+        drop(cache);
+        AggregationCollector::from_aggs(
+            aggs,
+            AggregationLimitsGuard::new(Some(256 << 20), Some(2_000_000)),
+        )
+    }
+
+    fn facet_request(size: usize) -> Aggregations {
+        // Each segment proposes its top `segment_size` values; ten times the size shown
+        // keeps the shown counts exact in practice, and costs far less than every value
+        // (each proposed value is a dictionary lookup). A narrowed search always gives
+        // the exact count.
+        let terms = |field: &str, size: usize| serde_json::json!({"terms": {"field": field, "size": size, "segment_size": (size * 10).max(100)}});
         let aggs: Aggregations = serde_json::from_value(serde_json::json!({
             "domain": terms("domain", size),
             "person": terms("person", size),
@@ -631,14 +654,24 @@ impl SearchIndex {
             "month": {"terms": {"field": "month", "size": 100_000, "order": {"_key": "asc"}}},
         }))
         .expect("a valid aggregation request");
-        AggregationCollector::from_aggs(
-            aggs,
-            AggregationLimitsGuard::new(Some(256 << 20), Some(200_000)),
-        )
+        aggs
     }
 
-    /// `q`, restricted to the numbers a signed manifest covers.
+    /// `q`, restricted to the numbers a signed manifest covers. Usually the index holds
+    /// nothing above them, and the restriction (a range scan over every match, a quarter
+    /// of a search's time) is left out.
     fn released(&self, q: Box<dyn Query>, max_number: u64) -> Box<dyn Query> {
+        let searcher = self.reader.searcher();
+        let highest = searcher
+            .segment_readers()
+            .iter()
+            .filter_map(|s| s.fast_fields().u64("number").ok())
+            .map(|c| c.max_value())
+            .max()
+            .unwrap_or(0);
+        if highest <= max_number {
+            return q;
+        }
         let cap: Box<dyn Query> = Box::new(RangeQuery::new(
             Bound::Unbounded,
             Bound::Included(Term::from_field_u64(self.fields.number, max_number)),
@@ -651,14 +684,28 @@ impl SearchIndex {
 
     /// The query terms of `query` in the body field, for snippets.
     pub fn snippet(&self, query: &str, text: &str, max_chars: usize) -> Option<String> {
-        let expr = crate::query::parse(query).ok()?;
-        let q = self.build(&expr);
-        let searcher = self.reader.searcher();
-        let mut g =
-            tantivy::snippet::SnippetGenerator::create(&searcher, &*q, self.fields.body).ok()?;
-        g.set_max_num_chars(max_chars);
-        let s = g.snippet(text);
-        (!s.fragment().is_empty()).then(|| s.to_html())
+        self.snippets(query, &[text], max_chars).pop().flatten()
+    }
+
+    /// Snippets of several texts for one query (one generator for a page of hits): HTML,
+    /// escaped text with `<b>` around the matches; `None` where nothing matches.
+    pub fn snippets(&self, query: &str, texts: &[&str], max_chars: usize) -> Vec<Option<String>> {
+        let generator = crate::query::parse(query).ok().and_then(|expr| {
+            let q = self.build(&expr);
+            let searcher = self.reader.searcher();
+            let mut g =
+                tantivy::snippet::SnippetGenerator::create(&searcher, &*q, self.fields.body)
+                    .ok()?;
+            g.set_max_num_chars(max_chars);
+            Some(g)
+        });
+        texts
+            .iter()
+            .map(|t| {
+                let s = generator.as_ref()?.snippet(t);
+                (!s.fragment().is_empty()).then(|| s.to_html())
+            })
+            .collect()
     }
 
     fn field(&self, f: TextField) -> Field {
@@ -860,34 +907,25 @@ fn keep_after(key: Key, after: Option<Key>) -> Key {
 
 /// Reads tantivy's aggregation results into [`Facets`].
 fn read_facets(aggs: tantivy::aggregation::agg_result::AggregationResults) -> Result<Facets> {
-    let v = serde_json::to_value(aggs).map_err(|e| SiteError::Format {
-        path: "(facets)".into(),
-        message: e.to_string(),
-    })?;
-    let list = |name: &str| -> Vec<Bucket> {
-        v.get(name)
-            .and_then(|a| a.get("buckets"))
-            .and_then(|b| b.as_array())
-            .map(|buckets| {
-                buckets
-                    .iter()
-                    .filter_map(|b| {
-                        let value = match b.get("key")? {
-                            serde_json::Value::String(s) => s.clone(),
-                            serde_json::Value::Number(n) => n
-                                .as_u64()
-                                .map(|n| n.to_string())
-                                .or_else(|| n.as_f64().map(|f| (f as u64).to_string()))?,
-                            _ => return None,
-                        };
-                        Some(Bucket {
-                            value,
-                            count: b.get("doc_count")?.as_u64()?,
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+    use tantivy::aggregation::Key;
+    use tantivy::aggregation::agg_result::{AggregationResult, BucketResult};
+    let mut map = aggs.0;
+    let mut list = |name: &str| -> Vec<Bucket> {
+        match map.remove(name) {
+            Some(AggregationResult::BucketResult(BucketResult::Terms { buckets, .. })) => buckets
+                .into_iter()
+                .map(|b| Bucket {
+                    value: match b.key {
+                        Key::Str(s) => s,
+                        Key::U64(n) => n.to_string(),
+                        Key::I64(n) => n.to_string(),
+                        Key::F64(f) => (f as u64).to_string(),
+                    },
+                    count: b.doc_count,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
     };
     Ok(Facets {
         domain: list("domain"),

@@ -281,6 +281,26 @@ impl Site {
         }
     }
 
+    /// Only the text of published email `number`, for snippets: the file is read, but
+    /// nothing else in it is built.
+    pub fn message_text(&self, number: u64) -> Result<Option<String>> {
+        #[derive(serde::Deserialize)]
+        struct TextOnly {
+            text: String,
+        }
+        let path = self.root.join(message_path(number));
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let t: TextOnly = serde_json::from_slice(&bytes).map_err(|e| SiteError::Format {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Some(t.text))
+    }
+
     pub fn index_dir(&self) -> PathBuf {
         self.root.join("index")
     }

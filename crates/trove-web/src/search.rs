@@ -116,17 +116,20 @@ pub fn run_with_snippets(
         return Ok(None);
     };
     let results = index.run(request)?;
-    let mut rows = Vec::with_capacity(results.hits.len());
+    let mut texts = Vec::with_capacity(results.hits.len());
     for hit in &results.hits {
-        let snippet = match s.site.message(hit.number)? {
-            Some(m) if !request.query.trim().is_empty() => {
-                index.snippet(request.query, &m.text, 240)
-            }
-            Some(m) => Some(pages::escape(&m.text.chars().take(200).collect::<String>())),
-            None => None,
-        };
-        rows.push((hit.clone(), snippet));
+        texts.push(s.site.message_text(hit.number)?.unwrap_or_default());
     }
+    let snippets = if request.query.trim().is_empty() {
+        texts
+            .iter()
+            .map(|t| Some(pages::escape(&t.chars().take(200).collect::<String>())))
+            .collect()
+    } else {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        index.snippets(request.query, &refs, 240)
+    };
+    let rows = results.hits.iter().cloned().zip(snippets).collect();
     Ok(Some((results, rows)))
 }
 
