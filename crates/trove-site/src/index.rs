@@ -14,7 +14,6 @@
 //! `filetype`, `month`, `dkim`, `release`). Paging is by cursor: the sort key of the last
 //! hit, so page 10,000 costs what page 1 does.
 
-use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
 
@@ -267,7 +266,7 @@ pub struct Facets {
     pub dkim: Vec<Bucket>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SearchResults {
     /// How many emails match, in all.
     pub total: u64,
@@ -349,8 +348,11 @@ pub struct SearchIndex {
     index: Index,
     reader: IndexReader,
     fields: Fields,
-    dir: std::path::PathBuf,
-    threads: std::sync::RwLock<std::sync::Arc<ThreadMap>>,
+    /// Where `threads.bin` is; `None` for an index in memory, which has no threads.
+    dir: Option<std::path::PathBuf>,
+    /// The thread map and the searcher generation it was read for: a reader that sees a
+    /// new commit reads the map again (it is written before the commit).
+    threads: std::sync::RwLock<(u64, std::sync::Arc<ThreadMap>)>,
     facet_requests: std::sync::Mutex<std::collections::HashMap<usize, Aggregations>>,
 }
 
@@ -365,23 +367,24 @@ impl SearchIndex {
                 message: e.to_string(),
             })?;
         let index = Index::open_or_create(directory, schema)?;
-        SearchIndex::ready(index, dir, ReloadPolicy::Manual)
+        SearchIndex::ready(index, Some(dir), ReloadPolicy::Manual)
     }
 
     /// The index with trove's fields found, its analysers registered and a reader.
-    fn ready(index: Index, dir: &Path, reload: ReloadPolicy) -> Result<SearchIndex> {
-        let fields = Fields::of(&index, dir)?;
+    fn ready(index: Index, dir: Option<&Path>, reload: ReloadPolicy) -> Result<SearchIndex> {
+        let fields = Fields::of(&index, dir.unwrap_or(Path::new("(memory)")))?;
         register_tokenizers(&index);
         let reader = index.reader_builder().reload_policy(reload).try_into()?;
-        let threads = ThreadMap::read(dir)?;
-        Ok(SearchIndex {
+        let search_index = SearchIndex {
             index,
             reader,
             fields,
-            dir: dir.to_path_buf(),
-            threads: std::sync::RwLock::new(std::sync::Arc::new(threads)),
+            dir: dir.map(Path::to_path_buf),
+            threads: std::sync::RwLock::new((u64::MAX, Default::default())),
             facet_requests: Default::default(),
-        })
+        };
+        search_index.threads()?;
+        Ok(search_index)
     }
 
     /// Opens an existing index for reading.
@@ -392,17 +395,13 @@ impl SearchIndex {
                 "cannot open the search index ({e}); rebuild it with `trove reindex SITE`"
             ),
         })?;
-        SearchIndex::ready(index, dir, ReloadPolicy::OnCommitWithDelay)
+        SearchIndex::ready(index, Some(dir), ReloadPolicy::OnCommitWithDelay)
     }
 
     /// An index held in memory, for a search over emails that are not published (the
     /// workspace's `--query` selection), with the same language and analysis.
     pub fn in_ram() -> Result<SearchIndex> {
-        SearchIndex::ready(
-            Index::create_in_ram(schema()),
-            Path::new("(memory)"),
-            ReloadPolicy::Manual,
-        )
+        SearchIndex::ready(Index::create_in_ram(schema()), None, ReloadPolicy::Manual)
     }
 
     pub fn writer(&self) -> Result<IndexWriter> {
@@ -488,20 +487,29 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Makes the latest commit (and thread map) visible to searches.
+    /// Makes the latest commit (and its thread map) visible to searches.
     pub fn reload(&self) -> Result<()> {
         self.reader.reload()?;
-        let threads = ThreadMap::read(&self.dir)?;
-        *self.threads.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(threads);
+        self.threads()?;
         Ok(())
     }
 
-    /// The conversations of the published emails.
-    pub fn threads(&self) -> std::sync::Arc<ThreadMap> {
-        self.threads
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// The conversations of the published emails, as of the commit searches see: read
+    /// again when the reader has moved to a new commit.
+    pub fn threads(&self) -> Result<std::sync::Arc<ThreadMap>> {
+        let Some(dir) = &self.dir else {
+            return Ok(Default::default());
+        };
+        let generation = self.reader.searcher().generation().generation_id();
+        {
+            let held = self.threads.read().unwrap_or_else(|e| e.into_inner());
+            if held.0 == generation {
+                return Ok(held.1.clone());
+            }
+        }
+        let map = std::sync::Arc::new(ThreadMap::read(dir)?);
+        *self.threads.write().unwrap_or_else(|e| e.into_inner()) = (generation, map.clone());
+        Ok(map)
     }
 
     /// Runs a query in the search language: the first `limit` hits from `offset`, in the
@@ -530,11 +538,13 @@ impl SearchIndex {
             .filter(|c| !c.is_empty())
             .map(|c| decode_cursor(r.sort, c))
             .transpose()?;
-        let q = self.released(self.build(&expr), r.max_number);
+        // One snapshot for the whole search: the cap below is judged on what it holds.
         let searcher = self.reader.searcher();
+        let threads = self.threads()?;
+        let q = self.released(&searcher, self.build(&expr, &threads), r.max_number);
         let (total, facets) = if r.facets > 0 {
             let (total, aggs) = searcher.search(&q, &(Count, self.facet_collector(r.facets)))?;
-            (total as u64, Some(read_facets(aggs)?))
+            (total as u64, Some(read_facets(aggs)))
         } else {
             (searcher.search(&q, &Count)? as u64, None)
         };
@@ -660,8 +670,12 @@ impl SearchIndex {
     /// `q`, restricted to the numbers a signed manifest covers. Usually the index holds
     /// nothing above them, and the restriction (a range scan over every match, a quarter
     /// of a search's time) is left out.
-    fn released(&self, q: Box<dyn Query>, max_number: u64) -> Box<dyn Query> {
-        let searcher = self.reader.searcher();
+    fn released(
+        &self,
+        searcher: &tantivy::Searcher,
+        q: Box<dyn Query>,
+        max_number: u64,
+    ) -> Box<dyn Query> {
         let highest = searcher
             .segment_readers()
             .iter()
@@ -682,16 +696,12 @@ impl SearchIndex {
         ]))
     }
 
-    /// The query terms of `query` in the body field, for snippets.
-    pub fn snippet(&self, query: &str, text: &str, max_chars: usize) -> Option<String> {
-        self.snippets(query, &[text], max_chars).pop().flatten()
-    }
-
     /// Snippets of several texts for one query (one generator for a page of hits): HTML,
     /// escaped text with `<b>` around the matches; `None` where nothing matches.
     pub fn snippets(&self, query: &str, texts: &[&str], max_chars: usize) -> Vec<Option<String>> {
         let generator = crate::query::parse(query).ok().and_then(|expr| {
-            let q = self.build(&expr);
+            // Threads do not matter to which words are highlighted.
+            let q = self.build(&expr, &ThreadMap::default());
             let searcher = self.reader.searcher();
             let mut g =
                 tantivy::snippet::SnippetGenerator::create(&searcher, &*q, self.fields.body)
@@ -787,7 +797,7 @@ impl SearchIndex {
         ))
     }
 
-    fn build(&self, expr: &Expr) -> Box<dyn Query> {
+    fn build(&self, expr: &Expr, threads: &ThreadMap) -> Box<dyn Query> {
         let f = &self.fields;
         match expr {
             Expr::All => Box::new(AllQuery),
@@ -857,18 +867,15 @@ impl SearchIndex {
                 Term::from_field_u64(f.release, *k as u64),
                 IndexRecordOption::Basic,
             )),
-            Expr::Thread(n) => {
-                let threads = self.threads();
-                match threads.thread_of(*n) {
-                    Some(t) => Box::new(TermSetQuery::new(
-                        threads
-                            .members(t)
-                            .into_iter()
-                            .map(|m| Term::from_field_u64(f.number, m)),
-                    )),
-                    None => Box::new(EmptyQuery),
-                }
-            }
+            Expr::Thread(n) => match threads.thread_of(*n) {
+                Some(t) => Box::new(TermSetQuery::new(
+                    threads
+                        .members(t)
+                        .into_iter()
+                        .map(|m| Term::from_field_u64(f.number, m)),
+                )),
+                None => Box::new(EmptyQuery),
+            },
             Expr::Date { from, to } => {
                 let term = |t: i64| Term::from_field_i64(f.date, t);
                 Box::new(RangeQuery::new(
@@ -878,15 +885,18 @@ impl SearchIndex {
             }
             Expr::Not(inner) => Box::new(BooleanQuery::new(vec![
                 (Occur::Must, Box::new(AllQuery)),
-                (Occur::MustNot, self.build(inner)),
+                (Occur::MustNot, self.build(inner, threads)),
             ])),
             Expr::And(parts) => Box::new(BooleanQuery::new(
-                parts.iter().map(|p| (Occur::Must, self.build(p))).collect(),
+                parts
+                    .iter()
+                    .map(|p| (Occur::Must, self.build(p, threads)))
+                    .collect(),
             )),
             Expr::Or(parts) => Box::new(BooleanQuery::new(
                 parts
                     .iter()
-                    .map(|p| (Occur::Should, self.build(p)))
+                    .map(|p| (Occur::Should, self.build(p, threads)))
                     .collect(),
             )),
         }
@@ -906,7 +916,7 @@ fn keep_after(key: Key, after: Option<Key>) -> Key {
 }
 
 /// Reads tantivy's aggregation results into [`Facets`].
-fn read_facets(aggs: tantivy::aggregation::agg_result::AggregationResults) -> Result<Facets> {
+fn read_facets(aggs: tantivy::aggregation::agg_result::AggregationResults) -> Facets {
     use tantivy::aggregation::Key;
     use tantivy::aggregation::agg_result::{AggregationResult, BucketResult};
     let mut map = aggs.0;
@@ -927,14 +937,14 @@ fn read_facets(aggs: tantivy::aggregation::agg_result::AggregationResults) -> Re
             _ => Vec::new(),
         }
     };
-    Ok(Facets {
+    Facets {
         domain: list("domain"),
         person: list("person"),
         month: list("month"),
         release: list("release"),
         filetype: list("filetype"),
         dkim: list("dkim"),
-    })
+    }
 }
 
 /// Brings `site`'s index up to date with its releases from `from` on: adds their emails
@@ -977,22 +987,15 @@ fn attachment_texts(site: &Site, m: &PublishedMessage) -> Vec<String> {
         .collect()
 }
 
-/// Threads the site again after a release wrote its emails to the index itself: `added`
-/// are the emails it published, `removed` the numbers it withdrew.
-pub fn rethread(site: &Site, added: &[PublishedMessage], removed: &[u64]) -> Result<()> {
-    let dir = site.index_dir();
-    let mut links: BTreeMap<u64, Links> = crate::threads::read_links(&dir)?
-        .into_iter()
-        .map(|l| (l.number, l))
-        .collect();
-    for m in added {
-        links.insert(m.number, Links::of(m));
-    }
-    for n in removed {
-        links.remove(n);
-    }
-    let links: Vec<Links> = links.into_values().collect();
-    crate::threads::write_threads(&dir, &links)
+/// Threads the site again for a release that writes its emails to the index itself:
+/// `added` are the emails it publishes, `removed` the numbers it withdraws. Call it before
+/// committing the index, so that a reader who sees the commit finds the threads.
+pub fn rethread(
+    site: &Site,
+    added: impl IntoIterator<Item = Links>,
+    removed: &[u64],
+) -> Result<()> {
+    crate::threads::apply(&site.index_dir(), added, removed)
 }
 
 /// (Re-)indexes the emails of releases `from` on, removes the ones they withdraw, and
@@ -1001,11 +1004,8 @@ fn index_releases(site: &Site, from: u32) -> Result<u64> {
     let dir = site.index_dir();
     let index = SearchIndex::open_or_create(&dir)?;
     let mut writer = index.writer()?;
-    let mut links: BTreeMap<u64, Links> = crate::threads::read_links(&dir)?
-        .into_iter()
-        .map(|l| (l.number, l))
-        .collect();
-    let mut count = 0;
+    let mut added = Vec::new();
+    let mut removed = Vec::new();
     for k in from.max(1).. {
         let Some(manifest) = site.manifest(k)? else {
             break;
@@ -1015,17 +1015,16 @@ fn index_releases(site: &Site, from: u32) -> Result<u64> {
             // A withdrawn email has no file: nothing to index.
             if let Some(message) = site.message(number)? {
                 index.add(&writer, &message, &attachment_texts(site, &message))?;
-                links.insert(number, Links::of(&message));
-                count += 1;
+                added.push(Links::of(&message));
             }
         }
         for w in &manifest.withdrawn {
             index.delete_number(&writer, w.number);
-            links.remove(&w.number);
+            removed.push(w.number);
         }
     }
+    let count = added.len() as u64;
+    crate::threads::apply(&dir, added, &removed)?;
     writer.commit()?;
-    let links: Vec<Links> = links.into_values().collect();
-    crate::threads::write_threads(&dir, &links)?;
     Ok(count)
 }

@@ -268,6 +268,21 @@ impl Site {
 
     /// The published form of email `number`, if it has been released.
     pub fn message(&self, number: u64) -> Result<Option<PublishedMessage>> {
+        self.read_message(number)
+    }
+
+    /// Only the text of published email `number`, for snippets: the file is read, but
+    /// nothing else in it is built.
+    pub fn message_text(&self, number: u64) -> Result<Option<String>> {
+        #[derive(serde::Deserialize)]
+        struct TextOnly {
+            text: String,
+        }
+        Ok(self.read_message::<TextOnly>(number)?.map(|t| t.text))
+    }
+
+    /// `messages/…/N.json` read as `T`; `None` when there is no such file.
+    fn read_message<T: serde::de::DeserializeOwned>(&self, number: u64) -> Result<Option<T>> {
         let path = self.root.join(message_path(number));
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
@@ -279,26 +294,6 @@ impl Site {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(SiteError::Io { path, source: e }),
         }
-    }
-
-    /// Only the text of published email `number`, for snippets: the file is read, but
-    /// nothing else in it is built.
-    pub fn message_text(&self, number: u64) -> Result<Option<String>> {
-        #[derive(serde::Deserialize)]
-        struct TextOnly {
-            text: String,
-        }
-        let path = self.root.join(message_path(number));
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(&path)(e)),
-        };
-        let t: TextOnly = serde_json::from_slice(&bytes).map_err(|e| SiteError::Format {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        Ok(Some(t.text))
     }
 
     pub fn index_dir(&self) -> PathBuf {

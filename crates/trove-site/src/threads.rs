@@ -223,15 +223,12 @@ pub fn thread(emails: &[Links]) -> Forest {
             nodes[i].via = Some(*via);
         }
     }
-    // Children in the order of the emails that made them known.
-    let mut order: Vec<usize> = own.clone();
-    order.extend((0..nodes.len()).filter(|i| nodes[*i].number.is_none()));
-    let mut first_seen = vec![usize::MAX; nodes.len()];
-    for (rank, &i) in order.iter().enumerate() {
-        first_seen[i] = first_seen[i].min(rank);
+    // Children in the order of the emails given; a placeholder sorts where its earliest
+    // descendant does.
+    let mut key = vec![usize::MAX; nodes.len()];
+    for (rank, &i) in own.iter().enumerate() {
+        key[i] = rank;
     }
-    // A placeholder sorts where its earliest descendant does.
-    let mut key = first_seen.clone();
     for &i in &own {
         let mut at = i;
         let mut steps = 0;
@@ -348,8 +345,30 @@ impl DisjointSets {
 const LINKS_FILE: &str = "links.jsonl";
 const THREADS_FILE: &str = "threads.bin";
 
+/// Threads the site again: `links.jsonl` with `added` put in and `removed` taken out,
+/// then both derived files rewritten. Call it before committing the index the change
+/// belongs to, so that a reader who sees the new index finds the new threads.
+pub(crate) fn apply(
+    dir: &Path,
+    added: impl IntoIterator<Item = Links>,
+    removed: &[u64],
+) -> Result<()> {
+    let mut links: std::collections::BTreeMap<u64, Links> = read_links(dir)?
+        .into_iter()
+        .map(|l| (l.number, l))
+        .collect();
+    for l in added {
+        links.insert(l.number, l);
+    }
+    for n in removed {
+        links.remove(n);
+    }
+    let links: Vec<Links> = links.into_values().collect();
+    write_threads(dir, &links)
+}
+
 /// Reads `links.jsonl` from the index directory (empty if there is none yet).
-pub(crate) fn read_links(dir: &Path) -> Result<Vec<Links>> {
+fn read_links(dir: &Path) -> Result<Vec<Links>> {
     let path = dir.join(LINKS_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -368,7 +387,7 @@ pub(crate) fn read_links(dir: &Path) -> Result<Vec<Links>> {
 }
 
 /// Writes both derived files for `emails` (sorted by number).
-pub(crate) fn write_threads(dir: &Path, emails: &[Links]) -> Result<()> {
+fn write_threads(dir: &Path, emails: &[Links]) -> Result<()> {
     let mut text = String::with_capacity(emails.len() * 120);
     for e in emails {
         text.push_str(&serde_json::to_string(e).expect("plain data"));
@@ -385,13 +404,17 @@ pub(crate) fn write_threads(dir: &Path, emails: &[Links]) -> Result<()> {
     write_atomic(&dir.join(THREADS_FILE), &bin)
 }
 
-/// `threads.bin`, in memory: the thread of each public number.
+/// `threads.bin`, in memory: the thread of each public number, and the numbers sorted by
+/// thread so that a thread's members are found without a scan.
 #[derive(Debug, Clone, Default)]
 pub struct ThreadMap {
     of: Vec<u64>,
+    /// (thread, number) for every threaded number, sorted.
+    by_thread: Vec<(u64, u64)>,
 }
 
 impl ThreadMap {
+    /// Reads `threads.bin` in `dir`; an empty map when there is none.
     pub(crate) fn read(dir: &Path) -> Result<ThreadMap> {
         let path = dir.join(THREADS_FILE);
         let bytes = match std::fs::read(&path) {
@@ -399,12 +422,18 @@ impl ThreadMap {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(io_err(&path)(e)),
         };
-        Ok(ThreadMap {
-            of: bytes
-                .chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect(),
-        })
+        let of: Vec<u64> = bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+        let mut by_thread: Vec<(u64, u64)> = of
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| **t != 0)
+            .map(|(i, t)| (*t, i as u64 + 1))
+            .collect();
+        by_thread.sort_unstable();
+        Ok(ThreadMap { of, by_thread })
     }
 
     /// The thread of email `number`, if it is published and threaded.
@@ -413,22 +442,28 @@ impl ThreadMap {
         (t != 0).then_some(t)
     }
 
-    /// Every thread and how many emails it has.
-    pub fn sizes(&self) -> std::collections::BTreeMap<u64, usize> {
-        let mut out = std::collections::BTreeMap::new();
-        for t in self.of.iter().filter(|t| **t != 0) {
-            *out.entry(*t).or_default() += 1;
-        }
-        out
+    /// The entries of thread `thread` in `by_thread`.
+    fn range(&self, thread: u64) -> &[(u64, u64)] {
+        let start = self.by_thread.partition_point(|(t, _)| *t < thread);
+        let end = self.by_thread.partition_point(|(t, _)| *t <= thread);
+        &self.by_thread[start..end]
     }
 
     /// Every email of thread `thread`, by number.
     pub fn members(&self, thread: u64) -> Vec<u64> {
-        self.of
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| **t == thread)
-            .map(|(i, _)| i as u64 + 1)
+        self.range(thread).iter().map(|(_, n)| *n).collect()
+    }
+
+    /// How many emails thread `thread` has.
+    pub fn size_of(&self, thread: u64) -> usize {
+        self.range(thread).len()
+    }
+
+    /// Every thread and how many emails it has, in thread order.
+    pub fn sizes(&self) -> Vec<(u64, usize)> {
+        self.by_thread
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|c| (c[0].0, c.len()))
             .collect()
     }
 }

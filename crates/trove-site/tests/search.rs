@@ -305,3 +305,57 @@ fn stems_accents_and_cjk() {
     assert_eq!(numbers(&index, "\"contracts yesterday\""), [1]);
     assert_eq!(numbers(&index, "\"signed the contracts\""), [1]);
 }
+
+/// A reader that is already open (a running `trove serve`) follows a mirror pull or a
+/// reindex: once its searcher sees the new commit, it sees the new threads too, with no
+/// explicit reload. (The thread map is written before the index commit for this.)
+#[test]
+fn an_open_reader_sees_new_threads_with_the_new_commit() {
+    use trove_site::{NumberRange, ReleaseWriter, SigningKey, Site, update_index};
+    let tmp = tempfile::tempdir().unwrap();
+    let key = SigningKey::from_bytes(&[9u8; 32]);
+    let site = Site::open_or_create(tmp.path(), "Threads", &key.verifying_key()).unwrap();
+    let release = |k: u32, messages: &[PublishedMessage]| {
+        let first = messages[0].number;
+        let last = messages[messages.len() - 1].number;
+        let mut w = ReleaseWriter::new(
+            &site,
+            k,
+            "R",
+            "2026-01-01T00:00:00Z",
+            NumberRange { first, last },
+        );
+        for m in messages {
+            w.add_message(m, None, &[]).unwrap();
+        }
+        w.finish(&key).unwrap();
+    };
+    let mut m2 = message(2, "Re: plan", "reply");
+    m2.in_reply_to = vec!["<1@example.com>".into()];
+    m2.release = 1;
+    let mut m1 = message(1, "plan", "the plan");
+    m1.release = 1;
+    release(1, &[m1, m2]);
+    update_index(&site, 1).unwrap();
+    let index = SearchIndex::open(&site.index_dir()).unwrap();
+    assert_eq!(index.threads().unwrap().thread_of(2), Some(1));
+    assert_eq!(index.threads().unwrap().thread_of(3), None);
+
+    let mut m3 = message(3, "Re: Re: plan", "a later reply");
+    m3.release = 2;
+    m3.references = vec!["<1@example.com>".into(), "<2@example.com>".into()];
+    release(2, &[m3]);
+    update_index(&site, 2).unwrap();
+    let started = std::time::Instant::now();
+    // Wait for the reader to reach the commit (tantivy reloads on its own, after a delay).
+    while index.threads().unwrap().thread_of(3).is_none() || numbers(&index, "") != [1, 2, 3] {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the open reader never saw the new thread map"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(index.threads().unwrap().members(1), [1, 2, 3]);
+    assert_eq!(index.threads().unwrap().size_of(1), 3);
+    assert_eq!(numbers(&index, "thread:3"), [1, 2, 3]);
+}

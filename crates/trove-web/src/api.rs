@@ -49,6 +49,10 @@ fn json_error(e: WebError) -> Response {
             None,
         ),
         WebError::BadRequest(m) => error(StatusCode::BAD_REQUEST, m, None),
+        WebError::Query(e) => {
+            let column = (e.column > 0).then_some(e.column);
+            error(StatusCode::BAD_REQUEST, e.message, column)
+        }
         WebError::Internal(cause) => {
             eprintln!("trove serve: internal error: {cause}");
             error(
@@ -119,61 +123,47 @@ pub async fn search(
     };
     let q = search.query();
     let max = s.max_number();
-    let state = s.clone();
     let (q2, after) = (q.clone(), search.after.clone());
     let facets = f.facets.unwrap_or(true);
-    let result = tokio::task::spawn_blocking(move || {
-        let Some(index) = &state.index else {
-            return Ok(None);
-        };
-        index
-            .run(&SearchRequest {
-                sort,
-                after: after.as_deref(),
-                offset,
-                limit,
-                facets: if facets { crate::search::FACET_SIZE } else { 0 },
-                ..SearchRequest::new(&q2, max)
-            })
-            .map(Some)
+    let result = crate::search::on_index(&s, move |_, index| {
+        index.run(&SearchRequest {
+            sort,
+            after: after.as_deref(),
+            offset,
+            limit,
+            facets: if facets { crate::search::FACET_SIZE } else { 0 },
+            ..SearchRequest::new(&q2, max)
+        })
     })
     .await;
-    match result {
-        Ok(Ok(results)) => {
-            let results = results.unwrap_or(trove_site::SearchResults {
-                total: 0,
-                hits: Vec::new(),
-                next: None,
-                facets: facets.then(Facets::default),
-            });
-            Json(ApiSearch {
-                query: q,
-                sort: sort.name(),
-                total: results.total,
-                hits: results
-                    .hits
-                    .into_iter()
-                    .map(|h| ApiHit {
-                        url: format!("/emailid/{}", h.number),
-                        number: h.number,
-                        release: h.release,
-                        date: h.date,
-                        from: h.from,
-                        subject: h.subject,
-                    })
-                    .collect(),
-                next: results.next,
-                facets: results.facets,
+    let results = match result {
+        Ok(Some(results)) => results,
+        Ok(None) => trove_site::SearchResults {
+            facets: facets.then(Facets::default),
+            ..Default::default()
+        },
+        Err(e) => return json_error(e),
+    };
+    Json(ApiSearch {
+        query: q,
+        sort: sort.name(),
+        total: results.total,
+        hits: results
+            .hits
+            .into_iter()
+            .map(|h| ApiHit {
+                url: format!("/emailid/{}", h.number),
+                number: h.number,
+                release: h.release,
+                date: h.date,
+                from: h.from,
+                subject: h.subject,
             })
-            .into_response()
-        }
-        Ok(Err(trove_site::SiteError::Query(e))) => {
-            let column = (e.column > 0).then_some(e.column);
-            error(StatusCode::BAD_REQUEST, e.message, column)
-        }
-        Ok(Err(e)) => json_error(e.into()),
-        Err(e) => json_error(WebError::Internal(e.to_string())),
-    }
+            .collect(),
+        next: results.next,
+        facets: results.facets,
+    })
+    .into_response()
 }
 
 #[derive(Serialize)]
@@ -188,11 +178,10 @@ struct ApiEmail {
 pub async fn email(State(s): State<Shared>, UrlPath(n): UrlPath<String>) -> Response {
     match crate::load(&s, &n) {
         Ok(m) => {
-            let thread = s
-                .index
-                .as_ref()
-                .and_then(|i| i.threads().thread_of(m.number))
-                .unwrap_or(m.number);
+            let thread = match s.threads() {
+                Ok(t) => t.thread_of(m.number).unwrap_or(m.number),
+                Err(e) => return json_error(e),
+            };
             Json(ApiEmail {
                 url: format!("/emailid/{}", m.number),
                 thread,

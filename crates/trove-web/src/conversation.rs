@@ -24,12 +24,10 @@ pub struct Thread {
 pub fn load_thread(s: &AppState, n: &str) -> Result<Thread, WebError> {
     let first = crate::load(s, n)?;
     let max = s.max_number();
-    let members = s
-        .index
-        .as_ref()
-        .map(|i| i.threads())
-        .and_then(|t| t.thread_of(first.number).map(|id| t.members(id)))
-        .unwrap_or_else(|| vec![first.number]);
+    let threads = s.threads()?;
+    let members = threads
+        .thread_of(first.number)
+        .map_or_else(|| vec![first.number], |t| threads.members(t));
     let mut emails = Vec::with_capacity(members.len());
     for m in members {
         if m == first.number {

@@ -82,7 +82,7 @@ pub async fn export_static(
     }
     // Conversations (each page of each) and people.
     if let Some(index) = &state.index {
-        for (t, size) in index.threads().sizes() {
+        for (t, size) in index.threads().map_err(|e| e.to_string())?.sizes() {
             if size < 2 || t > state.max_number() {
                 continue;
             }

@@ -157,6 +157,14 @@ impl AppState {
             .unwrap_or(false)
     }
 
+    /// The conversations of the published emails (none without an index).
+    fn threads(&self) -> Result<Arc<trove_site::threads::ThreadMap>, WebError> {
+        match &self.index {
+            Some(i) => Ok(i.threads()?),
+            None => Ok(Default::default()),
+        }
+    }
+
     /// Release `k`'s manifest, if the server has read it. Releases are numbered from 1.
     fn manifest(&self, k: u32) -> Option<Arc<Manifest>> {
         self.refresh();
@@ -172,6 +180,8 @@ pub enum WebError {
     /// Published once, then withdrawn: the withdrawing release and its reason.
     Withdrawn(u64, u32, String),
     BadRequest(String),
+    /// A query in the search language that could not be read.
+    Query(trove_site::QueryError),
     Internal(String),
 }
 
@@ -192,6 +202,11 @@ impl IntoResponse for WebError {
                 Html(pages::error_page("Bad request", &msg)),
             )
                 .into_response(),
+            WebError::Query(e) => (
+                StatusCode::BAD_REQUEST,
+                Html(pages::error_page("That search could not be read", &e.to_string())),
+            )
+                .into_response(),
             WebError::Internal(cause) => {
                 eprintln!("trove serve: internal error: {cause}");
                 (
@@ -208,8 +223,12 @@ impl IntoResponse for WebError {
 }
 
 impl From<trove_site::SiteError> for WebError {
+    /// A query the reader wrote is their mistake (400); anything else is ours.
     fn from(e: trove_site::SiteError) -> Self {
-        WebError::Internal(e.to_string())
+        match e {
+            trove_site::SiteError::Query(q) => WebError::Query(q),
+            e => WebError::Internal(e.to_string()),
+        }
     }
 }
 
@@ -282,22 +301,7 @@ pub async fn serve(dir: &Path, listener: tokio::net::TcpListener) -> std::io::Re
 
 async fn home(State(s): State<Shared>) -> Result<Html<String>, WebError> {
     let manifests = s.manifests();
-    let max = s.max_number();
-    let state = s.clone();
-    let months = tokio::task::spawn_blocking(move || {
-        let index = state.index.as_ref()?;
-        let r = index
-            .run(&trove_site::SearchRequest {
-                limit: 0,
-                facets: 1,
-                ..trove_site::SearchRequest::new("", max)
-            })
-            .ok()?;
-        r.facets.map(|f| f.month)
-    })
-    .await
-    .map_err(|e| WebError::Internal(e.to_string()))?
-    .unwrap_or_default();
+    let months = search::months(&s, String::new()).await?;
     Ok(Html(pages::home(&s.site.info().title, &manifests, &months)))
 }
 
@@ -319,11 +323,8 @@ async fn email(
 ) -> Result<Html<String>, WebError> {
     let m = load(&s, &n)?;
     let release = s.manifest(m.release);
-    let thread = s.index.as_ref().and_then(|i| {
-        let threads = i.threads();
-        let t = threads.thread_of(m.number)?;
-        Some((t, threads.members(t).len()))
-    });
+    let threads = s.threads()?;
+    let thread = threads.thread_of(m.number).map(|t| (t, threads.size_of(t)));
     Ok(Html(pages::email(
         &s.site.info().title,
         &m,

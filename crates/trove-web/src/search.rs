@@ -13,9 +13,9 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
-use trove_site::{SearchRequest, SearchResults, Sort};
+use trove_site::{Bucket, SearchIndex, SearchRequest, SearchResults, Sort};
 
-use crate::{PAGE_SIZE, Shared, WebError, pages};
+use crate::{AppState, PAGE_SIZE, Shared, WebError, pages};
 
 /// How many values of each facet a search page shows.
 pub const FACET_SIZE: usize = 8;
@@ -108,13 +108,11 @@ impl SearchParams {
 pub type Row = (trove_site::Hit, Option<String>);
 
 /// Runs `request` and loads a snippet for each hit.
-pub fn run_with_snippets(
-    s: &crate::AppState,
+fn run_with_snippets(
+    s: &AppState,
+    index: &SearchIndex,
     request: &SearchRequest,
-) -> trove_site::Result<Option<(SearchResults, Vec<Row>)>> {
-    let Some(index) = &s.index else {
-        return Ok(None);
-    };
+) -> trove_site::Result<(SearchResults, Vec<Row>)> {
     let results = index.run(request)?;
     let mut texts = Vec::with_capacity(results.hits.len());
     for hit in &results.hits {
@@ -130,7 +128,38 @@ pub fn run_with_snippets(
         index.snippets(request.query, &refs, 240)
     };
     let rows = results.hits.iter().cloned().zip(snippets).collect();
-    Ok(Some((results, rows)))
+    Ok((results, rows))
+}
+
+/// Runs `f` with the site's index on a blocking thread (searches read files and can take
+/// milliseconds). `None` when the site has no index yet.
+pub(crate) async fn on_index<T: Send + 'static>(
+    s: &Shared,
+    f: impl FnOnce(&AppState, &SearchIndex) -> trove_site::Result<T> + Send + 'static,
+) -> Result<Option<T>, WebError> {
+    let state = s.clone();
+    tokio::task::spawn_blocking(move || match &state.index {
+        Some(index) => f(&state, index).map(Some),
+        None => Ok(None),
+    })
+    .await
+    .map_err(|e| WebError::Internal(e.to_string()))?
+    .map_err(WebError::from)
+}
+
+/// How email volume splits by month for `query` (the month facet), for timelines.
+pub(crate) async fn months(s: &Shared, query: String) -> Result<Vec<Bucket>, WebError> {
+    let max = s.max_number();
+    let months = on_index(s, move |_, index| {
+        let r = index.run(&SearchRequest {
+            limit: 0,
+            facets: 1,
+            ..SearchRequest::new(&query, max)
+        })?;
+        Ok(r.facets.map(|f| f.month).unwrap_or_default())
+    })
+    .await?;
+    Ok(months.unwrap_or_default())
 }
 
 pub async fn search(
@@ -142,11 +171,11 @@ pub async fn search(
     let offset = p.offset(PAGE_SIZE)?;
     let q = p.query();
     let max = s.max_number();
-    let state = s.clone();
     let (q2, after) = (q.clone(), p.after.clone());
-    let result = tokio::task::spawn_blocking(move || {
+    let result = on_index(&s, move |state, index| {
         run_with_snippets(
-            &state,
+            state,
+            index,
             &SearchRequest {
                 sort,
                 after: after.as_deref(),
@@ -157,36 +186,28 @@ pub async fn search(
             },
         )
     })
-    .await
-    .map_err(|e| WebError::Internal(e.to_string()))?;
-    let render = |results: &SearchResults, rows: &[Row]| {
-        pages::search(&pages::SearchView {
-            title: &title,
-            query: &q,
-            sort,
-            first_page: p.after.is_none() && offset == 0,
-            results,
-            rows,
-        })
-    };
-    match result {
-        Ok(Some((results, rows))) => Ok(Html(render(&results, &rows)).into_response()),
-        Ok(None) => {
-            let empty = SearchResults {
-                total: 0,
-                hits: Vec::new(),
-                next: None,
-                facets: None,
-            };
-            Ok(Html(render(&empty, &[])).into_response())
+    .await;
+    let (results, rows) = match result {
+        Ok(Some(found)) => found,
+        Ok(None) => (SearchResults::default(), Vec::new()),
+        Err(WebError::Query(e)) => {
+            return Ok((
+                StatusCode::BAD_REQUEST,
+                Html(pages::search_error(&title, &q, &e)),
+            )
+                .into_response());
         }
-        Err(trove_site::SiteError::Query(e)) => Ok((
-            StatusCode::BAD_REQUEST,
-            Html(pages::search_error(&title, &q, &e)),
-        )
-            .into_response()),
-        Err(e) => Err(e.into()),
-    }
+        Err(e) => return Err(e),
+    };
+    let page = pages::search(&pages::SearchView {
+        title: &title,
+        query: &q,
+        sort,
+        first_page: p.after.is_none() && offset == 0,
+        results: &results,
+        rows: &rows,
+    });
+    Ok(Html(page).into_response())
 }
 
 /// The newest emails matching a search, as an Atom feed a reader can follow.
@@ -196,12 +217,8 @@ pub async fn search_feed(
 ) -> Result<Response, WebError> {
     let q = p.query();
     let max = s.max_number();
-    let state = s.clone();
     let q2 = q.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let Some(index) = &state.index else {
-            return Ok(Vec::new());
-        };
+    let emails = on_index(&s, move |state, index| {
         let results = index.run(&SearchRequest {
             sort: Sort::Newest,
             limit: 50,
@@ -213,22 +230,15 @@ pub async fn search_feed(
                 emails.push(m);
             }
         }
-        Ok::<_, trove_site::SiteError>(emails)
+        Ok(emails)
     })
-    .await
-    .map_err(|e| WebError::Internal(e.to_string()))?;
-    match result {
-        Ok(emails) => Ok((
-            [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
-            pages::search_atom(s.site.info(), &q, &emails),
-        )
-            .into_response()),
-        Err(trove_site::SiteError::Query(e)) => Err(WebError::BadRequest(format!(
-            "bad query {e}: {}",
-            e.pointer(&q)
-        ))),
-        Err(e) => Err(e.into()),
-    }
+    .await?
+    .unwrap_or_default();
+    Ok((
+        [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
+        pages::search_atom(s.site.info(), &q, &emails),
+    )
+        .into_response())
 }
 
 /// What a search can be exported as.
@@ -266,17 +276,11 @@ pub async fn export(s: Shared, p: SearchParams, what: Export) -> Result<Response
     let q = p.query();
     let sort = p.sort()?;
     let max = s.max_number();
-    let Some(index) = &s.index else {
+    if s.index.is_none() {
         return Err(WebError::NotFound);
-    };
-    // Read the query now, so a bad one is a 400, not a broken download.
-    if let Err(e) = trove_site::query::parse(&q) {
-        return Err(WebError::BadRequest(format!(
-            "bad query {e}: {}",
-            e.pointer(&q)
-        )));
     }
-    let _ = index;
+    // Read the query now, so a bad one is a 400, not a broken download.
+    trove_site::query::parse(&q).map_err(WebError::Query)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
     let state = s.clone();
     tokio::task::spawn_blocking(move || {
@@ -404,26 +408,7 @@ pub async fn timeline(
     Query(p): Query<SearchParams>,
 ) -> Result<Response, WebError> {
     let q = p.query();
-    let max = s.max_number();
-    let state = s.clone();
-    let q2 = q.clone();
-    let months = tokio::task::spawn_blocking(move || {
-        let Some(index) = &state.index else {
-            return Ok(Vec::new());
-        };
-        let r = index.run(&SearchRequest {
-            limit: 0,
-            facets: 1,
-            ..SearchRequest::new(&q2, max)
-        })?;
-        Ok::<_, trove_site::SiteError>(r.facets.map(|f| f.month).unwrap_or_default())
-    })
-    .await
-    .map_err(|e| WebError::Internal(e.to_string()))?
-    .map_err(|e| match e {
-        trove_site::SiteError::Query(e) => WebError::BadRequest(format!("bad query {e}")),
-        e => e.into(),
-    })?;
+    let months = months(&s, q.clone()).await?;
     Ok((
         [(header::CONTENT_TYPE, "image/svg+xml")],
         crate::svg::timeline(&months, &q),

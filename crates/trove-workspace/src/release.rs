@@ -199,7 +199,8 @@ impl Workspace {
                     .collect();
                 writer.add_message(&message, raw, &attachments)?;
                 index.add(&index_writer, &message, &texts)?;
-                threaded.push(message);
+                // Threading needs only the identifiers, not the email.
+                threaded.push(trove_site::threads::Links::of(&message));
             }
             done += chunk.len() as u64;
             progress(done, rows.len() as u64);
@@ -215,8 +216,8 @@ impl Workspace {
         let (manifest, manifest_sha256) = writer.finish(key)?;
         // The signed manifest says they are gone; now they go.
         trove_site::remove_withdrawn(site, &manifest)?;
+        trove_site::rethread(site, threaded, &withdrawn)?;
         index_writer.commit().map_err(trove_site::SiteError::from)?;
-        trove_site::rethread(site, &threaded, &withdrawn)?;
         self.catalogue
             .conn
             .execute(
