@@ -11,6 +11,20 @@ use std::path::Path;
 use common::{Server, corpus, p, run};
 use serde_json::Value;
 
+/// A workspace with the usrp-users list archive (300 emails) ingested, and nothing
+/// released yet: (temporary directory, workspace).
+fn list_workspace() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    run(&["init", p(&ws)]);
+    run(&[
+        "ingest",
+        p(&ws),
+        p(&corpus("lists/usrp-users-first300.mbox")),
+    ]);
+    (tmp, ws)
+}
+
 fn json(server: &Server, path: &str) -> (u16, Value) {
     let (status, body) = server.get(path);
     let v = serde_json::from_slice(&body)
@@ -130,15 +144,8 @@ fn check_threads(server: &Server, emails: &BTreeMap<u64, Value>) -> BTreeMap<u64
 
 #[test]
 fn threads_come_from_headers_and_only_from_released_emails() {
-    let tmp = tempfile::tempdir().unwrap();
-    let ws = tmp.path().join("ws");
+    let (_tmp, ws) = list_workspace();
     let site = ws.join("site");
-    run(&["init", p(&ws)]);
-    run(&[
-        "ingest",
-        p(&ws),
-        p(&corpus("lists/usrp-users-first300.mbox")),
-    ]);
     run(&["release", p(&ws), "--next", "150", "--title", "First half"]);
     let server = Server::start(&site);
     let first = published(&site);
@@ -209,15 +216,8 @@ fn threads_come_from_headers_and_only_from_released_emails() {
 
 #[test]
 fn api_exports_feeds_and_people_agree_with_search() {
-    let tmp = tempfile::tempdir().unwrap();
-    let ws = tmp.path().join("ws");
+    let (tmp, ws) = list_workspace();
     let site = ws.join("site");
-    run(&["init", p(&ws)]);
-    run(&[
-        "ingest",
-        p(&ws),
-        p(&corpus("lists/usrp-users-first300.mbox")),
-    ]);
     run(&["release", p(&ws), "--all"]);
     let server = Server::start(&site);
 
@@ -393,14 +393,7 @@ fn the_openapi_document_matches_real_responses() {
         eprintln!("skipped: schemathesis is not installed (pip install schemathesis)");
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let ws = tmp.path().join("ws");
-    run(&["init", p(&ws)]);
-    run(&[
-        "ingest",
-        p(&ws),
-        p(&corpus("lists/usrp-users-first300.mbox")),
-    ]);
+    let (tmp, ws) = list_workspace();
     run(&["release", p(&ws), "--next", "250"]);
     run(&["withdraw", p(&ws), "7", "--reason", "test"]);
     let server = Server::start(&ws.join("site"));
