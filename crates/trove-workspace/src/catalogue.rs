@@ -69,6 +69,14 @@ CREATE TABLE IF NOT EXISTS copies (
 );
 CREATE INDEX IF NOT EXISTS copies_message ON copies(message);
 CREATE INDEX IF NOT EXISTS copies_content ON copies(content_id);
+-- Where each original sits in a pack (blobs.rs); originals of workspaces made before
+-- packs are loose files and have no row here.
+CREATE TABLE IF NOT EXISTS packed (
+    content_id TEXT PRIMARY KEY,
+    pack INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    length INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS files (
     source TEXT NOT NULL, file TEXT NOT NULL PRIMARY KEY, messages INTEGER NOT NULL
 );
@@ -239,6 +247,16 @@ impl Catalogue {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// A second, read-only connection to the same catalogue, for a thread that looks
+    /// things up while this one writes (WAL lets it read the last committed state).
+    pub(crate) fn read_only(&self) -> Result<Connection> {
+        Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(db_err(&self.path))
     }
 
     /// Starts a transaction, with the error mapper to use while it holds the connection.

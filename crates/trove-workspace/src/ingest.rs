@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use trove_mail::read::{ByteCounter, Event, Origin};
 use trove_mail::{Defect, Parsed};
 
-use crate::blobs::compress;
+use crate::blobs::{BlobStore, compress};
 use crate::{Result, Workspace, WorkspaceError};
 
 /// Counts for one ingest run; also what a progress display shows.
@@ -83,9 +83,34 @@ struct Pending {
     bytes: Vec<u8>,
 }
 
+/// What the reader hands on: the messages of one batch not recorded by an earlier run,
+/// with the files finished and skipped since the last batch (committed together with it,
+/// so a file is marked read only once its messages are in).
+#[derive(Default)]
+struct Batch {
+    source: String,
+    messages: Vec<Pending>,
+    finished_files: Vec<(String, u64)>,
+    skipped: Vec<(String, String)>,
+    errors: Vec<String>,
+    seen: u64,
+    already_ingested: u64,
+}
+
+/// A batch after the parallel stage, ready for its catalogue transaction.
+struct PreparedBatch {
+    batch: Batch,
+    prepared: Vec<Prepared>,
+    /// Core time of the parallel stages: store, parse, authenticate, detect.
+    stage_ns: [u64; 4],
+    started: Instant,
+}
+
 struct Prepared {
     origin: Origin,
     content_id: String,
+    /// The original as one zstd frame, for the batch's pack.
+    compressed: Vec<u8>,
     fingerprint: String,
     parsed: Parsed,
     size: usize,
@@ -96,13 +121,20 @@ struct Prepared {
 
 impl Workspace {
     /// Reads every path given, recording what is new. Returns the counts for this run.
+    ///
+    /// Three stages run at once, joined by channels that hold one batch each (so memory
+    /// stays at a few batches whatever the corpus): a reader thread walks the paths and
+    /// drops copies an earlier run recorded (through a read-only connection of its own);
+    /// a worker hashes, stores, parses, verifies and scans each batch on the rayon pool;
+    /// this thread records each prepared batch in one transaction. Reading and the
+    /// catalogue, which are serial, overlap the parallel work instead of idling the cores.
     pub fn ingest(&mut self, paths: &[&Path], progress: &dyn Progress) -> Result<IngestStats> {
         let started = Instant::now();
         let mut stats = IngestStats::default();
         let keys = self.key_store()?;
         let policy = self.policy()?;
         self.mark_findings_scanned_with(&policy.detector_hash)?;
-        let keys = (&keys, &policy);
+        let mut roots = Vec::new();
         for path in paths {
             if !path.exists() {
                 return Err(WorkspaceError::Io {
@@ -114,87 +146,54 @@ impl Workspace {
                 });
             }
             stats.bytes_total += trove_mail::read::total_size(path);
-        }
-        for path in paths {
             let canonical = std::fs::canonicalize(path).map_err(crate::io_err(path))?;
-            let source = canonical.to_string_lossy().into_owned();
-            // read_path names files from the root's parent directory.
-            let base = canonical
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default();
-            let base = base.to_string_lossy().trim_end_matches('/').to_string();
-            let place = |rel: &str| format!("{base}/{rel}");
-            let counter = ByteCounter::default();
-            let base = stats.bytes_read;
-            let mut batch: Vec<Pending> = Vec::new();
-            let mut batch_bytes = 0;
-            let mut finished_files: Vec<(String, u64)> = Vec::new();
-            let mut skipped: Vec<(String, String)> = Vec::new();
-            let mut failure: Option<WorkspaceError> = None;
-            let mut last_update = Instant::now();
-            let mut on_event = |event: Event| {
-                if failure.is_some() {
-                    return;
-                }
-                match event {
-                    Event::Message { mut origin, bytes } => {
-                        origin.file = place(&origin.file);
-                        batch_bytes += bytes.len();
-                        batch.push(Pending { origin, bytes });
-                    }
-                    Event::FileRead { file, messages } => {
-                        finished_files.push((place(&file), messages))
-                    }
-                    Event::Skipped { file, reason } => skipped.push((place(&file), reason)),
-                    Event::Error { file, error } => {
-                        let msg = format!("{}: {error}", place(&file));
-                        progress.warn(&msg);
-                        stats.errors.push(msg);
-                    }
-                }
-                let full = batch.len() >= BATCH_MESSAGES || batch_bytes >= BATCH_BYTES;
-                if full
-                    || (!finished_files.is_empty()
-                        && last_update.elapsed() > Duration::from_millis(500))
-                {
-                    let result = self.commit_batch(
-                        &source,
-                        std::mem::take(&mut batch),
-                        &mut finished_files,
-                        &mut skipped,
-                        &mut stats,
-                        keys,
-                    );
-                    batch_bytes = 0;
-                    stats.bytes_read = base + counter.get();
-                    stats.elapsed = started.elapsed();
-                    progress.update(&stats);
-                    last_update = Instant::now();
-                    if let Err(e) = result {
-                        failure = Some(e);
-                    }
-                }
-            };
-            trove_mail::read::read_path(path, &counter, &mut on_event).map_err(|e| {
-                WorkspaceError::Io {
-                    path: path.to_path_buf(),
-                    source: e,
-                }
-            })?;
-            if let Some(e) = failure {
-                return Err(e);
-            }
-            self.commit_batch(
-                &source,
-                batch,
-                &mut finished_files,
-                &mut skipped,
-                &mut stats,
-                keys,
-            )?;
-            stats.bytes_read = base + counter.get();
+            roots.push(canonical);
         }
+        let seen = self.catalogue.read_only()?;
+        let counter = ByteCounter::default();
+        let blobs = &self.blobs;
+        let catalogue = &mut self.catalogue;
+        let mut next_pack: u32 = catalogue
+            .conn
+            .query_row("SELECT COALESCE(MAX(pack), 0) + 1 FROM packed", [], |r| {
+                r.get(0)
+            })
+            .map_err(catalogue.err())?;
+        let (keys, policy) = (&keys, &policy);
+        let failed = AtomicBool::new(false);
+        std::thread::scope(|scope| -> Result<()> {
+            let (read_tx, read_rx) = std::sync::mpsc::sync_channel::<Batch>(1);
+            let (prepared_tx, prepared_rx) = std::sync::mpsc::sync_channel::<PreparedBatch>(1);
+            let (roots, counter, failed) = (&roots, &counter, &failed);
+            let reader = scope.spawn(move || read_batches(roots, seen, counter, failed, read_tx));
+            scope.spawn(move || {
+                for batch in read_rx {
+                    let prepared = prepare_batch(keys, policy, batch);
+                    if prepared_tx.send(prepared).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut result = Ok(());
+            for prepared in prepared_rx {
+                for e in &prepared.batch.errors {
+                    progress.warn(e);
+                }
+                if let Err(e) = record_batch(catalogue, blobs, &mut next_pack, prepared, &mut stats)
+                {
+                    // The reader stops at its next message; the channels then close.
+                    failed.store(true, Ordering::Relaxed);
+                    result = Err(e);
+                    break;
+                }
+                stats.bytes_read = counter.get();
+                stats.elapsed = started.elapsed();
+                progress.update(&stats);
+            }
+            result?;
+            reader.join().expect("the reader thread does not panic")
+        })?;
+        stats.bytes_read = counter.get();
         stats.elapsed = started.elapsed();
         progress.update(&stats);
         let detail = serde_json::json!({
@@ -209,236 +208,364 @@ impl Workspace {
         self.catalogue.log("ingest", &detail.to_string())?;
         Ok(stats)
     }
+}
 
-    fn commit_batch(
-        &mut self,
-        source: &str,
-        batch: Vec<Pending>,
-        finished_files: &mut Vec<(String, u64)>,
-        skipped: &mut Vec<(String, String)>,
-        stats: &mut IngestStats,
-        (keys, policy): (&trove_mail::dkim::KeyStore, &crate::privacy::Policy),
-    ) -> Result<()> {
-        // Copies an earlier run already recorded are dropped before any work is done on them.
-        let batch = {
-            let mut stmt = self
-                .catalogue
-                .conn
-                .prepare_cached("SELECT 1 FROM copies WHERE file = ?1 AND offset = ?2")
-                .map_err(self.catalogue.err())?;
-            let mut fresh = Vec::with_capacity(batch.len());
-            for p in batch {
-                let offset = p.origin.offset.map_or(-1, |o| o as i64);
-                let seen = stmt
-                    .query_row(params![p.origin.file, offset], |_| Ok(()))
-                    .optional()
-                    .map_err(self.catalogue.err())?
-                    .is_some();
-                stats.messages_seen += 1;
-                if seen {
-                    stats.already_ingested += 1;
-                } else {
-                    fresh.push(p);
-                }
+/// The catalogue stage: one transaction records a prepared batch and the files it finished.
+fn record_batch(
+    catalogue: &mut crate::catalogue::Catalogue,
+    blobs: &BlobStore,
+    next_pack: &mut u32,
+    prepared: PreparedBatch,
+    stats: &mut IngestStats,
+) -> Result<()> {
+    let PreparedBatch {
+        batch,
+        prepared,
+        stage_ns,
+        started: batch_started,
+    } = prepared;
+    let Batch {
+        source,
+        mut finished_files,
+        mut skipped,
+        errors,
+        seen,
+        already_ingested,
+        ..
+    } = batch;
+    stats.messages_seen += seen;
+    stats.already_ingested += already_ingested;
+    stats.errors.extend(errors);
+    let source = source.as_str();
+    let finished_files = &mut finished_files;
+    let skipped = &mut skipped;
+    let catalogue_started = Instant::now();
+    // The batch's new originals go into one pack, written before the transaction that
+    // says where they are. Stored already: a pack entry, or a copy recorded by a workspace
+    // made before packs (its loose file).
+    let places = {
+        let mut stored = catalogue
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM packed WHERE content_id = ?1)
+                     OR EXISTS (SELECT 1 FROM copies WHERE content_id = ?1)",
+            )
+            .map_err(catalogue.err())?;
+        let mut in_batch = std::collections::HashSet::new();
+        let mut frames: Vec<(&str, &[u8])> = Vec::new();
+        for p in &prepared {
+            if in_batch.insert(p.content_id.as_str())
+                && !stored
+                    .query_row([&p.content_id], |r| r.get::<_, bool>(0))
+                    .map_err(catalogue.err())?
+            {
+                frames.push((&p.content_id, &p.compressed));
             }
-            fresh
-        };
-        let blobs = &self.blobs;
-        let batch_started = Instant::now();
-        let [store_ns, parse_ns, authenticate_ns, detect_ns] = [(); 4].map(|_| AtomicU64::new(0));
-        let lap = |since: &mut Instant, total: &AtomicU64| {
-            let now = Instant::now();
-            total.fetch_add((now - *since).as_nanos() as u64, Ordering::Relaxed);
-            *since = now;
-        };
-        let prepared: Vec<Result<Prepared>> = batch
-            .into_par_iter()
-            .map(|p| {
-                let mut t = Instant::now();
-                let content_id = hex::encode(Sha256::digest(&p.bytes));
-                blobs.put_compressed(&content_id, &compress(&p.bytes))?;
-                lap(&mut t, &store_ns);
-                let parsed = trove_mail::parse(&p.bytes);
-                lap(&mut t, &parse_ns);
-                let (dkim, arc) =
-                    crate::dkim::authenticate(&p.bytes, keys, parsed.date.map(|d| d.timestamp));
-                lap(&mut t, &authenticate_ns);
-                let findings = crate::privacy::scan(&parsed, &policy.detector);
-                lap(&mut t, &detect_ns);
-                Ok(Prepared {
-                    dkim,
-                    arc,
-                    findings,
-                    fingerprint: hex::encode(parsed.fingerprint()),
-                    origin: p.origin,
-                    content_id,
-                    size: p.bytes.len(),
-                    parsed,
-                })
-            })
-            .collect();
-        let catalogue_started = Instant::now();
-        let (tx, cat_err) = self.catalogue.begin()?;
-        {
-            let mut by_content = tx
-                .prepare_cached("SELECT id FROM messages WHERE content_id = ?1")
+        }
+        let mut places = Vec::new();
+        if !frames.is_empty() {
+            let bytes: Vec<&[u8]> = frames.iter().map(|(_, f)| *f).collect();
+            let written = blobs.write_pack(*next_pack, &bytes)?;
+            *next_pack += 1;
+            places = frames
+                .iter()
+                .map(|(id, _)| id.to_string())
+                .zip(written)
+                .collect::<Vec<_>>();
+        }
+        places
+    };
+    let (tx, cat_err) = catalogue.begin()?;
+    {
+        let mut insert_packed = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO packed (content_id, pack, offset, length) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(cat_err)?;
+        for (id, at) in &places {
+            insert_packed
+                .execute(params![id, at.pack, at.offset as i64, at.length as i64])
                 .map_err(cat_err)?;
-            let mut by_fingerprint = tx
-                .prepare_cached(
-                    "SELECT id FROM messages WHERE fingerprint = ?1 ORDER BY id LIMIT 1",
-                )
-                .map_err(cat_err)?;
-            let mut by_message_id = tx
-                .prepare_cached(
-                    "SELECT id, defects FROM messages WHERE message_id = ?1 AND fingerprint != ?2",
-                )
-                .map_err(cat_err)?;
-            let mut set_defects = tx
-                .prepare_cached("UPDATE messages SET defects = ?2 WHERE id = ?1")
-                .map_err(cat_err)?;
-            let mut insert_message = tx
-                .prepare_cached(
-                    "INSERT INTO messages (content_id, fingerprint, message_id, date, from_addr, subject, size, defects, charsets)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .map_err(cat_err)?;
-            let mut insert_copy = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO copies (message, content_id, source, file, offset, folder, flags)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(cat_err)?;
-            for p in prepared {
-                let p = p?;
-                let existing: Option<i64> = match by_content
-                    .query_row([&p.content_id], |r| r.get(0))
+        }
+    }
+    {
+        let mut by_content = tx
+            .prepare_cached("SELECT id FROM messages WHERE content_id = ?1")
+            .map_err(cat_err)?;
+        let mut by_fingerprint = tx
+            .prepare_cached("SELECT id FROM messages WHERE fingerprint = ?1 ORDER BY id LIMIT 1")
+            .map_err(cat_err)?;
+        let mut by_message_id = tx
+            .prepare_cached(
+                "SELECT id, defects FROM messages WHERE message_id = ?1 AND fingerprint != ?2",
+            )
+            .map_err(cat_err)?;
+        let mut set_defects = tx
+            .prepare_cached("UPDATE messages SET defects = ?2 WHERE id = ?1")
+            .map_err(cat_err)?;
+        let mut insert_message = tx
+            .prepare_cached(
+                "INSERT INTO messages (content_id, fingerprint, message_id, date, from_addr, subject, size, defects, charsets)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(cat_err)?;
+        let mut insert_copy = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO copies (message, content_id, source, file, offset, folder, flags)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(cat_err)?;
+        for p in prepared {
+            let existing: Option<i64> = match by_content
+                .query_row([&p.content_id], |r| r.get(0))
+                .optional()
+                .map_err(cat_err)?
+            {
+                Some(id) => Some(id),
+                None => by_fingerprint
+                    .query_row([&p.fingerprint], |r| r.get(0))
                     .optional()
-                    .map_err(cat_err)?
-                {
-                    Some(id) => Some(id),
-                    None => by_fingerprint
-                        .query_row([&p.fingerprint], |r| r.get(0))
-                        .optional()
-                        .map_err(cat_err)?,
-                };
-                let id = match existing {
-                    Some(id) => {
-                        stats.duplicates += 1;
-                        id
-                    }
-                    None => {
-                        let mut defects = p.parsed.defects.clone();
-                        if let Some(mid) = &p.parsed.message_id {
-                            let conflicts: Vec<(i64, String)> = by_message_id
-                                .query_map(params![mid, p.fingerprint], |r| {
-                                    Ok((r.get(0)?, r.get(1)?))
-                                })
-                                .map_err(cat_err)?
-                                .collect::<Result<_, _>>()
-                                .map_err(cat_err)?;
-                            for (other, other_defects) in &conflicts {
-                                if !other_defects
-                                    .split(',')
-                                    .any(|d| d == Defect::MessageIdConflict.name())
-                                {
-                                    let mut list: Vec<&str> = other_defects
-                                        .split(',')
-                                        .filter(|d| !d.is_empty())
-                                        .collect();
-                                    list.push(Defect::MessageIdConflict.name());
-                                    set_defects
-                                        .execute(params![other, list.join(",")])
-                                        .map_err(cat_err)?;
-                                    if list.len() == 1 {
-                                        *stats
-                                            .flagged
-                                            .entry("message-id-conflict".into())
-                                            .or_default() += 1;
-                                    }
+                    .map_err(cat_err)?,
+            };
+            let id = match existing {
+                Some(id) => {
+                    stats.duplicates += 1;
+                    id
+                }
+                None => {
+                    let mut defects = p.parsed.defects.clone();
+                    if let Some(mid) = &p.parsed.message_id {
+                        let conflicts: Vec<(i64, String)> = by_message_id
+                            .query_map(params![mid, p.fingerprint], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .map_err(cat_err)?
+                            .collect::<Result<_, _>>()
+                            .map_err(cat_err)?;
+                        for (other, other_defects) in &conflicts {
+                            if !other_defects
+                                .split(',')
+                                .any(|d| d == Defect::MessageIdConflict.name())
+                            {
+                                let mut list: Vec<&str> =
+                                    other_defects.split(',').filter(|d| !d.is_empty()).collect();
+                                list.push(Defect::MessageIdConflict.name());
+                                set_defects
+                                    .execute(params![other, list.join(",")])
+                                    .map_err(cat_err)?;
+                                if list.len() == 1 {
+                                    *stats
+                                        .flagged
+                                        .entry("message-id-conflict".into())
+                                        .or_default() += 1;
                                 }
                             }
-                            if !conflicts.is_empty() {
-                                defects.push(Defect::MessageIdConflict);
-                            }
                         }
-                        for d in &defects {
-                            *stats.flagged.entry(d.name().to_string()).or_default() += 1;
+                        if !conflicts.is_empty() {
+                            defects.push(Defect::MessageIdConflict);
                         }
-                        let defects = defects
-                            .iter()
-                            .map(|d| d.name())
-                            .collect::<Vec<_>>()
-                            .join(",");
-                        let from = p.parsed.from.first().and_then(|m| m.address.clone());
-                        insert_message
-                            .execute(params![
-                                p.content_id,
-                                p.fingerprint,
-                                p.parsed.message_id,
-                                p.parsed.date.map(|d| d.timestamp),
-                                from,
-                                p.parsed.subject,
-                                p.size as i64,
-                                defects,
-                                p.parsed.charsets.join(","),
-                            ])
-                            .map_err(cat_err)?;
-                        stats.messages_new += 1;
-                        let id = tx.last_insert_rowid();
-                        crate::dkim::store_verdicts(&tx, id, &p.dkim).map_err(cat_err)?;
-                        crate::dkim::store_arc(&tx, id, p.arc.as_ref()).map_err(cat_err)?;
-                        crate::privacy::store_findings(&tx, id, &p.findings).map_err(cat_err)?;
-                        id
                     }
-                };
-                insert_copy
-                    .execute(params![
-                        id,
-                        p.content_id,
-                        source,
-                        p.origin.file,
-                        p.origin.offset.map_or(-1, |o| o as i64),
-                        p.origin.folder,
-                        p.origin.flags,
-                    ])
-                    .map_err(cat_err)?;
-            }
-            let mut insert_file = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO files (source, file, messages) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(cat_err)?;
-            for (file, messages) in finished_files.drain(..) {
-                insert_file
-                    .execute(params![source, file, messages as i64])
-                    .map_err(cat_err)?;
-                stats.files_read += 1;
-            }
-            let mut insert_skipped = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO skipped (source, file, reason) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(cat_err)?;
-            for (file, reason) in std::mem::take(skipped) {
-                let added = insert_skipped
-                    .execute(params![source, file, reason])
-                    .map_err(cat_err)?;
-                if added > 0 {
-                    stats.skipped_files += 1;
-                    if stats.skipped.len() < MAX_LISTED {
-                        stats.skipped.push((file, reason));
+                    for d in &defects {
+                        *stats.flagged.entry(d.name().to_string()).or_default() += 1;
                     }
+                    let defects = defects
+                        .iter()
+                        .map(|d| d.name())
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    let from = p.parsed.from.first().and_then(|m| m.address.clone());
+                    insert_message
+                        .execute(params![
+                            p.content_id,
+                            p.fingerprint,
+                            p.parsed.message_id,
+                            p.parsed.date.map(|d| d.timestamp),
+                            from,
+                            p.parsed.subject,
+                            p.size as i64,
+                            defects,
+                            p.parsed.charsets.join(","),
+                        ])
+                        .map_err(cat_err)?;
+                    stats.messages_new += 1;
+                    let id = tx.last_insert_rowid();
+                    crate::dkim::store_verdicts(&tx, id, &p.dkim).map_err(cat_err)?;
+                    crate::dkim::store_arc(&tx, id, p.arc.as_ref()).map_err(cat_err)?;
+                    crate::privacy::store_findings(&tx, id, &p.findings).map_err(cat_err)?;
+                    id
+                }
+            };
+            insert_copy
+                .execute(params![
+                    id,
+                    p.content_id,
+                    source,
+                    p.origin.file,
+                    p.origin.offset.map_or(-1, |o| o as i64),
+                    p.origin.folder,
+                    p.origin.flags,
+                ])
+                .map_err(cat_err)?;
+        }
+        let mut insert_file = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO files (source, file, messages) VALUES (?1, ?2, ?3)",
+            )
+            .map_err(cat_err)?;
+        for (file, messages) in finished_files.drain(..) {
+            insert_file
+                .execute(params![source, file, messages as i64])
+                .map_err(cat_err)?;
+            stats.files_read += 1;
+        }
+        let mut insert_skipped = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO skipped (source, file, reason) VALUES (?1, ?2, ?3)",
+            )
+            .map_err(cat_err)?;
+        for (file, reason) in std::mem::take(skipped) {
+            let added = insert_skipped
+                .execute(params![source, file, reason])
+                .map_err(cat_err)?;
+            if added > 0 {
+                stats.skipped_files += 1;
+                if stats.skipped.len() < MAX_LISTED {
+                    stats.skipped.push((file, reason));
                 }
             }
         }
-        tx.commit().map_err(cat_err)?;
-        let st = &mut stats.stages;
-        st.store_ns += store_ns.into_inner();
-        st.parse_ns += parse_ns.into_inner();
-        st.authenticate_ns += authenticate_ns.into_inner();
-        st.detect_ns += detect_ns.into_inner();
-        st.catalogue_ns += catalogue_started.elapsed().as_nanos() as u64;
-        st.batches_ns += batch_started.elapsed().as_nanos() as u64;
-        Ok(())
+    }
+    tx.commit().map_err(cat_err)?;
+    let st = &mut stats.stages;
+    let [store_ns, parse_ns, authenticate_ns, detect_ns] = stage_ns;
+    st.store_ns += store_ns;
+    st.parse_ns += parse_ns;
+    st.authenticate_ns += authenticate_ns;
+    st.detect_ns += detect_ns;
+    st.catalogue_ns += catalogue_started.elapsed().as_nanos() as u64;
+    st.batches_ns += batch_started.elapsed().as_nanos() as u64;
+    Ok(())
+}
+
+/// The reader stage: walks every root in order and sends batches of messages not recorded
+/// by an earlier run. Stops early when the consumer has failed or gone.
+fn read_batches(
+    roots: &[std::path::PathBuf],
+    seen: rusqlite::Connection,
+    counter: &ByteCounter,
+    failed: &AtomicBool,
+    out: std::sync::mpsc::SyncSender<Batch>,
+) -> Result<()> {
+    let mut recorded = seen
+        .prepare("SELECT 1 FROM copies WHERE file = ?1 AND offset = ?2")
+        .map_err(|e| WorkspaceError::Usage(format!("reading the catalogue: {e}")))?;
+    for root in roots {
+        let source = root.to_string_lossy().into_owned();
+        // read_path names files from the root's parent directory.
+        let base = root.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = base.to_string_lossy().trim_end_matches('/').to_string();
+        let place = |rel: &str| format!("{base}/{rel}");
+        let fresh = || Batch {
+            source: source.clone(),
+            ..Batch::default()
+        };
+        let mut batch = fresh();
+        let mut batch_bytes = 0;
+        let mut last_sent = Instant::now();
+        let mut gone = false;
+        let mut on_event = |event: Event| {
+            if gone || failed.load(Ordering::Relaxed) {
+                gone = true;
+                return;
+            }
+            match event {
+                Event::Message { mut origin, bytes } => {
+                    origin.file = place(&origin.file);
+                    batch.seen += 1;
+                    let offset = origin.offset.map_or(-1, |o| o as i64);
+                    // A lookup error only costs the work of ingesting the copy again; the
+                    // catalogue's unique place keeps it from being recorded twice.
+                    let recorded = recorded
+                        .exists(params![origin.file, offset])
+                        .unwrap_or(false);
+                    if recorded {
+                        batch.already_ingested += 1;
+                    } else {
+                        batch_bytes += bytes.len();
+                        batch.messages.push(Pending { origin, bytes });
+                    }
+                }
+                Event::FileRead { file, messages } => {
+                    batch.finished_files.push((place(&file), messages))
+                }
+                Event::Skipped { file, reason } => batch.skipped.push((place(&file), reason)),
+                Event::Error { file, error } => {
+                    batch.errors.push(format!("{}: {error}", place(&file)));
+                }
+            }
+            let full = batch.messages.len() >= BATCH_MESSAGES || batch_bytes >= BATCH_BYTES;
+            if full || (batch.seen > 0 && last_sent.elapsed() > Duration::from_millis(500)) {
+                gone = out.send(std::mem::replace(&mut batch, fresh())).is_err();
+                batch_bytes = 0;
+                last_sent = Instant::now();
+            }
+        };
+        trove_mail::read::read_path(root, counter, &mut on_event).map_err(|e| {
+            WorkspaceError::Io {
+                path: root.clone(),
+                source: e,
+            }
+        })?;
+        if gone || out.send(batch).is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// The parallel stage of one batch: hash, compress and store each original, parse it,
+/// verify its signatures and scan it for personal data.
+fn prepare_batch(
+    keys: &trove_mail::dkim::KeyStore,
+    policy: &crate::privacy::Policy,
+    mut batch: Batch,
+) -> PreparedBatch {
+    let started = Instant::now();
+    let [store_ns, parse_ns, authenticate_ns, detect_ns] = [(); 4].map(|_| AtomicU64::new(0));
+    let lap = |since: &mut Instant, total: &AtomicU64| {
+        let now = Instant::now();
+        total.fetch_add((now - *since).as_nanos() as u64, Ordering::Relaxed);
+        *since = now;
+    };
+    let prepared = std::mem::take(&mut batch.messages)
+        .into_par_iter()
+        .map(|p| {
+            let mut t = Instant::now();
+            let content_id = hex::encode(Sha256::digest(&p.bytes));
+            let compressed = compress(&p.bytes);
+            lap(&mut t, &store_ns);
+            let parsed = trove_mail::parse(&p.bytes);
+            lap(&mut t, &parse_ns);
+            let (dkim, arc) =
+                crate::dkim::authenticate(&p.bytes, keys, parsed.date.map(|d| d.timestamp));
+            lap(&mut t, &authenticate_ns);
+            let findings = crate::privacy::scan(&parsed, &policy.detector);
+            lap(&mut t, &detect_ns);
+            Prepared {
+                compressed,
+                dkim,
+                arc,
+                findings,
+                fingerprint: hex::encode(parsed.fingerprint()),
+                origin: p.origin,
+                content_id,
+                size: p.bytes.len(),
+                parsed,
+            }
+        })
+        .collect();
+    PreparedBatch {
+        batch,
+        prepared,
+        stage_ns: [store_ns, parse_ns, authenticate_ns, detect_ns].map(AtomicU64::into_inner),
+        started,
     }
 }

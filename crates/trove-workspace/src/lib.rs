@@ -6,7 +6,7 @@
 //! ```text
 //! trove.toml            config, with comments
 //! catalogue.sqlite      messages, every place each was found, files read, releases, log
-//! blobs/ab/ab12….zst    original bytes, named by the SHA-256 of the uncompressed bytes
+//! blobs/packs/N.pack   original bytes, zstd frames, a pack per ingest batch (blobs.rs)
 //! keys/signing.key      Ed25519 secret key (hex), mode 0600
 //! ```
 //!
@@ -118,7 +118,7 @@ impl Workspace {
             root: root.to_path_buf(),
             config,
             catalogue,
-            blobs: BlobStore::new(root.join("blobs")),
+            blobs: BlobStore::new(root.join("blobs"), root.join("catalogue.sqlite")),
         })
     }
 
