@@ -15,15 +15,16 @@
 //! without the whole list.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::fs;
+use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    PublishedAttachment, PublishedMessage, Result, Site, SiteError, attachment_path, manifest_path,
-    message_path, raw_path, sha256_hex, signature_path, write_atomic,
+    PublishedAttachment, PublishedMessage, Result, Site, SiteError, attachment_path, io_err,
+    manifest_path, message_path, raw_path, sha256_hex, signature_path, write_atomic,
 };
 
 pub const MANIFEST_FORMAT: &str = "trove-release/1";
@@ -192,6 +193,10 @@ pub struct ReleaseWriter<'s> {
     published_at: String,
     numbers: NumberRange,
     files: Vec<FileEntry>,
+    /// The attachment paths in `files`, so a shared attachment is listed once.
+    attachments_listed: std::collections::HashSet<String>,
+    /// The folders made so far (a thousand emails share one).
+    dirs_made: std::collections::HashSet<PathBuf>,
     withdrawn: Vec<Withdrawal>,
     /// Filled by the caller while it adds emails; signed with the manifest.
     pub register: Register,
@@ -212,6 +217,8 @@ impl<'s> ReleaseWriter<'s> {
             published_at: published_at.to_string(),
             numbers,
             files: Vec::new(),
+            attachments_listed: Default::default(),
+            dirs_made: Default::default(),
             withdrawn: Vec::new(),
             register: Register::default(),
         }
@@ -228,9 +235,19 @@ impl<'s> ReleaseWriter<'s> {
         self.withdrawn.push(w);
     }
 
+    /// Writes one of the release's own files (an email's JSON or raw source). Written in
+    /// place, not through a rename: the numbers are above every signed manifest's, so no
+    /// reader looks at them until this release's manifest, written last, lists them, and
+    /// a release cut short is written again whole under the same numbers.
     fn write(&mut self, rel: String, bytes: &[u8]) -> Result<()> {
         let path = self.site.root().join(&rel);
-        write_atomic(&path, bytes)?;
+        if let Some(dir) = path.parent()
+            && !self.dirs_made.contains(dir)
+        {
+            fs::create_dir_all(dir).map_err(io_err(dir))?;
+            self.dirs_made.insert(dir.to_path_buf());
+        }
+        fs::write(&path, bytes).map_err(io_err(&path))?;
         self.files.push(FileEntry {
             path: rel,
             sha256: sha256_hex(bytes),
@@ -262,11 +279,15 @@ impl<'s> ReleaseWriter<'s> {
             let rel = attachment_path(&meta.sha256);
             let path = self.site.root().join(&rel);
             // Content-addressed: an attachment already there (an earlier email, an earlier
-            // release) is the same bytes.
+            // release) is the same bytes; written by rename, so one that is there is whole.
+            if self.attachments_listed.contains(&rel) {
+                continue;
+            }
             if !path.exists() {
                 write_atomic(&path, bytes)?;
             }
-            if !self.files.iter().any(|f| f.path == rel) {
+            {
+                self.attachments_listed.insert(rel.clone());
                 self.files.push(FileEntry {
                     path: rel,
                     sha256: meta.sha256.clone(),

@@ -161,8 +161,28 @@ impl BlobStore {
                 (compressed, path)
             }
         };
-        zstd::decode_all(&compressed[..]).map_err(io_err(&path))
+        decompress(&compressed).map_err(io_err(&path))
     }
+}
+
+/// One zstd frame back to its bytes, with one decompression context per thread (a release
+/// reads every original; a new context for each cost as much as the decompression).
+fn decompress(frame: &[u8]) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    // Frames written by `compress` state their size; one that does not is streamed.
+    let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(frame) else {
+        return zstd::decode_all(frame);
+    };
+    DECOMPRESSOR.with_borrow_mut(|d| {
+        let d = match d {
+            Some(d) => d,
+            None => d.insert(zstd::bulk::Decompressor::new()?),
+        };
+        d.decompress(frame, size as usize)
+    })
 }
 
 /// zstd level 3, with one compression context per thread: making a context costs more

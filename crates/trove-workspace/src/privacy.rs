@@ -90,7 +90,7 @@ impl Action {
         }
     }
 
-    fn masks(self) -> bool {
+    pub(crate) fn masks(self) -> bool {
         matches!(self, Action::Mask | Action::WithholdAttachment)
     }
 }

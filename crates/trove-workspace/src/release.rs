@@ -46,6 +46,8 @@ struct Row {
     /// The kinds found in each attachment (numbered from 1), in the order found: what
     /// ingest's scan stored, so release does not read the documents again.
     attachment_kinds: BTreeMap<u32, Vec<String>>,
+    /// Every kind found anywhere in the email, as stored by ingest's scan.
+    kinds: std::collections::BTreeSet<String>,
 }
 
 impl Workspace {
@@ -152,6 +154,7 @@ impl Workspace {
                     dkim: Vec::new(),
                     arc: None,
                     attachment_kinds: BTreeMap::new(),
+                    kinds: Default::default(),
                 })
             })
             .map_err(self.catalogue.err())?
@@ -167,44 +170,74 @@ impl Workspace {
         index.delete_release(&index_writer, release);
         let mut done = 0;
         let mut threaded = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(512) {
-            let built: Vec<Result<Built>> = chunk
-                .par_iter()
-                .map(|row| {
-                    let raw = self.blobs.get(&row.content_id)?;
-                    let (mut message, mut attachments) = published_form(row, release, &raw);
-                    let over = policy.override_for(&row.content_id, message.message_id.as_deref());
-                    message.redaction = crate::privacy::redact(
-                        &mut message,
-                        &mut attachments,
-                        &row.attachment_kinds,
-                        &policy,
-                        over,
-                    );
-                    let texts = attachment_texts(&message, &attachments);
-                    Ok((message, raw, attachments, texts))
-                })
-                .collect();
-            for item in built {
-                let (message, raw, attachment_bytes, texts) = item?;
-                if let Some(r) = &message.redaction {
-                    writer.register.add(r);
+        let build = |row: &Row| -> Result<Built> {
+            let raw = self.blobs.get(&row.content_id)?;
+            let (mut message, mut attachments) = published_form(row, release, &raw);
+            let over = policy.override_for(&row.content_id, message.message_id.as_deref());
+            // The stored findings are the scan of this very form (rescanned when
+            // the detectors change), except that ingest reads an HTML part's
+            // visible text and redaction also masks its markup (a value in an
+            // attribute). With nothing of a kind to mask in either, redaction
+            // would change nothing, and the scans it costs are skipped.
+            let masks = row.kinds.iter().any(|k| policy.action_for(k, over).masks())
+                || message.html.as_deref().is_some_and(|html| {
+                    policy
+                        .detector
+                        .scan(html)
+                        .iter()
+                        .any(|f| policy.action_for(&f.kind, over).masks())
+                });
+            message.redaction = if masks {
+                crate::privacy::redact(
+                    &mut message,
+                    &mut attachments,
+                    &row.attachment_kinds,
+                    &policy,
+                    over,
+                )
+            } else {
+                None
+            };
+            let texts = attachment_texts(&message, &attachments);
+            Ok((message, raw, attachments, texts))
+        };
+        // The parallel build of the next chunk overlaps the writing of this one: the
+        // writer, the manifest's file list and the index take emails one at a time.
+        std::thread::scope(|scope| -> Result<()> {
+            let (built_tx, built_rx) = std::sync::mpsc::sync_channel::<Vec<Result<Built>>>(1);
+            let (rows, build) = (&rows, &build);
+            scope.spawn(move || {
+                for chunk in rows.chunks(512) {
+                    let built = chunk.par_iter().map(build).collect();
+                    if built_tx.send(built).is_err() {
+                        break;
+                    }
                 }
-                // A redacted email's raw source holds what was redacted: never published.
-                let raw = message.raw_sha256.as_ref().map(|_| raw.as_slice());
-                let attachments: Vec<(&PublishedAttachment, &[u8])> = message
-                    .attachments
-                    .iter()
-                    .zip(attachment_bytes.iter().map(Vec::as_slice))
-                    .collect();
-                writer.add_message(&message, raw, &attachments)?;
-                index.add(&index_writer, &message, &texts)?;
-                // Threading needs only the identifiers, not the email.
-                threaded.push(trove_site::threads::Links::of(&message));
+            });
+            for built in built_rx {
+                let n = built.len() as u64;
+                for item in built {
+                    let (message, raw, attachment_bytes, texts) = item?;
+                    if let Some(r) = &message.redaction {
+                        writer.register.add(r);
+                    }
+                    // A redacted email's raw source holds what was redacted: never published.
+                    let raw = message.raw_sha256.as_ref().map(|_| raw.as_slice());
+                    let attachments: Vec<(&PublishedAttachment, &[u8])> = message
+                        .attachments
+                        .iter()
+                        .zip(attachment_bytes.iter().map(Vec::as_slice))
+                        .collect();
+                    writer.add_message(&message, raw, &attachments)?;
+                    index.add(&index_writer, &message, &texts)?;
+                    // Threading needs only the identifiers, not the email.
+                    threaded.push(trove_site::threads::Links::of(&message));
+                }
+                done += n;
+                progress(done, rows.len() as u64);
             }
-            done += chunk.len() as u64;
-            progress(done, rows.len() as u64);
-        }
+            Ok(())
+        })?;
         writer.register.messages_withheld = self.withheld_in(release)?;
         let mut withdrawn = Vec::new();
         for w in self.withdrawals_in(release)? {
@@ -361,10 +394,7 @@ impl Workspace {
         let mut stmt = self
             .catalogue
             .conn
-            .prepare_cached(
-                "SELECT part, kind FROM findings
-                 WHERE message = ?1 AND part LIKE 'attachment:%' ORDER BY rowid",
-            )
+            .prepare_cached("SELECT part, kind FROM findings WHERE message = ?1 ORDER BY rowid")
             .map_err(self.catalogue.err())?;
         for row in rows.iter_mut() {
             let found = stmt
@@ -374,6 +404,7 @@ impl Workspace {
                 .map_err(self.catalogue.err())?;
             for f in found {
                 let (part, kind) = f.map_err(self.catalogue.err())?;
+                row.kinds.insert(kind.clone());
                 if let Some(n) = part
                     .strip_prefix("attachment:")
                     .and_then(|n| n.parse().ok())
@@ -452,6 +483,7 @@ pub(crate) fn searchable_form(number: u64, raw: &[u8]) -> (PublishedMessage, Vec
         dkim: Vec::new(),
         arc: None,
         attachment_kinds: BTreeMap::new(),
+        kinds: Default::default(),
     };
     let (message, bytes) = published_form(&row, 0, raw);
     let texts = attachment_texts(&message, &bytes);

@@ -46,6 +46,10 @@ enum Command {
         /// Add the DKIM keys of this key archive before reading (see `trove dkim`).
         #[arg(long)]
         keys: Option<PathBuf>,
+        /// Print the counts as one JSON object instead of the summary, with the time each
+        /// stage took (`stages`, nanoseconds; see BENCHMARKS.md). Implies --quiet.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         dns: DnsArgs,
     },
@@ -425,6 +429,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             paths,
             quiet,
             keys,
+            json,
             dns,
         } => {
             let mut ws = Workspace::open(&workspace)?;
@@ -432,10 +437,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 report_key_import(&keys, &ws.import_keys(&keys)?);
             }
             let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-            let progress = progress::IngestProgress::new(quiet);
+            let progress = progress::IngestProgress::new(quiet || json);
             let stats = ws.ingest(&paths, &progress)?;
             progress.finish();
-            progress::print_summary(&stats);
+            if json {
+                let mut out = serde_json::to_value(&stats)?;
+                out["elapsed_s"] = stats.elapsed.as_secs_f64().into();
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                progress::print_summary(&stats);
+            }
             if dns.dns && capture_dns_keys(&mut ws, &dns)? > 0 {
                 let progress = progress::CountProgress::new("verifying DKIM", quiet);
                 let summary = ws.verify_dkim(&|done, total| progress.update(done, total));
