@@ -23,6 +23,8 @@ PI_PORT=${PI_PORT:-18182}
 SKIP_PI=${SKIP_PI:-0}
 OUT=$ROOT/benches/results/$(date -u +%Y-%m-%d)-reader-$N.md
 log() { echo "bench-reader: $*" >&2; }
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 mkdir -p "$WORK" "$(dirname "$OUT")"
 
 if [ ! -f "$CORPUS/manifest.json" ]; then
@@ -47,26 +49,10 @@ log "search latency"
 TROVE_BENCH_SITE=$SITE TROVE_BENCH_QUERIES=$CORPUS/manifest.json \
   cargo bench -q -p trove-site --bench search > "$WORK/search.txt" 2>&1
 
-read -r MID WORD < <(python3 - "$CORPUS/manifest.json" <<'PY'
-import json, sys, urllib.parse
-m = json.load(open(sys.argv[1]))
-mid = m["samples"]["medium_thread"]["root_msgid"].strip("<>")
-w = next(q for q in m["queries"] if q["id"] == "w_medium")["clauses"][0]["v"]
-print(mid, urllib.parse.quote(w))
-PY
-)
-NUM=$(python3 -c "
-import sqlite3, sys
-c = sqlite3.connect(sys.argv[1])
-r = c.execute('select number from messages where message_id in (?, ?)', (sys.argv[2], '<' + sys.argv[2] + '>')).fetchone()
-print(r[0] if r else '')" "$WORK/ws/catalogue.sqlite" "$MID")
+MID=$(sample_message_id "$CORPUS/manifest.json")
+WORD=$(python3 -c 'import json, sys, urllib.parse; m = json.load(open(sys.argv[1])); print(urllib.parse.quote(next(q for q in m["queries"] if q["id"] == "w_medium")["clauses"][0]["v"]))' "$CORPUS/manifest.json")
+NUM=$(public_number "$WORK/ws/catalogue.sqlite" "$MID")
 [ -n "$NUM" ] || { log "sample thread root $MID not found in the catalogue"; exit 1; }
-
-wait_http() { for _ in $(seq 240); do curl -s -o /dev/null --max-time 2 "$1" && return 0; sleep 0.5; done; return 1; }
-wrk_rate() {  # url -> requests/s
-  curl -s -o /dev/null -w '%{http_code}' "$1" | grep -q 200 || { log "not 200: $1"; echo 0; return; }
-  wrk -t2 -c"$CONNS" -d"${DURATION}s" --timeout 10s "$1" 2>/dev/null | awk '/Requests\/sec/ {print $2}'
-}
 
 "$T" serve "$SITE" --bind 127.0.0.1:$TROVE_PORT > "$WORK/serve.log" 2>&1 &
 TPID=$!
@@ -90,19 +76,10 @@ declare -A PI
 if [ "$SKIP_PI" != 1 ]; then
   export PI_CONFIG=$WORK/pi/config
   if [ ! -f "$WORK/pi/done" ]; then
-    rm -rf "$WORK/pi"; mkdir -p "$WORK/pi"; : > "$PI_CONFIG"
-    public-inbox-init -V2 bench "$WORK/pi/inbox" "http://127.0.0.1:$PI_PORT/bench" bench@example.org > /dev/null
-    cat > "$WORK/pi/import.pl" <<'PL'
-use strict; use warnings;
-use PublicInbox::Config; use PublicInbox::InboxWritable;
-my $ibx = PublicInbox::Config->new->lookup_name('bench') or die "no inbox\n";
-$ibx = PublicInbox::InboxWritable->new($ibx);
-binmode STDIN;
-$ibx->import_mbox(\*STDIN, 'mboxrd');
-PL
+    pi_setup "$WORK/pi" "$PI_PORT"
     log "public-inbox import (slow: about 220 messages/s on 2 cores)"
     start=$(date +%s.%N)
-    perl "$WORK/pi/import.pl" < "$CORPUS/corpus.mbox" > "$WORK/log-pi-import.txt" 2>&1
+    perl "$WORK/pi/import.pl" "$CORPUS/corpus.mbox" > "$WORK/log-pi-import.txt" 2>&1
     end=$(date +%s.%N)
     python3 -c "print(round($end - $start, 1))" > "$WORK/time-pi-import"
     touch "$WORK/pi/done"

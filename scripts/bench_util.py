@@ -109,7 +109,6 @@ def read_rate(path):
 
 def cmd_report(a):
     R = a.results
-    n_files = None
     ingest = json.load(open(os.path.join(R, "trove-ingest.out")))
     n_files = ingest["messages_seen"]
     floor = json.loads(open(os.path.join(R, "floor.json")).read().strip().splitlines()[-1])

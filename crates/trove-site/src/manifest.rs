@@ -286,14 +286,12 @@ impl<'s> ReleaseWriter<'s> {
             if !path.exists() {
                 write_atomic(&path, bytes)?;
             }
-            {
-                self.attachments_listed.insert(rel.clone());
-                self.files.push(FileEntry {
-                    path: rel,
-                    sha256: meta.sha256.clone(),
-                    size: meta.size,
-                });
-            }
+            self.attachments_listed.insert(rel.clone());
+            self.files.push(FileEntry {
+                path: rel,
+                sha256: meta.sha256.clone(),
+                size: meta.size,
+            });
         }
         let json = serde_json::to_vec_pretty(message).expect("serialisable");
         self.write(message_path(message.number), &json)

@@ -249,6 +249,10 @@ impl Catalogue {
         })
     }
 
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// A second, read-only connection to the same catalogue, for a thread that looks
     /// things up while this one writes (WAL lets it read the last committed state).
     pub(crate) fn read_only(&self) -> Result<Connection> {

@@ -59,10 +59,9 @@ pub struct StageTimes {
     pub authenticate_ns: u64,
     /// Personal-data detectors over every part.
     pub detect_ns: u64,
-    /// The catalogue transaction of each batch.
+    /// The pack write and catalogue transaction of each batch (one thread's wall time:
+    /// the stages overlap, so the run's wall time is about the slowest stage's).
     pub catalogue_ns: u64,
-    /// Whole batches (parallel stages plus catalogue); the rest of the run is reading.
-    pub batches_ns: u64,
 }
 
 /// Receives progress while an ingest runs.
@@ -103,7 +102,6 @@ struct PreparedBatch {
     prepared: Vec<Prepared>,
     /// Core time of the parallel stages: store, parse, authenticate, detect.
     stage_ns: [u64; 4],
-    started: Instant,
 }
 
 struct Prepared {
@@ -149,7 +147,10 @@ impl Workspace {
             let canonical = std::fs::canonicalize(path).map_err(crate::io_err(path))?;
             roots.push(canonical);
         }
-        let seen = self.catalogue.read_only()?;
+        let seen = (
+            self.catalogue.read_only()?,
+            self.catalogue.path().to_path_buf(),
+        );
         let counter = ByteCounter::default();
         let blobs = &self.blobs;
         let catalogue = &mut self.catalogue;
@@ -165,7 +166,8 @@ impl Workspace {
             let (read_tx, read_rx) = std::sync::mpsc::sync_channel::<Batch>(1);
             let (prepared_tx, prepared_rx) = std::sync::mpsc::sync_channel::<PreparedBatch>(1);
             let (roots, counter, failed) = (&roots, &counter, &failed);
-            let reader = scope.spawn(move || read_batches(roots, seen, counter, failed, read_tx));
+            let reader = scope
+                .spawn(move || read_batches(roots, (seen.0, &seen.1), counter, failed, read_tx));
             scope.spawn(move || {
                 for batch in read_rx {
                     let prepared = prepare_batch(keys, policy, batch);
@@ -222,7 +224,6 @@ fn record_batch(
         batch,
         prepared,
         stage_ns,
-        started: batch_started,
     } = prepared;
     let Batch {
         source,
@@ -441,7 +442,6 @@ fn record_batch(
     st.authenticate_ns += authenticate_ns;
     st.detect_ns += detect_ns;
     st.catalogue_ns += catalogue_started.elapsed().as_nanos() as u64;
-    st.batches_ns += batch_started.elapsed().as_nanos() as u64;
     Ok(())
 }
 
@@ -449,14 +449,14 @@ fn record_batch(
 /// by an earlier run. Stops early when the consumer has failed or gone.
 fn read_batches(
     roots: &[std::path::PathBuf],
-    seen: rusqlite::Connection,
+    (seen, catalogue): (rusqlite::Connection, &Path),
     counter: &ByteCounter,
     failed: &AtomicBool,
     out: std::sync::mpsc::SyncSender<Batch>,
 ) -> Result<()> {
     let mut recorded = seen
         .prepare("SELECT 1 FROM copies WHERE file = ?1 AND offset = ?2")
-        .map_err(|e| WorkspaceError::Usage(format!("reading the catalogue: {e}")))?;
+        .map_err(crate::catalogue::db_err(catalogue))?;
     for root in roots {
         let source = root.to_string_lossy().into_owned();
         // read_path names files from the root's parent directory.
@@ -528,7 +528,6 @@ fn prepare_batch(
     policy: &crate::privacy::Policy,
     mut batch: Batch,
 ) -> PreparedBatch {
-    let started = Instant::now();
     let [store_ns, parse_ns, authenticate_ns, detect_ns] = [(); 4].map(|_| AtomicU64::new(0));
     let lap = |since: &mut Instant, total: &AtomicU64| {
         let now = Instant::now();
@@ -566,6 +565,5 @@ fn prepare_batch(
         batch,
         prepared,
         stage_ns: [store_ns, parse_ns, authenticate_ns, detect_ns].map(AtomicU64::into_inner),
-        started,
     }
 }

@@ -640,15 +640,12 @@ impl Nginx {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
+        common::wait_for_port(port, Duration::from_secs(10), || {
+            format!(
                 "nginx did not start: {}",
                 std::fs::read_to_string(root.join("error.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            )
+        });
         Nginx {
             child,
             port,
@@ -1009,11 +1006,9 @@ fn exports_check_with_real_tools() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_for_port(port, Duration::from_secs(10), || {
+        "the static file server did not start".into()
+    });
     let files = Server::at(port);
     let (status, body) = files.get("/emailid/150/index.html");
     assert_eq!(status, 200);

@@ -41,7 +41,12 @@ const PLANTED: &[(&str, &str)] = &[
     ("card", "6011007766554439"),                  // XLSX number cell
     ("iban", "FR76 3000 6000 0112 3456 7890 189"), // ODT
     ("ssn", "463-20-8851"),                        // ODS
+    ("password", MARKUP_ONLY),                     // only in an HTML attribute
 ];
+
+/// A value only in an HTML attribute: not in the visible text ingest scans (so review
+/// does not list it), but redaction masks the markup, and release must not skip that.
+const MARKUP_ONLY: &str = "Lantern-Mosaic-93";
 
 /// The documents attached to email 9, with the type each is mailed as.
 const DOCUMENTS: &[(&str, &str)] = &[
@@ -165,6 +170,13 @@ fn emails() -> Vec<(&'static str, String)> {
         ),
         ("9.eml", documents_email()),
         (
+            "10.eml",
+            format!(
+                "{}Content-Type: text/html\n\n<html><body><p><a title=\"password: {MARKUP_ONLY}\" href=\"#\">the link</a></p></body></html>\n",
+                head(10, "Markup")
+            ),
+        ),
+        (
             "7.eml",
             format!(
                 "{}Content-Type: text/plain\n\nCall me on 713-853-7041 about lunch.\n",
@@ -226,7 +238,7 @@ fn planted_personal_data_is_found_masked_and_published_nowhere() {
     let findings = review["findings"].as_array().unwrap();
     for (kind, value) in PLANTED
         .iter()
-        .filter(|(k, v)| *k != "withheld" && !v.starts_with("=?"))
+        .filter(|(k, v)| *k != "withheld" && !v.starts_with("=?") && *v != MARKUP_ONLY)
     {
         assert!(
             findings.iter().any(|f| f["kind"] == *kind
@@ -329,9 +341,10 @@ fn planted_personal_data_is_found_masked_and_published_nowhere() {
         "{register}"
     );
     assert_eq!(withheld["unreadable"], 1, "{register}");
-    assert_eq!(register["raw_sources_withheld"], 7, "{register}");
+    // Seven masked emails, and email 10 whose markup alone held a value.
+    assert_eq!(register["raw_sources_withheld"], 8, "{register}");
     assert_eq!(
-        manifest["numbers"]["last"], 8,
+        manifest["numbers"]["last"], 9,
         "the withheld email takes no number"
     );
 
@@ -344,7 +357,7 @@ fn planted_personal_data_is_found_masked_and_published_nowhere() {
         "/releases/1/manifest.json".into(),
         "/verify".into(),
     ];
-    for n in 1..=9 {
+    for n in 1..=10 {
         for suffix in ["", "/raw", "/evidence"] {
             routes.push(format!("/emailid/{n}{suffix}"));
         }
@@ -389,9 +402,9 @@ fn planted_personal_data_is_found_masked_and_published_nowhere() {
         "a redacted email has no raw source"
     );
     assert_eq!(
-        status_of("/emailid/9"),
+        status_of("/emailid/10"),
         404,
-        "only eight emails were released"
+        "only nine emails were released"
     );
     let (_, page) = server.get("/emailid/1");
     let page = String::from_utf8_lossy(&page);

@@ -52,6 +52,16 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// `trove serve SITE` on a free loopback port, once it accepts connections; killed when
 /// dropped.
+/// Waits until something listens on `port` of 127.0.0.1; after `limit`, fails with
+/// `why()` (which may read a log).
+pub fn wait_for_port(port: u16, limit: Duration, why: impl Fn() -> String) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < limit, "{}", why());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub struct Server {
     child: Child,
     pub port: u16,
@@ -69,14 +79,9 @@ impl Server {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_port(port, Duration::from_secs(20), || {
+            "server did not start".into()
+        });
         Server { child, port }
     }
 

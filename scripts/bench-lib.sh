@@ -1,0 +1,47 @@
+# Shared by scripts/bench and scripts/bench-reader.sh (sourced, not run): waiting for a
+# server, a wrk rate, the public-inbox inbox both load, and the sample email of a corpus.
+# Callers set CONNS and DURATION for wrk_rate, and define log().
+
+# Waits up to two minutes for URL to answer.
+wait_http() {
+  for _ in $(seq 240); do curl -s -o /dev/null --max-time 2 "$1" && return 0; sleep 0.5; done
+  log "no answer from $1"
+  return 1
+}
+
+# Requests per second for URL under wrk (0 when the URL does not answer 200).
+wrk_rate() {
+  curl -s -o /dev/null -w '%{http_code}' "$1" | grep -q 200 || { log "not 200: $1"; echo 0; return; }
+  wrk -t2 -c"$CONNS" -d"${DURATION}s" --timeout 10s "$1" 2> /dev/null | awk '/Requests/ {print $2}'
+}
+
+# A fresh v2 inbox named bench in DIR (PI_CONFIG=DIR/config, served at PORT), and
+# DIR/import.pl MBOX: public-inbox's own bulk path (import_mbox, as upstream's
+# scripts/import_vger_from_mbox does; Debian ships the library, not the script).
+pi_setup() {  # DIR PORT
+  export PI_CONFIG=$1/config
+  rm -rf "$1"; mkdir -p "$1"; : > "$PI_CONFIG"
+  public-inbox-init -V2 bench "$1/inbox" "http://127.0.0.1:$2/bench" bench@example.org > /dev/null
+  cat > "$1/import.pl" <<'PL'
+use strict; use warnings;
+use PublicInbox::Config; use PublicInbox::InboxWritable;
+my $ibx = PublicInbox::Config->new->lookup_name('bench') or die "no inbox\n";
+$ibx = PublicInbox::InboxWritable->new($ibx);
+open my $fh, '<', $ARGV[0] or die "$ARGV[0]: $!\n";
+$ibx->import_mbox($fh, 'mboxrd');
+PL
+}
+
+# The Message-ID (without <>) of the corpus's sample "medium thread" root.
+sample_message_id() {  # MANIFEST
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["samples"]["medium_thread"]["root_msgid"].strip("<>"))' "$1"
+}
+
+# The public number of that email in a workspace's catalogue (empty when not released).
+public_number() {  # CATALOGUE MESSAGE-ID
+  python3 -c "
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+r = c.execute('select number from messages where message_id in (?, ?)', (sys.argv[2], '<' + sys.argv[2] + '>')).fetchone()
+print(r[0] if r and r[0] is not None else '')" "$1" "$2"
+}
