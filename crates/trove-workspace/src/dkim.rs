@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use rusqlite::{Transaction, params};
+use rusqlite::{Connection, params};
 use trove_mail::dkim::{ArcResult, KeyRecord, KeySource, KeyStore, SignatureVerdict};
 
 /// What [`authenticate`] finds: the DKIM verdicts and the ARC chain.
@@ -51,11 +51,12 @@ pub(crate) fn source_from(kind: &str, detail: String) -> KeySource {
 }
 
 pub(crate) fn store_verdicts(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     message: i64,
     verdicts: &[SignatureVerdict],
 ) -> rusqlite::Result<()> {
-    tx.execute("DELETE FROM dkim_verdicts WHERE message = ?1", [message])?;
+    tx.prepare_cached("DELETE FROM dkim_verdicts WHERE message = ?1")?
+        .execute([message])?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO dkim_verdicts (message, idx, domain, selector, algorithm, verdict, reason, key_bits,
              key_name, body_length_limit, body_length, weak)
@@ -100,11 +101,12 @@ pub(crate) fn authenticate(raw: &[u8], keys: &KeyStore, date: Option<i64>) -> Au
 }
 
 pub(crate) fn store_arc(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     message: i64,
     arc: Option<&ArcResult>,
 ) -> rusqlite::Result<()> {
-    tx.execute("DELETE FROM arc_results WHERE message = ?1", [message])?;
+    tx.prepare_cached("DELETE FROM arc_results WHERE message = ?1")?
+        .execute([message])?;
     let Some(arc) = arc else { return Ok(()) };
     let seals: Vec<StoredSeal> = arc
         .seals
@@ -117,9 +119,10 @@ pub(crate) fn store_arc(
             reason: verdict.reason(),
         })
         .collect();
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO arc_results (message, sets, verdict, reason, seals) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
+    )?
+    .execute(params![
             message,
             arc.sets,
             arc.verdict.name(),

@@ -393,11 +393,12 @@ pub fn scan(parsed: &Parsed, detector: &Detector) -> Vec<PartFinding> {
 }
 
 pub(crate) fn store_findings(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     message: i64,
     findings: &[PartFinding],
 ) -> rusqlite::Result<()> {
-    tx.execute("DELETE FROM findings WHERE message = ?1", [message])?;
+    tx.prepare_cached("DELETE FROM findings WHERE message = ?1")?
+        .execute([message])?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO findings (message, part, start, end, kind, confidence, value, context)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
