@@ -57,6 +57,21 @@ impl BlobStore {
             .join(format!("{content_id}.zst"))
     }
 
+    /// Whether this workspace holds loose originals at all (it was made before packs):
+    /// only then must ingest look for one before storing an original again.
+    pub fn has_loose(&self) -> bool {
+        fs::read_dir(&self.root).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().len() == 2 && e.path().is_dir())
+        })
+    }
+
+    /// Whether `content_id` is stored as a loose file.
+    pub fn is_loose(&self, content_id: &str) -> bool {
+        self.loose_path(content_id).is_file()
+    }
+
     pub fn pack_path(&self, pack: u32) -> PathBuf {
         self.root.join("packs").join(format!("{pack:08}.pack"))
     }
@@ -212,6 +227,7 @@ mod tests {
         let catalogue = dir.path().join("catalogue.sqlite");
         let mut cat = crate::catalogue::Catalogue::open(&catalogue).unwrap();
         let blobs = BlobStore::new(dir.path().join("blobs"), catalogue.clone());
+        assert!(!blobs.has_loose());
 
         // A workspace made before packs: a loose file and no pack entry.
         let loose_id = "ab".repeat(32);
@@ -235,6 +251,7 @@ mod tests {
         assert_eq!(blobs.get("01").unwrap(), b"first original");
         assert_eq!(blobs.get("02").unwrap(), b"second");
         assert_eq!(blobs.get(&loose_id).unwrap(), b"loose original");
+        assert!(blobs.has_loose() && blobs.is_loose(&loose_id) && !blobs.is_loose("01"));
         let missing = "cd".repeat(32);
         assert!(matches!(
             blobs.get(&missing),

@@ -68,7 +68,9 @@ CREATE TABLE IF NOT EXISTS copies (
     UNIQUE (file, offset)
 );
 CREATE INDEX IF NOT EXISTS copies_message ON copies(message);
-CREATE INDEX IF NOT EXISTS copies_content ON copies(content_id);
+-- Ingest once looked originals up by content id here; it asks `packed` (and the blob
+-- store, for loose originals) now, and the index cost every insert a random page.
+DROP INDEX IF EXISTS copies_content;
 -- Where each original sits in a pack (blobs.rs); originals of workspaces made before
 -- packs are loose files and have no row here.
 CREATE TABLE IF NOT EXISTS packed (

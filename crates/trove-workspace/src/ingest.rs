@@ -165,6 +165,7 @@ impl Workspace {
         );
         let counter = ByteCounter::default();
         let blobs = &self.blobs;
+        let loose = blobs.has_loose();
         let catalogue = &mut self.catalogue;
         catalogue
             .conn
@@ -207,7 +208,13 @@ impl Workspace {
                             .map_err(catalogue.err())?;
                         open = Some((Instant::now(), 0));
                     }
-                    record_batch(catalogue, blobs, &mut next_pack, prepared, &mut stats)?;
+                    record_batch(
+                        catalogue,
+                        (blobs, loose),
+                        &mut next_pack,
+                        prepared,
+                        &mut stats,
+                    )?;
                     let (since, pending) = open.as_mut().expect("a transaction is open");
                     *pending += messages;
                     if *pending >= COMMIT_MESSAGES || since.elapsed() >= COMMIT_EVERY {
@@ -257,7 +264,7 @@ impl Workspace {
 /// The catalogue stage: one transaction records a prepared batch and the files it finished.
 fn record_batch(
     catalogue: &mut crate::catalogue::Catalogue,
-    blobs: &BlobStore,
+    (blobs, loose): (&BlobStore, bool),
     next_pack: &mut u32,
     prepared: PreparedBatch,
     stats: &mut IngestStats,
@@ -287,20 +294,16 @@ fn record_batch(
     // says where they are. Stored already: a pack entry, or a copy recorded by a workspace
     // made before packs (its loose file).
     let places = {
-        let mut stored = catalogue
+        let mut packed = catalogue
             .conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM packed WHERE content_id = ?1)
-                     OR EXISTS (SELECT 1 FROM copies WHERE content_id = ?1)",
-            )
+            .prepare_cached("SELECT 1 FROM packed WHERE content_id = ?1")
             .map_err(catalogue.err())?;
         let mut in_batch = std::collections::HashSet::new();
         let mut frames: Vec<(&str, &[u8])> = Vec::new();
         for p in &prepared {
             if in_batch.insert(p.content_id.as_str())
-                && !stored
-                    .query_row([&p.content_id], |r| r.get::<_, bool>(0))
-                    .map_err(catalogue.err())?
+                && !packed.exists([&p.content_id]).map_err(catalogue.err())?
+                && !(loose && blobs.is_loose(&p.content_id))
             {
                 frames.push((&p.content_id, &p.compressed));
             }
