@@ -200,8 +200,10 @@ fn decompress(frame: &[u8]) -> std::io::Result<Vec<u8>> {
     })
 }
 
-/// zstd level 3, with one compression context per thread: making a context costs more
-/// than compressing a typical email (it zeroes its tables).
+/// zstd level 1, with one compression context per thread: making a context costs more
+/// than compressing a typical email (it zeroes its tables). Level 3 made packs only 1.2 %
+/// smaller over the generated 100k corpus (193.5 MB against 195.8 MB) for 15-20 % more
+/// compression time.
 pub fn compress(bytes: &[u8]) -> Vec<u8> {
     thread_local! {
         static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
@@ -210,7 +212,7 @@ pub fn compress(bytes: &[u8]) -> Vec<u8> {
     COMPRESSOR.with_borrow_mut(|c| {
         let c = match c {
             Some(c) => c,
-            None => c.insert(zstd::bulk::Compressor::new(3).expect("zstd accepts level 3")),
+            None => c.insert(zstd::bulk::Compressor::new(1).expect("zstd accepts level 1")),
         };
         c.compress(bytes)
             .expect("compressing into memory cannot fail")

@@ -6,6 +6,12 @@ mod export;
 mod mirror;
 mod progress;
 
+/// mimalloc instead of glibc's allocator: parsing, detection and the catalogue allocate
+/// and free small strings by the million, and glibc's malloc and free were 9 % of an
+/// ingest's samples.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
