@@ -109,10 +109,17 @@ fn schema() -> Schema {
     ] {
         b.add_text_field(name, text(TOKENIZER));
     }
+    // A stem field only ever answers single words (a phrase means exactly its words, in
+    // the exact fields), so it keeps no positions: recording them cost the indexer as much
+    // as the stems themselves.
     for (lang, _, _) in STEMMED {
         b.add_text_field(
             &format!("stem_{lang}"),
-            text(&format!("{TOKENIZER}_{lang}")),
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(&format!("{TOKENIZER}_{lang}"))
+                    .set_index_option(IndexRecordOption::WithFreqs),
+            ),
         );
     }
     b.add_text_field("has", STRING);
@@ -208,6 +215,9 @@ fn language_of(text: &str) -> Option<usize> {
     };
     STEMMED.iter().position(|(_, _, l)| *l == info.lang())
 }
+
+/// One email as the index takes it ([`SearchIndex::document`]).
+pub type IndexDocument = TantivyDocument;
 
 /// Emails with no readable date sort as the oldest.
 const NO_DATE: i64 = i64::MIN;
@@ -404,6 +414,10 @@ impl SearchIndex {
         SearchIndex::ready(Index::create_in_ram(schema()), None, ReloadPolicy::Manual)
     }
 
+    /// One indexing thread: with two, which segment an email lands in depends on timing,
+    /// so hits of equal score came back in another order on a mirror that built the same
+    /// index (the mirror test caught it), and a release was no faster (the build and the
+    /// file writes already fill both cores).
     pub fn writer(&self) -> Result<IndexWriter> {
         Ok(self.index.writer_with_num_threads(1, 64 << 20)?)
     }
@@ -426,6 +440,14 @@ impl SearchIndex {
         m: &PublishedMessage,
         attachment_text: &[String],
     ) -> Result<()> {
+        writer.add_document(self.document(m, attachment_text))?;
+        Ok(())
+    }
+
+    /// One email as the index takes it, with its language detected: the costly part of
+    /// [`SearchIndex::add`], which a release runs on every core before the writer takes
+    /// the documents one by one.
+    pub fn document(&self, m: &PublishedMessage, attachment_text: &[String]) -> IndexDocument {
         let f = &self.fields;
         let mut doc = TantivyDocument::default();
         doc.add_u64(f.number, m.number);
@@ -483,8 +505,7 @@ impl SearchIndex {
         doc.add_text(f.from_display, m.from_line());
         doc.add_text(f.subject_display, &m.subject);
         doc.add_text(f.date_display, m.date.as_deref().unwrap_or_default());
-        writer.add_document(doc)?;
-        Ok(())
+        doc
     }
 
     /// Makes the latest commit (and its thread map) visible to searches.
@@ -750,6 +771,20 @@ impl SearchIndex {
         words: &str,
         phrase: bool,
     ) -> Box<dyn Query> {
+        self.terms_query(tokenizer, field, words, phrase, true)
+    }
+
+    /// `words` as a query on `field`: one term, a phrase (quoted, or one word the
+    /// tokenizer cuts in several, like "e-mail", where the field has positions), or every
+    /// term.
+    fn terms_query(
+        &self,
+        tokenizer: &str,
+        field: Field,
+        words: &str,
+        phrase: bool,
+        positions: bool,
+    ) -> Box<dyn Query> {
         let mut terms = self.terms(tokenizer, field, words);
         match terms.len() {
             0 => Box::new(EmptyQuery),
@@ -757,7 +792,10 @@ impl SearchIndex {
                 terms.pop().expect("one"),
                 IndexRecordOption::WithFreqs,
             )),
-            _ if phrase || !words.contains(char::is_whitespace) => {
+            // One word cut in several ("e-mail", a run of CJK characters) is a phrase; a
+            // field without positions cannot answer it, and the exact field does.
+            _ if !positions && !words.contains(char::is_whitespace) => Box::new(EmptyQuery),
+            _ if positions && (phrase || !words.contains(char::is_whitespace)) => {
                 Box::new(PhraseQuery::new(terms))
             }
             _ => Box::new(BooleanQuery::new(
@@ -776,7 +814,8 @@ impl SearchIndex {
     }
 
     /// The stemmed forms of `words` in every language's field. A quoted phrase means
-    /// exactly these words: it has none.
+    /// exactly these words: it has none; nor has one word the tokenizer cuts in several,
+    /// since the stem fields keep no positions.
     fn stemmed(&self, words: &str, phrase: bool) -> Vec<Box<dyn Query>> {
         if phrase {
             return Vec::new();
@@ -785,7 +824,7 @@ impl SearchIndex {
             .iter()
             .zip(&self.fields.stems)
             .map(|((lang, _, _), field)| {
-                self.words_query(&format!("{TOKENIZER}_{lang}"), *field, words, phrase)
+                self.terms_query(&format!("{TOKENIZER}_{lang}"), *field, words, false, false)
             })
             .collect()
     }

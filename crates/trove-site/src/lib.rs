@@ -37,8 +37,8 @@ pub use attached::{AttachedEmail, read_attached_email};
 pub use chain::{Chain, LiveFiles};
 pub use ed25519_dalek::{Signature, SigningKey, Verifier, VerifyingKey};
 pub use index::{
-    Bucket, Facets, Hit, SearchIndex, SearchRequest, SearchResults, Sort, attachment_text,
-    rebuild_index, rethread, update_index,
+    Bucket, Facets, Hit, IndexDocument, SearchIndex, SearchRequest, SearchResults, Sort,
+    attachment_text, rebuild_index, rethread, update_index,
 };
 pub use manifest::{
     FileEntry, Manifest, NumberRange, Register, ReleaseWriter, Withdrawal, merkle_root,

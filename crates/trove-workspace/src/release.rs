@@ -31,8 +31,14 @@ pub struct ReleaseOutcome {
     pub resumed: bool,
 }
 
-/// An email's published form, its raw bytes, and its attachments' bytes.
-type Built = (PublishedMessage, Vec<u8>, Vec<Vec<u8>>, Vec<String>);
+/// An email's published form, its raw bytes, its attachments' bytes and its index
+/// document.
+type Built = (
+    PublishedMessage,
+    Vec<u8>,
+    Vec<Vec<u8>>,
+    trove_site::IndexDocument,
+);
 
 struct Row {
     id: i64,
@@ -199,7 +205,8 @@ impl Workspace {
                 None
             };
             let texts = attachment_texts(&message, &attachments);
-            Ok((message, raw, attachments, texts))
+            let document = index.document(&message, &texts);
+            Ok((message, raw, attachments, document))
         };
         // The parallel build of the next chunk overlaps the writing of this one: the
         // writer, the manifest's file list and the index take emails one at a time.
@@ -217,7 +224,7 @@ impl Workspace {
             for built in built_rx {
                 let n = built.len() as u64;
                 for item in built {
-                    let (message, raw, attachment_bytes, texts) = item?;
+                    let (message, raw, attachment_bytes, document) = item?;
                     if let Some(r) = &message.redaction {
                         writer.register.add(r);
                     }
@@ -229,7 +236,9 @@ impl Workspace {
                         .zip(attachment_bytes.iter().map(Vec::as_slice))
                         .collect();
                     writer.add_message(&message, raw, &attachments)?;
-                    index.add(&index_writer, &message, &texts)?;
+                    index_writer
+                        .add_document(document)
+                        .map_err(trove_site::SiteError::from)?;
                     // Threading needs only the identifiers, not the email.
                     threaded.push(trove_site::threads::Links::of(&message));
                 }
