@@ -94,8 +94,9 @@ def read_time(path):
 
 def read_size(path):
     try:
+        # float first: an older run's awk printed large sums as 3.59485e+09.
         apparent, disk = open(path).read().split()
-        return int(apparent), int(disk)
+        return int(float(apparent)), int(float(disk))
     except FileNotFoundError:
         return None
 
