@@ -32,7 +32,7 @@ if [ ! -f "$CORPUS/manifest.json" ]; then
   python3 ../shared/bench/gen_corpus.py --out "$CORPUS" -n "$N" --seed 42 --jobs 2 >&2
 fi
 cargo build --release -q -p trove
-T=$ROOT/target/release/trove
+T=${CARGO_TARGET_DIR:-$ROOT/target}/release/trove
 
 run_timed() {  # name command...: wall seconds into $WORK/time-name
   local name=$1; shift; local start end; start=$(date +%s.%N); "$@" > "$WORK/log-$name.txt" 2>&1 || { log "$name failed: $WORK/log-$name.txt"; exit 1; }; end=$(date +%s.%N); python3 -c "print(round($end - $start, 1))" > "$WORK/time-$name"; }
