@@ -409,8 +409,10 @@ fn write_threads(dir: &Path, emails: &[Links]) -> Result<()> {
 #[derive(Debug, Clone, Default)]
 pub struct ThreadMap {
     of: Vec<u64>,
-    /// (thread, number) for every threaded number, sorted.
-    by_thread: Vec<(u64, u64)>,
+    /// (thread, number) for every threaded number, sorted; made on first use. A search
+    /// needs it only for `thread:N`, and sorting it on every open was a third of a
+    /// `trove search` process at 100k (and grows with the archive).
+    by_thread: std::sync::OnceLock<Vec<(u64, u64)>>,
 }
 
 impl ThreadMap {
@@ -426,14 +428,24 @@ impl ThreadMap {
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
             .collect();
-        let mut by_thread: Vec<(u64, u64)> = of
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| **t != 0)
-            .map(|(i, t)| (*t, i as u64 + 1))
-            .collect();
-        by_thread.sort_unstable();
-        Ok(ThreadMap { of, by_thread })
+        Ok(ThreadMap {
+            of,
+            by_thread: Default::default(),
+        })
+    }
+
+    fn by_thread(&self) -> &[(u64, u64)] {
+        self.by_thread.get_or_init(|| {
+            let mut by_thread: Vec<(u64, u64)> = self
+                .of
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| **t != 0)
+                .map(|(i, t)| (*t, i as u64 + 1))
+                .collect();
+            by_thread.sort_unstable();
+            by_thread
+        })
     }
 
     /// The thread of email `number`, if it is published and threaded.
@@ -444,9 +456,10 @@ impl ThreadMap {
 
     /// The entries of thread `thread` in `by_thread`.
     fn range(&self, thread: u64) -> &[(u64, u64)] {
-        let start = self.by_thread.partition_point(|(t, _)| *t < thread);
-        let end = self.by_thread.partition_point(|(t, _)| *t <= thread);
-        &self.by_thread[start..end]
+        let by_thread = self.by_thread();
+        let start = by_thread.partition_point(|(t, _)| *t < thread);
+        let end = by_thread.partition_point(|(t, _)| *t <= thread);
+        &by_thread[start..end]
     }
 
     /// Every email of thread `thread`, by number.
@@ -461,7 +474,7 @@ impl ThreadMap {
 
     /// Every thread and how many emails it has, in thread order.
     pub fn sizes(&self) -> Vec<(u64, usize)> {
-        self.by_thread
+        self.by_thread()
             .chunk_by(|a, b| a.0 == b.0)
             .map(|c| (c[0].0, c.len()))
             .collect()
