@@ -104,20 +104,9 @@ impl BlobStore {
 
     fn locate(&self, content_id: &str) -> Result<Option<Packed>> {
         let mut lookup = self.lookup.lock().expect("the lookup is not poisoned");
-        let db_err = |source| WorkspaceError::Catalogue {
-            path: self.catalogue.clone(),
-            source,
-        };
         let conn = match &mut *lookup {
             Some(conn) => conn,
-            None => lookup.insert(
-                Connection::open_with_flags(
-                    &self.catalogue,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map_err(db_err)?,
-            ),
+            None => lookup.insert(crate::catalogue::open_read_only(&self.catalogue)?),
         };
         conn.prepare_cached("SELECT pack, offset, length FROM packed WHERE content_id = ?1")
             .and_then(|mut s| {
@@ -130,7 +119,7 @@ impl BlobStore {
                 })
                 .optional()
             })
-            .map_err(db_err)
+            .map_err(crate::catalogue::db_err(&self.catalogue))
     }
 
     fn pack_file(&self, pack: u32) -> Result<Arc<fs::File>> {

@@ -255,16 +255,6 @@ impl Catalogue {
         &self.path
     }
 
-    /// A second, read-only connection to the same catalogue, for a thread that looks
-    /// things up while this one writes (WAL lets it read the last committed state).
-    pub(crate) fn read_only(&self) -> Result<Connection> {
-        Connection::open_with_flags(
-            &self.path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(db_err(&self.path))
-    }
-
     /// Starts a transaction, with the error mapper to use while it holds the connection.
     pub(crate) fn begin(
         &mut self,
@@ -373,6 +363,16 @@ impl Catalogue {
         }
         Ok(s)
     }
+}
+
+/// A read-only connection to the catalogue at `path`, for a thread that looks things up
+/// while another writes (WAL lets it read the last committed state).
+pub(crate) fn open_read_only(path: &Path) -> Result<Connection> {
+    Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(db_err(path))
 }
 
 /// Maps a SQLite error to one naming the catalogue file. Borrowing only the path, it can

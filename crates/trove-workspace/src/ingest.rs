@@ -159,14 +159,17 @@ impl Workspace {
             let canonical = std::fs::canonicalize(path).map_err(crate::io_err(path))?;
             roots.push(canonical);
         }
-        let seen = (
-            self.catalogue.read_only()?,
-            self.catalogue.path().to_path_buf(),
-        );
+        let catalogue_path = self.catalogue.path().to_path_buf();
         let counter = ByteCounter::default();
         let blobs = &self.blobs;
         let loose = blobs.has_loose();
         let catalogue = &mut self.catalogue;
+        // The large cache is for this ingest only: the connection lives on (`trove demo`
+        // releases with it next) and gets back the size it had.
+        let cache_before: i64 = catalogue
+            .conn
+            .query_row("PRAGMA cache_size", [], |r| r.get(0))
+            .map_err(catalogue.err())?;
         catalogue
             .conn
             .execute_batch(&format!("PRAGMA cache_size = -{INGEST_CACHE_KIB}"))
@@ -179,12 +182,13 @@ impl Workspace {
             .map_err(catalogue.err())?;
         let (keys, policy) = (&keys, &policy);
         let failed = AtomicBool::new(false);
-        std::thread::scope(|scope| -> Result<()> {
+        let outcome = std::thread::scope(|scope| -> Result<()> {
             let (read_tx, read_rx) = std::sync::mpsc::sync_channel::<Batch>(1);
             let (prepared_tx, prepared_rx) = std::sync::mpsc::sync_channel::<PreparedBatch>(1);
             let (roots, counter, failed) = (&roots, &counter, &failed);
-            let reader = scope
-                .spawn(move || read_batches(roots, (seen.0, &seen.1), counter, failed, read_tx));
+            let catalogue_path = &catalogue_path;
+            let reader =
+                scope.spawn(move || read_batches(roots, catalogue_path, counter, failed, read_tx));
             scope.spawn(move || {
                 for batch in read_rx {
                     let prepared = prepare_batch(keys, policy, batch);
@@ -201,13 +205,16 @@ impl Workspace {
                 }
                 let messages = prepared.prepared.len();
                 let recorded = (|| {
-                    if open.is_none() {
-                        catalogue
-                            .conn
-                            .execute_batch("BEGIN IMMEDIATE")
-                            .map_err(catalogue.err())?;
-                        open = Some((Instant::now(), 0));
-                    }
+                    let (since, pending) = match &mut open {
+                        Some(open) => open,
+                        None => {
+                            catalogue
+                                .conn
+                                .execute_batch("BEGIN IMMEDIATE")
+                                .map_err(catalogue.err())?;
+                            open.insert((Instant::now(), 0))
+                        }
+                    };
                     record_batch(
                         catalogue,
                         (blobs, loose),
@@ -215,7 +222,6 @@ impl Workspace {
                         prepared,
                         &mut stats,
                     )?;
-                    let (since, pending) = open.as_mut().expect("a transaction is open");
                     *pending += messages;
                     if *pending >= COMMIT_MESSAGES || since.elapsed() >= COMMIT_EVERY {
                         commit(catalogue, &mut stats)?;
@@ -243,7 +249,13 @@ impl Workspace {
             }
             result?;
             reader.join().expect("the reader thread does not panic")
-        })?;
+        });
+        let restored = self
+            .catalogue
+            .conn
+            .execute_batch(&format!("PRAGMA cache_size = {cache_before}"))
+            .map_err(self.catalogue.err());
+        outcome.and(restored)?;
         stats.bytes_read = counter.get();
         stats.elapsed = started.elapsed();
         progress.update(&stats);
@@ -261,9 +273,10 @@ impl Workspace {
     }
 }
 
-/// The catalogue stage: one transaction records a prepared batch and the files it finished.
+/// The catalogue stage: records a prepared batch and the files it finished, in the
+/// transaction the caller holds open, after writing the batch's new originals as a pack.
 fn record_batch(
-    catalogue: &mut crate::catalogue::Catalogue,
+    catalogue: &crate::catalogue::Catalogue,
     (blobs, loose): (&BlobStore, bool),
     next_pack: &mut u32,
     prepared: PreparedBatch,
@@ -276,8 +289,8 @@ fn record_batch(
     } = prepared;
     let Batch {
         source,
-        mut finished_files,
-        mut skipped,
+        finished_files,
+        skipped,
         errors,
         seen,
         already_ingested,
@@ -287,8 +300,6 @@ fn record_batch(
     stats.already_ingested += already_ingested;
     stats.errors.extend(errors);
     let source = source.as_str();
-    let finished_files = &mut finished_files;
-    let skipped = &mut skipped;
     let catalogue_started = Instant::now();
     // The batch's new originals go into one pack, written before the transaction that
     // says where they are. Stored already: a pack entry, or a copy recorded by a workspace
@@ -456,7 +467,7 @@ fn record_batch(
                 "INSERT OR IGNORE INTO files (source, file, messages) VALUES (?1, ?2, ?3)",
             )
             .map_err(cat_err)?;
-        for (file, messages) in finished_files.drain(..) {
+        for (file, messages) in finished_files {
             insert_file
                 .execute(params![source, file, messages as i64])
                 .map_err(cat_err)?;
@@ -467,7 +478,7 @@ fn record_batch(
                 "INSERT OR IGNORE INTO skipped (source, file, reason) VALUES (?1, ?2, ?3)",
             )
             .map_err(cat_err)?;
-        for (file, reason) in std::mem::take(skipped) {
+        for (file, reason) in skipped {
             let added = insert_skipped
                 .execute(params![source, file, reason])
                 .map_err(cat_err)?;
@@ -504,11 +515,12 @@ fn commit(catalogue: &crate::catalogue::Catalogue, stats: &mut IngestStats) -> R
 /// by an earlier run. Stops early when the consumer has failed or gone.
 fn read_batches(
     roots: &[std::path::PathBuf],
-    (seen, catalogue): (rusqlite::Connection, &Path),
+    catalogue: &Path,
     counter: &ByteCounter,
     failed: &AtomicBool,
     out: std::sync::mpsc::SyncSender<Batch>,
 ) -> Result<()> {
+    let seen = crate::catalogue::open_read_only(catalogue)?;
     let mut recorded = seen
         .prepare("SELECT 1 FROM copies WHERE file = ?1 AND offset = ?2")
         .map_err(crate::catalogue::db_err(catalogue))?;
@@ -576,8 +588,8 @@ fn read_batches(
     Ok(())
 }
 
-/// The parallel stage of one batch: hash, compress and store each original, parse it,
-/// verify its signatures and scan it for personal data.
+/// The parallel stage of one batch: hash and compress each original (the catalogue stage
+/// writes the pack), parse it, verify its signatures and scan it for personal data.
 fn prepare_batch(
     keys: &trove_mail::dkim::KeyStore,
     policy: &crate::privacy::Policy,
