@@ -32,7 +32,8 @@ pub struct IngestStats {
     pub messages_new: u64,
     /// Copies of an email already in the workspace (or seen earlier in this run).
     pub duplicates: u64,
-    /// Copies recorded by an earlier run of the same ingest, not counted again.
+    /// Copies whose place (file and offset) was already recorded, by an earlier run or
+    /// earlier in this one (a folder and its parent given together): not counted again.
     pub already_ingested: u64,
     /// New emails flagged, by reason.
     pub flagged: BTreeMap<String, u64>,
@@ -385,10 +386,7 @@ fn record_batch(
                     .map_err(cat_err)?,
             };
             let id = match existing {
-                Some(id) => {
-                    stats.duplicates += 1;
-                    id
-                }
+                Some(id) => id,
                 None => {
                     let mut defects = p.parsed.defects.clone();
                     if let Some(mid) = &p.parsed.message_id {
@@ -450,7 +448,7 @@ fn record_batch(
                     id
                 }
             };
-            insert_copy
+            let placed = insert_copy
                 .execute(params![
                     id,
                     p.content_id,
@@ -461,6 +459,17 @@ fn record_batch(
                     p.origin.flags,
                 ])
                 .map_err(cat_err)?;
+            // A known email at a new place is a duplicate; at a place already recorded it
+            // is a copy read again (the reader drops those an earlier commit holds; this
+            // finds those of the transaction still open, such as a folder and its parent
+            // given in one run).
+            if existing.is_some() {
+                if placed == 0 {
+                    stats.already_ingested += 1;
+                } else {
+                    stats.duplicates += 1;
+                }
+            }
         }
         let mut insert_file = tx
             .prepare_cached(

@@ -120,7 +120,7 @@ pub fn print_summary(s: &IngestStats) {
     println!("  duplicates:        {}", s.duplicates);
     if s.already_ingested > 0 {
         println!(
-            "  already ingested:  {} (recorded by an earlier run)",
+            "  already ingested:  {} (places recorded before, not counted again)",
             s.already_ingested
         );
     }

@@ -497,6 +497,31 @@ fn ingesting_a_folder_then_its_parent_records_each_file_once() {
     );
 }
 
+/// A folder and its parent in one run: ingest keeps its transaction open across batches,
+/// so the second reading of the folder's files finds their places recorded only in that
+/// open transaction. They are copies already ingested, not duplicates, and nothing is
+/// recorded twice.
+#[test]
+fn a_folder_and_its_parent_in_one_run_count_the_second_reading_as_already_ingested() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = new_workspace(tmp.path());
+    let user = corpus("enron/stokley-c/chris_stokley");
+    let sent = user.join("sent");
+    let out = run(&["ingest", p(&ws), p(&sent), p(&user), "--json"]);
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = |k: &str| stats[k].as_u64().unwrap();
+    assert_eq!(n("already_ingested"), count_files(&sent), "{stats}");
+    assert_eq!(
+        n("messages_new") + n("duplicates"),
+        count_files(&user),
+        "{stats}"
+    );
+    let s = status(&ws);
+    assert_eq!(s["files_read"], count_files(&user), "{s}");
+    assert_eq!(s["messages"], stats["messages_new"], "{s}");
+    assert_eq!(s["duplicates"], stats["duplicates"], "{s}");
+}
+
 /// The shared corpus generator knows what it wrote: unique messages, duplicate files and
 /// each kind of malformation. trove's counts must match, from the mbox and the Maildir++.
 #[test]
