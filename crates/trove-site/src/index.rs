@@ -764,6 +764,9 @@ impl SearchIndex {
     /// `words` in `field`, analysed by `tokenizer`: one word is a term; several are a
     /// phrase when quoted or written without spaces (`k.allen@enron.com`, `東京`), else
     /// all of them.
+    /// `words` as a query on `field`: one term, a phrase (quoted, or one word the
+    /// tokenizer cuts in several, like "e-mail", where the field has positions), or every
+    /// term.
     fn words_query(
         &self,
         tokenizer: &str,
@@ -771,20 +774,14 @@ impl SearchIndex {
         words: &str,
         phrase: bool,
     ) -> Box<dyn Query> {
-        self.terms_query(tokenizer, field, words, phrase, true)
-    }
-
-    /// `words` as a query on `field`: one term, a phrase (quoted, or one word the
-    /// tokenizer cuts in several, like "e-mail", where the field has positions), or every
-    /// term.
-    fn terms_query(
-        &self,
-        tokenizer: &str,
-        field: Field,
-        words: &str,
-        phrase: bool,
-        positions: bool,
-    ) -> Box<dyn Query> {
+        // The stem fields keep none (an index written before that change still does).
+        let positions = self
+            .index
+            .schema()
+            .get_field_entry(field)
+            .field_type()
+            .get_index_record_option()
+            .is_some_and(|o| o.has_positions());
         let mut terms = self.terms(tokenizer, field, words);
         match terms.len() {
             0 => Box::new(EmptyQuery),
@@ -824,7 +821,7 @@ impl SearchIndex {
             .iter()
             .zip(&self.fields.stems)
             .map(|((lang, _, _), field)| {
-                self.terms_query(&format!("{TOKENIZER}_{lang}"), *field, words, false, false)
+                self.words_query(&format!("{TOKENIZER}_{lang}"), *field, words, false)
             })
             .collect()
     }
