@@ -385,16 +385,16 @@ impl SearchIndex {
         let fields = Fields::of(&index, dir.unwrap_or(Path::new("(memory)")))?;
         register_tokenizers(&index);
         let reader = index.reader_builder().reload_policy(reload).try_into()?;
-        let search_index = SearchIndex {
+        // The thread map is read on first use ([`SearchIndex::threads`]): most searches
+        // never need it.
+        Ok(SearchIndex {
             index,
             reader,
             fields,
             dir: dir.map(Path::to_path_buf),
             threads: std::sync::RwLock::new((u64::MAX, Default::default())),
             facet_requests: Default::default(),
-        };
-        search_index.threads()?;
-        Ok(search_index)
+        })
     }
 
     /// Opens an existing index for reading.
@@ -561,7 +561,11 @@ impl SearchIndex {
             .transpose()?;
         // One snapshot for the whole search: the cap below is judged on what it holds.
         let searcher = self.reader.searcher();
-        let threads = self.threads()?;
+        let threads = if expr.mentions_thread() {
+            self.threads()?
+        } else {
+            Default::default()
+        };
         let q = self.released(&searcher, self.build(&expr, &threads), r.max_number);
         let (total, facets) = if r.facets > 0 {
             let (total, aggs) = searcher.search(&q, &(Count, self.facet_collector(r.facets)))?;

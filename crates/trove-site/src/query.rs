@@ -52,6 +52,19 @@ pub enum Expr {
     Or(Vec<Expr>),
 }
 
+impl Expr {
+    /// Whether the query asks for a conversation (`thread:N`) anywhere: only then does
+    /// a search need the thread map.
+    pub fn mentions_thread(&self) -> bool {
+        match self {
+            Expr::Thread(_) => true,
+            Expr::Not(inner) => inner.mentions_thread(),
+            Expr::And(parts) | Expr::Or(parts) => parts.iter().any(Expr::mentions_thread),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextField {
     From,
@@ -590,6 +603,21 @@ mod tests {
             parse("attachment:invoice").unwrap(),
             text(Some(TextField::Attachment), "invoice", false)
         );
+    }
+
+    #[test]
+    fn a_thread_anywhere_in_the_query_is_seen() {
+        for q in [
+            "thread:5",
+            "gas -thread:5",
+            "(gas OR thread:5) from:lay",
+            "NOT thread:7",
+        ] {
+            assert!(parse(q).unwrap().mentions_thread(), "{q}");
+        }
+        for q in ["gas", "\"thread 5\"", "subject:thread", "-from:lay"] {
+            assert!(!parse(q).unwrap().mentions_thread(), "{q}");
+        }
     }
 
     #[test]
