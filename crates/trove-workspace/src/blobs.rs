@@ -191,8 +191,8 @@ fn decompress(frame: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// zstd level 1, with one compression context per thread: making a context costs more
 /// than compressing a typical email (it zeroes its tables). Level 3 made packs only 1.2 %
-/// smaller over the generated 100k corpus (193.5 MB against 195.8 MB) for 15-20 % more
-/// compression time.
+/// smaller over the generated 100k corpus (193.5 MB against 195.8 MB), and ingest's store
+/// stage (SHA-256 and zstd) took 34-35 µs per email against 28-31 µs at level 1.
 pub fn compress(bytes: &[u8]) -> Vec<u8> {
     thread_local! {
         static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
