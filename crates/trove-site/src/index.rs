@@ -364,6 +364,49 @@ pub struct SearchIndex {
     /// new commit reads the map again (it is written before the commit).
     threads: std::sync::RwLock<(u64, std::sync::Arc<ThreadMap>)>,
     facet_requests: std::sync::Mutex<std::collections::HashMap<usize, Aggregations>>,
+    /// Facets already counted: a reader paging through a search, or many readers
+    /// opening one shared link, count them once.
+    facet_cache: std::sync::Mutex<FacetCache>,
+}
+
+/// What a search's facets depend on: the index snapshot, the signed numbers, how many
+/// values per facet, and the query text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FacetKey {
+    generation: u64,
+    max_number: u64,
+    size: usize,
+    query: String,
+}
+
+/// A bounded map of counted facets (and the total that came with them); the oldest
+/// entry goes first when it is full. Facets are a few kilobytes, so the bound keeps
+/// it to a few megabytes.
+#[derive(Default)]
+struct FacetCache {
+    map: std::collections::HashMap<FacetKey, (u64, Facets)>,
+    order: std::collections::VecDeque<FacetKey>,
+}
+
+impl FacetCache {
+    const CAPACITY: usize = 1024;
+
+    fn get(&self, key: &FacetKey) -> Option<(u64, Facets)> {
+        self.map.get(key).cloned()
+    }
+
+    fn put(&mut self, key: FacetKey, value: (u64, Facets)) {
+        if self.map.contains_key(&key) {
+            return;
+        }
+        while self.order.len() >= Self::CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+        self.order.push_back(key.clone());
+        self.map.insert(key, value);
+    }
 }
 
 impl SearchIndex {
@@ -394,6 +437,7 @@ impl SearchIndex {
             dir: dir.map(Path::to_path_buf),
             threads: std::sync::RwLock::new((u64::MAX, Default::default())),
             facet_requests: Default::default(),
+            facet_cache: Default::default(),
         })
     }
 
@@ -568,8 +612,8 @@ impl SearchIndex {
         };
         let q = self.released(&searcher, self.build(&expr, &threads), r.max_number);
         let (total, facets) = if r.facets > 0 {
-            let (total, aggs) = searcher.search(&q, &(Count, self.facet_collector(r.facets)))?;
-            (total as u64, Some(read_facets(aggs)))
+            let (total, facets) = self.counted_facets(&searcher, &*q, r)?;
+            (total, Some(facets))
         } else {
             (searcher.search(&q, &Count)? as u64, None)
         };
@@ -655,6 +699,30 @@ impl SearchIndex {
             next,
             facets,
         })
+    }
+
+    /// The total and the facets of `q`, counted once per snapshot, signed numbers and
+    /// query text.
+    fn counted_facets(
+        &self,
+        searcher: &tantivy::Searcher,
+        q: &dyn Query,
+        r: &SearchRequest,
+    ) -> Result<(u64, Facets)> {
+        let key = FacetKey {
+            generation: searcher.generation().generation_id(),
+            max_number: r.max_number,
+            size: r.facets,
+            query: r.query.to_owned(),
+        };
+        let cache = || self.facet_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = cache().get(&key) {
+            return Ok(found);
+        }
+        let (total, aggs) = searcher.search(q, &(Count, self.facet_collector(r.facets)))?;
+        let counted = (total as u64, read_facets(aggs));
+        cache().put(key, counted.clone());
+        Ok(counted)
     }
 
     fn facet_collector(&self, size: usize) -> AggregationCollector {

@@ -221,6 +221,40 @@ fn facets_count_what_brute_force_counts() {
     }
 }
 
+/// Facets are counted once per (snapshot, signed numbers, size, query) and kept: a page
+/// after the first, or a second reader, must still see what is true now, not what was
+/// true when they were first counted.
+#[test]
+fn kept_facets_follow_new_emails_and_the_signed_cap() {
+    let messages = corpus();
+    let index = index_of(&messages[..100], &|_| Vec::new());
+    let facets = |max: u64| {
+        let r = index
+            .run(&SearchRequest {
+                limit: 5,
+                facets: 8,
+                ..SearchRequest::new("gas", max)
+            })
+            .unwrap();
+        let f = r.facets.unwrap();
+        (r.total, f.release.iter().map(|b| b.count).sum::<u64>())
+    };
+    let gas_up_to = |n: u64| (1..=n).filter(|n| n % 3 == 0).count() as u64;
+    assert_eq!(facets(u64::MAX), (gas_up_to(100), gas_up_to(100)));
+    // The same question again is answered from what was kept, and agrees.
+    assert_eq!(facets(u64::MAX), (gas_up_to(100), gas_up_to(100)));
+    // Fewer signed numbers: fewer emails, and their facets with them.
+    assert_eq!(facets(50), (gas_up_to(50), gas_up_to(50)));
+    // More emails in a new commit: counted again.
+    let mut w = index.writer().unwrap();
+    for m in &messages[100..] {
+        index.add(&w, m, &[]).unwrap();
+    }
+    w.commit().unwrap();
+    index.reload().unwrap();
+    assert_eq!(facets(u64::MAX), (gas_up_to(250), gas_up_to(250)));
+}
+
 #[test]
 fn exact_fields_and_attachment_text() {
     let messages = corpus();
