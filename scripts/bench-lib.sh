@@ -15,6 +15,32 @@ wrk_rate() {
   wrk -t2 -c"$CONNS" -d"${DURATION}s" --timeout 10s "$1" 2> /dev/null | awk '/Requests/ {print $2}'
 }
 
+# Requests per second over the paths in PATHS_FILE under BASE, round robin (0 when the
+# first one does not answer 200).
+wrk_rate_paths() {  # BASE PATHS_FILE
+  local first; first=$(head -1 "$2")
+  curl -s -o /dev/null -w '%{http_code}' "$1$first" | grep -q 200 || { log "not 200: $1$first"; echo 0; return; }
+  wrk -t2 -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$(dirname "${BASH_SOURCE[0]}")/wrk-paths.lua" "$1" -- "$2" 2> /dev/null | awk '/Requests/ {print $2}'
+}
+
+# Up to N distinct words (five letters or more) from the Subject lines of MBOX, in the
+# order they first appear: search terms that exist in the mail, many enough that a
+# server's caches do not hold them all.
+subject_words() {  # MBOX N
+  python3 - "$1" "$2" <<'PY'
+import re, sys
+want, seen = int(sys.argv[2]), {}
+with open(sys.argv[1], 'rb') as f:
+    for line in f:
+        if line.startswith(b'Subject: '):
+            for w in re.findall(rb'[a-z]{5,}', line[9:].lower()):
+                seen.setdefault(w, None)
+            if len(seen) >= want:
+                break
+print('\n'.join(w.decode() for w in list(seen)[:want]))
+PY
+}
+
 # A fresh v2 inbox named bench in DIR (PI_CONFIG=DIR/config, served at PORT), and
 # DIR/import.pl MBOX: public-inbox's own bulk path (import_mbox, as upstream's
 # scripts/import_vger_from_mbox does; Debian ships the library, not the script).

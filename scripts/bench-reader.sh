@@ -52,6 +52,11 @@ TROVE_BENCH_SITE=$SITE TROVE_BENCH_QUERIES=$CORPUS/manifest.json \
 MID=$(sample_message_id "$CORPUS/manifest.json")
 WORD=$(python3 -c 'import json, sys, urllib.parse; m = json.load(open(sys.argv[1])); print(urllib.parse.quote(next(q for q in m["queries"] if q["id"] == "w_medium")["clauses"][0]["v"]))' "$CORPUS/manifest.json")
 NUM=$(public_number "$WORK/ws/catalogue.sqlite" "$MID")
+# Many searches, each different: what a server does when its answers are not already
+# kept (trove keeps 1,024 searches' facets; these are more).
+subject_words "$CORPUS/corpus.mbox" "${WORDS:-3000}" > "$WORK/words.txt"
+sed 's|^|/search?q=|' "$WORK/words.txt" > "$WORK/trove-searches.txt"
+sed 's|^|/bench/?q=|' "$WORK/words.txt" > "$WORK/pi-searches.txt"
 [ -n "$NUM" ] || { log "sample thread root $MID not found in the catalogue"; exit 1; }
 
 "$T" serve "$SITE" --bind 127.0.0.1:$TROVE_PORT > "$WORK/serve.log" 2>&1 &
@@ -69,6 +74,8 @@ for page in email thread search; do
   log "wrk trove $page: $url"
   TROVE[$page]=$(wrk_rate "$url")
 done
+log "wrk trove searches: $(wc -l < "$WORK/words.txt") different words"
+TROVE[searches]=$(wrk_rate_paths "$TB" "$WORK/trove-searches.txt")
 TRSS=$(awk '/VmRSS/{print int($2/1024)}' /proc/$TPID/status)
 kill $TPID; wait $TPID 2>/dev/null || true
 
@@ -97,6 +104,8 @@ if [ "$SKIP_PI" != 1 ]; then
     log "wrk public-inbox $page: $url"
     PI[$page]=$(wrk_rate "$url")
   done
+  log "wrk public-inbox searches"
+  PI[searches]=$(wrk_rate_paths "http://127.0.0.1:$PI_PORT" "$WORK/pi-searches.txt")
   kill $PPID_PI; wait $PPID_PI 2>/dev/null || true; PPID_PI=""
 fi
 
@@ -126,11 +135,11 @@ ratio() { python3 -c "import sys; a,b=float(sys.argv[1] or 0),float(sys.argv[2] 
   echo
   echo "| page | trove | public-inbox-httpd | trove / public-inbox |"
   echo "|---|---|---|---|"
-  for page in email thread search; do
+  for page in email thread search searches; do
     echo "| $page | ${TROVE[$page]} | ${PI[$page]:-} | $(ratio "${TROVE[$page]}" "${PI[$page]:-0}") |"
   done
   echo
-  echo "trove serve resident memory after the load: $TRSS MB. Sample thread root $MID = email $NUM; search word from the manifest's w_medium query."
+  echo "trove serve resident memory after the load: $TRSS MB. Sample thread root $MID = email $NUM; search word from the manifest's w_medium query; searches: $(wc -l < "$WORK/words.txt") different words from the corpus's subjects, round robin."
 } > "$OUT"
 cat "$OUT"
 log "written to $OUT"

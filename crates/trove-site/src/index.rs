@@ -701,6 +701,12 @@ impl SearchIndex {
         })
     }
 
+    /// Which snapshot of the index searches now see: it changes when a new commit is
+    /// loaded, so anything made from a search can be keyed by it.
+    pub fn generation(&self) -> u64 {
+        self.reader.searcher().generation().generation_id()
+    }
+
     /// The total and the facets of `q`, counted once per snapshot, signed numbers and
     /// query text.
     fn counted_facets(

@@ -15,6 +15,7 @@ mod api;
 mod conversation;
 mod evidence;
 pub mod export;
+mod kept;
 mod pages;
 mod search;
 mod svg;
@@ -83,6 +84,8 @@ pub struct AppState {
     site: Site,
     index: Option<SearchIndex>,
     published: RwLock<Published>,
+    /// Search pages already made, for links many readers open at once.
+    search_pages: kept::KeptPages,
 }
 
 /// How often the server looks for a newly written release.
@@ -103,6 +106,7 @@ impl AppState {
             site,
             index,
             published: RwLock::new(Published::new(manifests)),
+            search_pages: Default::default(),
         })
     }
 

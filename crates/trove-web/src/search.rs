@@ -9,7 +9,7 @@
 use std::io::Write;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
@@ -164,6 +164,7 @@ pub(crate) async fn months(s: &Shared, query: String) -> Result<Vec<Bucket>, Web
 
 pub async fn search(
     State(s): State<Shared>,
+    RawQuery(raw): RawQuery,
     Query(p): Query<SearchParams>,
 ) -> Result<Response, WebError> {
     let title = s.site.info().title.clone();
@@ -171,6 +172,12 @@ pub async fn search(
     let offset = p.offset(PAGE_SIZE)?;
     let q = p.query();
     let max = s.max_number();
+    let key = s.index.as_ref().map(|index| {
+        crate::kept::KeptPages::key(index.generation(), max, raw.as_deref().unwrap_or(""))
+    });
+    if let Some(page) = key.as_deref().and_then(|k| s.search_pages.get(k)) {
+        return Ok(Html(page).into_response());
+    }
     let (q2, after) = (q.clone(), p.after.clone());
     let result = on_index(&s, move |state, index| {
         run_with_snippets(
@@ -207,6 +214,10 @@ pub async fn search(
         results: &results,
         rows: &rows,
     });
+    let page = axum::body::Bytes::from(page);
+    if let Some(key) = key {
+        s.search_pages.put(key, page.clone());
+    }
     Ok(Html(page).into_response())
 }
 

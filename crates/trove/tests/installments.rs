@@ -225,6 +225,10 @@ fn planned_releases_leave_no_trace_before_their_time() {
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&body).contains("bravocanary"));
     assert_absent(&site, &server, &["charlie"], "after B");
+    // The same search was answered (and its page kept) before B: now it finds B's email.
+    let (_, body) = server.get("/search?q=bravocanary");
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("href=\"/emailid/4\""), "after B: {body}");
     run(&["verify", p(&site)]);
 
     // Cancelling C returns its emails; a plain release then takes them.
