@@ -441,14 +441,20 @@ impl SearchIndex {
         })
     }
 
-    /// Opens an existing index for reading.
+    /// Opens an existing index for reading. Its segments are searched on one thread per
+    /// core: a search that matches most of a million emails (and counts their facets)
+    /// takes about half as long on two cores as on one.
     pub fn open(dir: &Path) -> Result<SearchIndex> {
-        let index = Index::open_in_dir(dir).map_err(|e| SiteError::Format {
+        let mut index = Index::open_in_dir(dir).map_err(|e| SiteError::Format {
             path: dir.to_path_buf(),
             message: format!(
                 "cannot open the search index ({e}); rebuild it with `trove reindex SITE`"
             ),
         })?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cores > 1 {
+            index.set_multithread_executor(cores)?;
+        }
         SearchIndex::ready(index, Some(dir), ReloadPolicy::OnCommitWithDelay)
     }
 
@@ -699,6 +705,12 @@ impl SearchIndex {
             next,
             facets,
         })
+    }
+
+    /// Forgets every counted facet, so that the next search counts its own: for
+    /// benchmarks that measure the counting, not the keeping.
+    pub fn forget_facets(&self) {
+        *self.facet_cache.lock().unwrap_or_else(|e| e.into_inner()) = FacetCache::default();
     }
 
     /// Which snapshot of the index searches now see: it changes when a new commit is
