@@ -9,7 +9,10 @@
 #
 # Needs: python3, wrk, public-inbox (apt-get install wrk public-inbox), curl, sqlite3
 # (python's). The corpus comes from ../shared/bench/gen_corpus.py (seed 42). Results
-# go to benches/results/DATE-reader-N.md. Set SKIP_PI=1 to measure trove alone.
+# go to benches/results/DATE-reader-N.md (or OUT). Set SKIP_PI=1 to measure trove alone.
+#   SMOKE=1 N=1000 WORK=$(mktemp -d) OUT=/tmp/r.md scripts/bench-reader.sh
+#                                           # CI: debug build, 2 s per page, fails when a
+#                                           # page was not served
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -21,7 +24,9 @@ CONNS=${CONNS:-32}
 TROVE_PORT=${TROVE_PORT:-18181}
 PI_PORT=${PI_PORT:-18182}
 SKIP_PI=${SKIP_PI:-0}
-OUT=$ROOT/benches/results/$(date -u +%Y-%m-%d)-reader-$N.md
+SMOKE=${SMOKE:-0}
+[ "$SMOKE" = 1 ] && DURATION=2
+OUT=${OUT:-$ROOT/benches/results/$(date -u +%Y-%m-%d)-reader-$N.md}
 log() { echo "bench-reader: $*" >&2; }
 # shellcheck source=scripts/bench-lib.sh
 . "$ROOT/scripts/bench-lib.sh"
@@ -31,8 +36,15 @@ if [ ! -f "$CORPUS/manifest.json" ]; then
   log "generating $N messages into $CORPUS"
   python3 ../shared/bench/gen_corpus.py --out "$CORPUS" -n "$N" --seed 42 --jobs 2 >&2
 fi
-cargo build --release -q -p trove
-T=${CARGO_TARGET_DIR:-$ROOT/target}/release/trove
+if [ "$SMOKE" = 1 ]; then
+  cargo build -q -p trove
+  T=${CARGO_TARGET_DIR:-$ROOT/target}/debug/trove
+  BENCH_PROFILE=(--profile dev)
+else
+  cargo build --release -q -p trove
+  T=${CARGO_TARGET_DIR:-$ROOT/target}/release/trove
+  BENCH_PROFILE=()
+fi
 
 run_timed() {  # name command...: wall seconds into $WORK/time-name
   local name=$1; shift; local start end; start=$(date +%s.%N); "$@" > "$WORK/log-$name.txt" 2>&1 || { log "$name failed: $WORK/log-$name.txt"; exit 1; }; end=$(date +%s.%N); python3 -c "print(round($end - $start, 1))" > "$WORK/time-$name"; }
@@ -47,7 +59,8 @@ SITE=$WORK/ws/site
 
 log "search latency"
 TROVE_BENCH_SITE=$SITE TROVE_BENCH_QUERIES=$CORPUS/manifest.json \
-  cargo bench -q -p trove-site --bench search > "$WORK/search.txt" 2>&1
+  TROVE_BENCH_ROUNDS=$([ "$SMOKE" = 1 ] && echo 1 || echo 20) \
+  cargo bench -q "${BENCH_PROFILE[@]}" -p trove-site --bench search > "$WORK/search.txt" 2>&1
 
 MID=$(sample_message_id "$CORPUS/manifest.json")
 WORD=$(python3 -c 'import json, sys, urllib.parse; m = json.load(open(sys.argv[1])); print(urllib.parse.quote(next(q for q in m["queries"] if q["id"] == "w_medium")["clauses"][0]["v"]))' "$CORPUS/manifest.json")
@@ -143,3 +156,12 @@ ratio() { python3 -c "import sys; a,b=float(sys.argv[1] or 0),float(sys.argv[2] 
 } > "$OUT"
 cat "$OUT"
 log "written to $OUT"
+# A page that did not answer 200 is reported as 0 requests/s: in CI, a failure.
+for rate in "${TROVE[@]}" "${PI[@]}"; do
+  if [ -z "$rate" ] || [ "$rate" = 0 ]; then
+    log "a page was not served (0 requests/s)"
+    [ "$SMOKE" = 1 ] && exit 1
+  fi
+done
+grep -q "^ALL (facets)" "$WORK/search.txt" || { log "the search benchmark did not run: $WORK/search.txt"; [ "$SMOKE" = 1 ] && exit 1; }
+true
