@@ -522,6 +522,45 @@ fn a_folder_and_its_parent_in_one_run_count_the_second_reading_as_already_ingest
     assert_eq!(s["duplicates"], stats["duplicates"], "{s}");
 }
 
+/// A second run over a folder an earlier run read, with a folder no run has read: the
+/// first is all already ingested (each copy's place is looked up), the second all read
+/// (its root has no recorded place, so the lookups are left out), and a third run over
+/// both finds nothing new.
+#[test]
+fn a_second_run_skips_what_the_first_recorded_and_reads_the_new_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = new_workspace(tmp.path());
+    let user = corpus("enron/stokley-c/chris_stokley");
+    let (sent, iso) = (user.join("sent"), user.join("iso"));
+    run(&["ingest", p(&ws), p(&sent)]);
+    let stats =
+        |out: std::process::Output| -> Value { serde_json::from_slice(&out.stdout).unwrap() };
+    let second = stats(run(&["ingest", p(&ws), p(&sent), p(&iso), "--json"]));
+    let n = |v: &Value, k: &str| v[k].as_u64().unwrap();
+    assert_eq!(
+        n(&second, "already_ingested"),
+        count_files(&sent),
+        "{second}"
+    );
+    assert_eq!(
+        n(&second, "messages_seen"),
+        count_files(&sent) + count_files(&iso),
+        "{second}"
+    );
+    assert_eq!(
+        n(&second, "messages_new") + n(&second, "duplicates"),
+        count_files(&iso),
+        "{second}"
+    );
+    let third = stats(run(&["ingest", p(&ws), p(&sent), p(&iso), "--json"]));
+    assert_eq!(
+        n(&third, "already_ingested"),
+        count_files(&sent) + count_files(&iso),
+        "{third}"
+    );
+    assert_eq!(n(&third, "messages_new"), 0, "{third}");
+}
+
 /// The shared corpus generator knows what it wrote: unique messages, duplicate files and
 /// each kind of malformation. trove's counts must match, from the mbox and the Maildir++.
 #[test]
