@@ -11,13 +11,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use rayon::prelude::*;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use time::format_description::well_known::Rfc3339;
 use trove_site::{
     NumberRange, Person, PublishedAttachment, PublishedMessage, ReleaseWriter, SearchIndex, Site,
     sha256_hex,
 };
 
+use crate::catalogue::db_err;
 use crate::{Result, Workspace, WorkspaceError};
 
 #[derive(Debug, Clone)]
@@ -126,56 +127,32 @@ impl Workspace {
         progress: &dyn Fn(u64, u64),
     ) -> Result<ReleaseOutcome> {
         let policy = self.policy()?;
-        let mut rows: Vec<Row> = {
-            let mut stmt = self
-                .catalogue
-                .conn
-                .prepare(
-                    "SELECT m.number, m.content_id, group_concat(DISTINCT c.folder), m.defects, m.id
-                     FROM messages m LEFT JOIN copies c ON c.message = m.id
-                     WHERE m.release = ?1 GROUP BY m.id ORDER BY m.number",
-                )
-                .map_err(self.catalogue.err())?;
-            stmt.query_map([release], |r| {
-                let folders: Option<String> = r.get(2)?;
-                let mut folders: Vec<String> = folders
-                    .unwrap_or_default()
-                    .split(',')
-                    .filter(|f| !f.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                folders.sort();
-                let defects: String = r.get(3)?;
-                let defects = defects
-                    .split(',')
-                    .filter(|d| !d.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                Ok(Row {
-                    id: r.get(4)?,
-                    number: r.get::<_, i64>(0)? as u64,
-                    content_id: r.get(1)?,
-                    folders,
-                    defects,
-                    dkim: Vec::new(),
-                    arc: None,
-                    attachment_kinds: BTreeMap::new(),
-                    kinds: Default::default(),
-                })
-            })
-            .map_err(self.catalogue.err())?
-            .collect::<Result<_, _>>()
-            .map_err(self.catalogue.err())?
+        // The release's rows are read a chunk of numbers at a time, on the build thread
+        // (its own read-only connection): at 1M emails, every row at once was a
+        // gigabyte held for the whole release.
+        let (lowest, highest, count): (Option<i64>, Option<i64>, i64) = self
+            .catalogue
+            .conn
+            .query_row(
+                "SELECT min(number), max(number), count(*) FROM messages WHERE release = ?1",
+                [release],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(self.catalogue.err())?;
+        let chunks: Vec<(u64, u64)> = match (lowest, highest) {
+            (Some(lo), Some(hi)) => (lo as u64..=hi as u64)
+                .step_by(CHUNK as usize)
+                .map(|first| (first, (first + CHUNK - 1).min(hi as u64)))
+                .collect(),
+            _ => Vec::new(),
         };
-        self.load_dkim(&mut rows)?;
-        self.load_arc(&mut rows)?;
-        self.load_attachment_kinds(&mut rows)?;
+        let catalogue_path = self.catalogue.path.clone();
         let mut writer = ReleaseWriter::new(site, release, &title, &published_at, numbers);
         let index = SearchIndex::open_or_create(&site.index_dir())?;
         let mut index_writer = index.writer()?;
         index.delete_release(&index_writer, release);
         let mut done = 0;
-        let mut threaded = Vec::with_capacity(rows.len());
+        let mut threaded = Vec::with_capacity(count as usize);
         let build = |row: &Row| -> Result<Built> {
             let raw = self.blobs.get(&row.content_id)?;
             let (mut message, mut attachments) = published_form(row, release, &raw);
@@ -212,10 +189,20 @@ impl Workspace {
         // writer, the manifest's file list and the index take emails one at a time.
         std::thread::scope(|scope| -> Result<()> {
             let (built_tx, built_rx) = std::sync::mpsc::sync_channel::<Vec<Result<Built>>>(1);
-            let (rows, build) = (&rows, &build);
+            let (chunks, build, catalogue_path) = (&chunks, &build, &catalogue_path);
             scope.spawn(move || {
-                for chunk in rows.chunks(512) {
-                    let built = chunk.par_iter().map(build).collect();
+                let conn = match crate::catalogue::open_read_only(catalogue_path) {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        let _ = built_tx.send(vec![Err(e)]);
+                        return;
+                    }
+                };
+                for &(first, last) in chunks {
+                    let built = match release_rows(&conn, catalogue_path, release, first, last) {
+                        Ok(rows) => rows.par_iter().map(build).collect(),
+                        Err(e) => vec![Err(e)],
+                    };
                     if built_tx.send(built).is_err() {
                         break;
                     }
@@ -243,7 +230,7 @@ impl Workspace {
                     threaded.push(trove_site::threads::Links::of(&message));
                 }
                 done += n;
-                progress(done, rows.len() as u64);
+                progress(done, count as u64);
             }
             Ok(())
         })?;
@@ -335,140 +322,183 @@ fn public_key(
     }
 }
 
-impl Workspace {
-    /// The stored ARC chain of each row, with the key record of each seal.
-    fn load_arc(&self, rows: &mut [Row]) -> Result<()> {
-        let mut chain = self
-            .catalogue
-            .conn
-            .prepare_cached(
-                "SELECT sets, verdict, reason, seals FROM arc_results WHERE message = ?1",
-            )
-            .map_err(self.catalogue.err())?;
-        let mut key = self
-            .catalogue
-            .conn
-            .prepare_cached(
-                "SELECT name, txt, source, source_detail, private_key_published FROM dkim_keys WHERE name = ?1",
-            )
-            .map_err(self.catalogue.err())?;
-        for row in rows.iter_mut() {
-            let found: Option<(u32, String, String, String)> = chain
-                .query_row([row.id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+/// How many numbers the build thread reads and builds at a time.
+const CHUNK: u64 = 512;
+
+/// The rows of `release` numbered `first..=last`, with what release needs of their DKIM
+/// and ARC results and their findings.
+fn release_rows(
+    conn: &Connection,
+    path: &Path,
+    release: u32,
+    first: u64,
+    last: u64,
+) -> Result<Vec<Row>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT m.number, m.content_id, group_concat(DISTINCT c.folder), m.defects, m.id
+             FROM messages m LEFT JOIN copies c ON c.message = m.id
+             WHERE m.release = ?1 AND m.number BETWEEN ?2 AND ?3 GROUP BY m.id ORDER BY m.number",
+        )
+        .map_err(db_err(path))?;
+    let mut rows: Vec<Row> = stmt
+        .query_map(params![release, first as i64, last as i64], |r| {
+            let folders: Option<String> = r.get(2)?;
+            let mut folders: Vec<String> = folders
+                .unwrap_or_default()
+                .split(',')
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect();
+            folders.sort();
+            let defects: String = r.get(3)?;
+            let defects = defects
+                .split(',')
+                .filter(|d| !d.is_empty())
+                .map(str::to_string)
+                .collect();
+            Ok(Row {
+                id: r.get(4)?,
+                number: r.get::<_, i64>(0)? as u64,
+                content_id: r.get(1)?,
+                folders,
+                defects,
+                dkim: Vec::new(),
+                arc: None,
+                attachment_kinds: BTreeMap::new(),
+                kinds: Default::default(),
+            })
+        })
+        .map_err(db_err(path))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(db_err(path))?;
+    load_dkim(conn, path, &mut rows)?;
+    load_arc(conn, path, &mut rows)?;
+    load_attachment_kinds(conn, path, &mut rows)?;
+    Ok(rows)
+}
+
+/// The stored ARC chain of each row, with the key record of each seal.
+fn load_arc(conn: &Connection, path: &Path, rows: &mut [Row]) -> Result<()> {
+    let mut chain = conn
+        .prepare_cached("SELECT sets, verdict, reason, seals FROM arc_results WHERE message = ?1")
+        .map_err(db_err(path))?;
+    let mut key = conn
+        .prepare_cached(
+            "SELECT name, txt, source, source_detail, private_key_published FROM dkim_keys WHERE name = ?1",
+        )
+        .map_err(db_err(path))?;
+    for row in rows.iter_mut() {
+        let found: Option<(u32, String, String, String)> = chain
+            .query_row([row.id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()
+            .map_err(db_err(path))?;
+        let Some((sets, verdict, reason, seals)) = found else {
+            continue;
+        };
+        let stored: Vec<crate::dkim::StoredSeal> = serde_json::from_str(&seals).unwrap_or_default();
+        let mut seals = Vec::with_capacity(stored.len());
+        for s in stored {
+            let name = format!("{}._domainkey.{}", s.selector, s.domain).to_ascii_lowercase();
+            let key = key
+                .query_row([&name], |r| {
+                    Ok(public_key(
+                        r.get(0)?,
+                        r.get(1)?,
+                        &r.get::<_, String>(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                    ))
                 })
                 .optional()
-                .map_err(self.catalogue.err())?;
-            let Some((sets, verdict, reason, seals)) = found else {
-                continue;
-            };
-            let stored: Vec<crate::dkim::StoredSeal> =
-                serde_json::from_str(&seals).unwrap_or_default();
-            let mut seals = Vec::with_capacity(stored.len());
-            for s in stored {
-                let name = format!("{}._domainkey.{}", s.selector, s.domain).to_ascii_lowercase();
-                let key = key
-                    .query_row([&name], |r| {
-                        Ok(public_key(
-                            r.get(0)?,
-                            r.get(1)?,
-                            &r.get::<_, String>(2)?,
-                            r.get(3)?,
-                            r.get(4)?,
-                        ))
-                    })
-                    .optional()
-                    .map_err(self.catalogue.err())?;
-                seals.push(trove_site::PublishedArcSeal {
-                    instance: s.instance,
-                    domain: s.domain,
-                    selector: s.selector,
-                    verdict: s.verdict,
-                    reason: s.reason,
-                    key,
-                });
-            }
-            row.arc = Some(trove_site::PublishedArc {
-                sets,
-                verdict,
-                reason,
-                seals,
+                .map_err(db_err(path))?;
+            seals.push(trove_site::PublishedArcSeal {
+                instance: s.instance,
+                domain: s.domain,
+                selector: s.selector,
+                verdict: s.verdict,
+                reason: s.reason,
+                key,
             });
         }
-        Ok(())
+        row.arc = Some(trove_site::PublishedArc {
+            sets,
+            verdict,
+            reason,
+            seals,
+        });
     }
+    Ok(())
+}
 
-    /// The stored DKIM verdicts of each row, with the key records they used.
-    fn load_attachment_kinds(&self, rows: &mut [Row]) -> Result<()> {
-        let mut stmt = self
-            .catalogue
-            .conn
-            .prepare_cached("SELECT part, kind FROM findings WHERE message = ?1 ORDER BY rowid")
-            .map_err(self.catalogue.err())?;
-        for row in rows.iter_mut() {
-            let found = stmt
-                .query_map([row.id], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })
-                .map_err(self.catalogue.err())?;
-            for f in found {
-                let (part, kind) = f.map_err(self.catalogue.err())?;
-                row.kinds.insert(kind.clone());
-                if let Some(n) = part
-                    .strip_prefix("attachment:")
-                    .and_then(|n| n.parse().ok())
-                {
-                    row.attachment_kinds.entry(n).or_default().push(kind);
-                }
+/// The stored DKIM verdicts of each row, with the key records they used.
+fn load_attachment_kinds(conn: &Connection, path: &Path, rows: &mut [Row]) -> Result<()> {
+    let mut stmt = conn
+        .prepare_cached("SELECT part, kind FROM findings WHERE message = ?1 ORDER BY rowid")
+        .map_err(db_err(path))?;
+    for row in rows.iter_mut() {
+        let found = stmt
+            .query_map([row.id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(db_err(path))?;
+        for f in found {
+            let (part, kind) = f.map_err(db_err(path))?;
+            row.kinds.insert(kind.clone());
+            if let Some(n) = part
+                .strip_prefix("attachment:")
+                .and_then(|n| n.parse().ok())
+            {
+                row.attachment_kinds.entry(n).or_default().push(kind);
             }
         }
-        Ok(())
     }
+    Ok(())
+}
 
-    fn load_dkim(&self, rows: &mut [Row]) -> Result<()> {
-        let mut stmt = self
-            .catalogue
-            .conn
-            .prepare_cached(
-                "SELECT v.domain, v.selector, v.algorithm, v.verdict, v.reason, v.key_bits,
-                        v.body_length_limit, v.body_length, v.weak,
-                        k.name, k.txt, k.source, k.source_detail, k.private_key_published
-                 FROM dkim_verdicts v LEFT JOIN dkim_keys k ON k.name = v.key_name
-                 WHERE v.message = ?1 ORDER BY v.idx",
-            )
-            .map_err(self.catalogue.err())?;
-        for row in rows.iter_mut() {
-            row.dkim = stmt
-                .query_map([row.id], |r| {
-                    let key = match r.get::<_, Option<String>>(9)? {
-                        Some(name) => Some(public_key(
-                            name,
-                            r.get(10)?,
-                            &r.get::<_, String>(11)?,
-                            r.get(12)?,
-                            r.get(13)?,
-                        )),
-                        None => None,
-                    };
-                    Ok(trove_site::PublishedDkim {
-                        domain: r.get(0)?,
-                        selector: r.get(1)?,
-                        algorithm: r.get(2)?,
-                        verdict: r.get(3)?,
-                        reason: r.get(4)?,
-                        key_bits: r.get(5)?,
-                        body_length_limit: r.get::<_, Option<i64>>(6)?.map(|l| l as u64),
-                        body_length: r.get::<_, Option<i64>>(7)?.map(|l| l as u64),
-                        weak: r.get(8)?,
-                        key,
-                    })
+fn load_dkim(conn: &Connection, path: &Path, rows: &mut [Row]) -> Result<()> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT v.domain, v.selector, v.algorithm, v.verdict, v.reason, v.key_bits,
+                    v.body_length_limit, v.body_length, v.weak,
+                    k.name, k.txt, k.source, k.source_detail, k.private_key_published
+             FROM dkim_verdicts v LEFT JOIN dkim_keys k ON k.name = v.key_name
+             WHERE v.message = ?1 ORDER BY v.idx",
+        )
+        .map_err(db_err(path))?;
+    for row in rows.iter_mut() {
+        row.dkim = stmt
+            .query_map([row.id], |r| {
+                let key = match r.get::<_, Option<String>>(9)? {
+                    Some(name) => Some(public_key(
+                        name,
+                        r.get(10)?,
+                        &r.get::<_, String>(11)?,
+                        r.get(12)?,
+                        r.get(13)?,
+                    )),
+                    None => None,
+                };
+                Ok(trove_site::PublishedDkim {
+                    domain: r.get(0)?,
+                    selector: r.get(1)?,
+                    algorithm: r.get(2)?,
+                    verdict: r.get(3)?,
+                    reason: r.get(4)?,
+                    key_bits: r.get(5)?,
+                    body_length_limit: r.get::<_, Option<i64>>(6)?.map(|l| l as u64),
+                    body_length: r.get::<_, Option<i64>>(7)?.map(|l| l as u64),
+                    weak: r.get(8)?,
+                    key,
                 })
-                .map_err(self.catalogue.err())?
-                .collect::<Result<_, _>>()
-                .map_err(self.catalogue.err())?;
-        }
-        Ok(())
+            })
+            .map_err(db_err(path))?
+            .collect::<Result<_, _>>()
+            .map_err(db_err(path))?;
     }
+    Ok(())
 }
 
 fn people(list: &[trove_mail::Mailbox]) -> Vec<Person> {
