@@ -354,8 +354,8 @@ fn is_truncated(message: &mail_parser::Message<'_>) -> bool {
         return false;
     };
     let closing = format!("--{boundary}--");
-    let raw = message.raw_message();
-    !raw.windows(closing.len()).any(|w| w == closing.as_bytes())
+    // From the end: where the closing boundary is, when it is there at all.
+    memchr::memmem::rfind(message.raw_message(), closing.as_bytes()).is_none()
 }
 
 fn mailboxes(address: Option<&Address<'_>>) -> Vec<Mailbox> {

@@ -4,15 +4,19 @@
 //! format of each file itself (mbox in its variants, gzip, zip, tar, tar.gz, single
 //! messages as in Maildir, Maildir++, Enron trees and `.eml` directories).
 //!
-//! It streams: a file is never read whole unless it is a single message; an mbox or a tar
-//! is read one message at a time. Errors are events too, naming the file, so that one
-//! unreadable file does not stop an ingest.
+//! It streams: a large file is never read whole; an mbox or a tar is read one message at
+//! a time. Small files (up to [`WHOLE`], which is every Maildir message) are read whole,
+//! ahead of their turn, by [`READERS`] threads: a million-message Maildir is a million
+//! small reads, and on a cold page cache one thread waiting on each in turn was ingest's
+//! limit. Events still come in the walk's order. Errors are events too, naming the file,
+//! so that one unreadable file does not stop an ingest.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
 use flate2::read::MultiGzDecoder;
 
@@ -126,28 +130,139 @@ pub fn read_path(
     let walker = walkdir::WalkDir::new(root)
         .follow_links(false)
         .sort_by_file_name();
-    for entry in walker {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                let file = e
-                    .path()
-                    .map(|p| rel(name_base, p))
-                    .unwrap_or_else(|| root.display().to_string());
-                on_event(Event::Error {
-                    file,
-                    error: e.to_string(),
-                });
-                continue;
-            }
-        };
-        if !entry.file_type().is_file() {
-            continue;
+    let (jobs, queue) = mpsc::channel::<(PathBuf, mpsc::SyncSender<Loaded>)>();
+    let queue = Mutex::new(queue);
+    std::thread::scope(|scope| {
+        for _ in 0..READERS {
+            let queue = &queue;
+            scope.spawn(move || {
+                loop {
+                    // The lock is held while waiting: one reader waits for the next job,
+                    // the others for the lock.
+                    let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((path, answer)) = job else { break };
+                    let _ = answer.send(load(&path));
+                }
+            });
         }
-        let name = rel(name_base, entry.path());
-        read_file(entry.path(), &name, counter, on_event)?;
-    }
+        let mut ahead: VecDeque<Ahead> = VecDeque::new();
+        for entry in walker {
+            let next = match entry {
+                Ok(e) if e.file_type().is_file() => {
+                    let (answer, loaded) = mpsc::sync_channel(1);
+                    let path = e.into_path();
+                    let name = rel(name_base, &path);
+                    match jobs.send((path.clone(), answer)) {
+                        Ok(()) => Ahead::File { path, name, loaded },
+                        // No reader left: this file is read here, in its turn.
+                        Err(_) => Ahead::Unread { path, name },
+                    }
+                }
+                Ok(_) => continue,
+                Err(e) => Ahead::Event(Event::Error {
+                    file: e
+                        .path()
+                        .map(|p| rel(name_base, p))
+                        .unwrap_or_else(|| root.display().to_string()),
+                    error: e.to_string(),
+                }),
+            };
+            ahead.push_back(next);
+            if ahead.len() > AHEAD
+                && let Some(first) = ahead.pop_front()
+            {
+                first.deliver(counter, on_event);
+            }
+        }
+        drop(jobs);
+        while let Some(first) = ahead.pop_front() {
+            first.deliver(counter, on_event);
+        }
+    });
     Ok(())
+}
+
+/// Files up to this size are read whole by the read-ahead threads; larger ones (mboxes,
+/// archives) are streamed by the walking thread when their turn comes.
+pub const WHOLE: u64 = 1 << 20;
+/// Threads reading files ahead of the walk. The disk answers several reads at once (a
+/// cold 50,000-file slice of the 1M Maildir: `cat` one file after another 9.5 s, four at
+/// a time 5.4 s, sixteen 4.9 s); more threads than this only add memory.
+pub const READERS: usize = 4;
+/// Files read ahead of the one being delivered (at most `AHEAD` × [`WHOLE`] bytes held).
+const AHEAD: usize = 64;
+
+/// A file as a read-ahead thread left it.
+enum Loaded {
+    Whole(Vec<u8>),
+    /// Open, too large to hold: streamed in its turn.
+    Large(File),
+    Failed(io::Error),
+}
+
+fn load(path: &Path) -> Loaded {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => return Loaded::Failed(e),
+    };
+    let len = match file.metadata() {
+        Ok(m) => m.len(),
+        Err(e) => return Loaded::Failed(e),
+    };
+    if len > WHOLE {
+        return Loaded::Large(file);
+    }
+    // One more than the length, so that reading to the end needs no second allocation.
+    let mut bytes = Vec::with_capacity(len as usize + 1);
+    match file.read_to_end(&mut bytes) {
+        Ok(_) => Loaded::Whole(bytes),
+        Err(e) => Loaded::Failed(e),
+    }
+}
+
+/// One step of the walk, waiting for its turn.
+enum Ahead {
+    Event(Event),
+    File {
+        path: PathBuf,
+        name: String,
+        loaded: mpsc::Receiver<Loaded>,
+    },
+    Unread {
+        path: PathBuf,
+        name: String,
+    },
+}
+
+impl Ahead {
+    fn deliver(self, counter: &ByteCounter, on_event: &mut dyn FnMut(Event)) {
+        let (path, name, loaded) = match self {
+            Ahead::Event(event) => return on_event(event),
+            Ahead::File { path, name, loaded } => (path, name, loaded.recv().ok()),
+            Ahead::Unread { path, name } => (path, name, None),
+        };
+        match loaded.unwrap_or_else(|| load(&path)) {
+            Loaded::Whole(bytes) => {
+                counter.0.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                read_whole(bytes, &name, on_event);
+            }
+            Loaded::Large(file) => read_open(file, &name, counter, on_event),
+            Loaded::Failed(e) => on_event(Event::Error {
+                file: name,
+                error: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// A file read whole: a single message is handed on as it is, without a copy; anything
+/// else is read as a stream from memory.
+fn read_whole(bytes: Vec<u8>, name: &str, on_event: &mut dyn FnMut(Event)) {
+    match Kind::of(&bytes) {
+        Kind::Message => emit_message(bytes, name, on_event),
+        Kind::Zip => read_zip(io::Cursor::new(bytes), name, 0, on_event),
+        _ => read_stream(&mut bytes.as_slice(), name, 0, on_event),
+    }
 }
 
 fn rel(root: &Path, path: &Path) -> String {
@@ -163,16 +278,17 @@ fn read_file(
     counter: &ByteCounter,
     on_event: &mut dyn FnMut(Event),
 ) -> io::Result<()> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) => {
-            on_event(Event::Error {
-                file: name.to_string(),
-                error: e.to_string(),
-            });
-            return Ok(());
-        }
-    };
+    match File::open(path) {
+        Ok(file) => read_open(file, name, counter, on_event),
+        Err(e) => on_event(Event::Error {
+            file: name.to_string(),
+            error: e.to_string(),
+        }),
+    }
+    Ok(())
+}
+
+fn read_open(file: File, name: &str, counter: &ByteCounter, on_event: &mut dyn FnMut(Event)) {
     let mut input = BufReader::with_capacity(
         256 << 10,
         Counting {
@@ -187,17 +303,16 @@ fn read_file(
                 file: name.to_string(),
                 error: e.to_string(),
             });
-            return Ok(());
+            return;
         }
     };
-    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+    if Kind::of(head) == Kind::Zip {
         // Zip needs to seek to its central directory at the end of the file.
         let reader = input.into_inner();
         read_zip(reader, name, 0, on_event);
-        return Ok(());
+        return;
     }
     read_stream(&mut input, name, 0, on_event);
-    Ok(())
 }
 
 /// Reads one stream whose format is not yet known.
@@ -217,77 +332,112 @@ fn detect_and_read(
     on_event: &mut dyn FnMut(Event),
 ) -> io::Result<()> {
     let head = input.fill_buf()?.to_vec();
-    if head.is_empty() {
-        on_event(Event::Skipped {
-            file: name.to_string(),
-            reason: "empty file".into(),
-        });
-        return Ok(());
-    }
-    let is_archive = head.starts_with(&[0x1f, 0x8b])
-        || is_tar(&head)
-        || head.starts_with(b"PK\x03\x04")
-        || head.starts_with(b"PK\x05\x06");
-    if is_archive && depth >= MAX_NESTING {
+    let kind = Kind::of(&head);
+    if matches!(kind, Kind::Gzip | Kind::Tar | Kind::Zip) && depth >= MAX_NESTING {
         on_event(Event::Skipped {
             file: name.to_string(),
             reason: format!("archive nested more than {MAX_NESTING} deep"),
         });
         return Ok(());
     }
-    if head.starts_with(&[0x1f, 0x8b]) {
-        let mut inner = BufReader::with_capacity(256 << 10, MultiGzDecoder::new(input));
-        let inner_name = strip_gz(name);
-        return detect_and_read(&mut inner, &inner_name, depth + 1, on_event);
-    }
-    if is_tar(&head) {
-        return read_tar(input, name, depth, on_event);
-    }
-    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
-        // A zip inside a tar or gzip stream: it must be held to be read.
-        let mut bytes = Vec::new();
-        input.read_to_end(&mut bytes)?;
-        read_zip(io::Cursor::new(bytes), name, depth + 1, on_event);
-        return Ok(());
-    }
-    if let Some(reason) = unsupported_format(&head) {
-        on_event(Event::Skipped {
+    match kind {
+        Kind::Empty => on_event(Event::Skipped {
+            file: name.to_string(),
+            reason: "empty file".into(),
+        }),
+        Kind::Gzip => {
+            let mut inner = BufReader::with_capacity(256 << 10, MultiGzDecoder::new(input));
+            let inner_name = strip_gz(name);
+            return detect_and_read(&mut inner, &inner_name, depth + 1, on_event);
+        }
+        Kind::Tar => return read_tar(input, name, depth, on_event),
+        Kind::Zip => {
+            // A zip inside a tar or gzip stream: it must be held to be read.
+            let mut bytes = Vec::new();
+            input.read_to_end(&mut bytes)?;
+            read_zip(io::Cursor::new(bytes), name, depth + 1, on_event);
+        }
+        Kind::Unsupported(reason) => on_event(Event::Skipped {
             file: name.to_string(),
             reason: reason.into(),
-        });
-        return Ok(());
-    }
-    let body = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&head);
-    let first_line = body.split(|&b| b == b'\n').next().unwrap_or_default();
-    if first_line.starts_with(b"From ") && !is_header_line(first_line) {
-        // "From " without a colon: an mbox envelope. (A header "From: x" has a colon.)
-        if is_envelope(first_line) || looks_like_message(after_first_line(body)) {
-            return read_mbox(input, name, on_event);
+        }),
+        Kind::Mbox => return read_mbox(input, name, on_event),
+        Kind::Message => {
+            let mut bytes = Vec::new();
+            input.read_to_end(&mut bytes)?;
+            emit_message(bytes, name, on_event);
         }
-    }
-    if looks_like_message(body) {
-        let mut bytes = Vec::new();
-        input.read_to_end(&mut bytes)?;
-        let (origin, skip) = maildir_origin(name);
-        if let Some(reason) = skip {
-            on_event(Event::Skipped {
-                file: name.to_string(),
-                reason,
-            });
-            return Ok(());
-        }
-        on_event(Event::Message { origin, bytes });
-        on_event(Event::FileRead {
+        Kind::NotMail => on_event(Event::Skipped {
             file: name.to_string(),
-            messages: 1,
-        });
-        return Ok(());
+            reason: "not mail".into(),
+        }),
     }
-    on_event(Event::Skipped {
-        file: name.to_string(),
-        reason: "not mail".into(),
-    });
     Ok(())
+}
+
+/// What a file is, from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Empty,
+    Gzip,
+    Tar,
+    Zip,
+    /// Recognised, not read yet: what to do instead.
+    Unsupported(&'static str),
+    Mbox,
+    /// A single RFC 5322 message (a Maildir file, an `.eml`).
+    Message,
+    NotMail,
+}
+
+impl Kind {
+    fn of(head: &[u8]) -> Kind {
+        if head.is_empty() {
+            return Kind::Empty;
+        }
+        if head.starts_with(&[0x1f, 0x8b]) {
+            return Kind::Gzip;
+        }
+        if is_tar(head) {
+            return Kind::Tar;
+        }
+        if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+            return Kind::Zip;
+        }
+        if let Some(reason) = unsupported_format(head) {
+            return Kind::Unsupported(reason);
+        }
+        let body = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+        let first_line = body.split(|&b| b == b'\n').next().unwrap_or_default();
+        // "From " without a colon: an mbox envelope. (A header "From: x" has a colon.)
+        if first_line.starts_with(b"From ")
+            && !is_header_line(first_line)
+            && (is_envelope(first_line) || looks_like_message(after_first_line(body)))
+        {
+            return Kind::Mbox;
+        }
+        if looks_like_message(body) {
+            return Kind::Message;
+        }
+        Kind::NotMail
+    }
+}
+
+/// A single message, with its place from the file's name (skipped in a Maildir `tmp`).
+fn emit_message(bytes: Vec<u8>, name: &str, on_event: &mut dyn FnMut(Event)) {
+    let (origin, skip) = maildir_origin(name);
+    if let Some(reason) = skip {
+        on_event(Event::Skipped {
+            file: name.to_string(),
+            reason,
+        });
+        return;
+    }
+    on_event(Event::Message { origin, bytes });
+    on_event(Event::FileRead {
+        file: name.to_string(),
+        messages: 1,
+    });
 }
 
 /// Mail formats recognised but not read yet, with what to do instead.
@@ -521,5 +671,82 @@ mod tests {
             b"Hello: there is a colon in this sentence, see\nthe rest"
         ));
         assert!(!looks_like_message(b"1 2 3\n"));
+    }
+
+    /// More files than are read ahead, with a large mbox (streamed, not held), a gzip and
+    /// a zip among them, and a file that is not mail: every event comes in the walk's
+    /// order, every message once, and every byte on disk is counted.
+    #[test]
+    fn files_read_ahead_arrive_in_the_walks_order() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("dump");
+        let cur = root.join("inbox/cur");
+        std::fs::create_dir_all(&cur).unwrap();
+        let message = |i: usize| format!("From: a{i}@example.org\nSubject: {i}\n\nbody {i}\n");
+        let files = AHEAD * 3;
+        for i in 0..files {
+            std::fs::write(cur.join(format!("{i:04}.host:2,S")), message(i)).unwrap();
+        }
+        // Over WHOLE: streamed by the walking thread in its turn.
+        let mut mbox = Vec::new();
+        let mut big = 0;
+        while mbox.len() as u64 <= WHOLE {
+            mbox.extend_from_slice(
+                format!(
+                    "From x@y Mon Jan  1 00:00:00 2001\n{}{}\n",
+                    message(big),
+                    "x".repeat(4000)
+                )
+                .as_bytes(),
+            );
+            big += 1;
+        }
+        std::fs::write(root.join("inbox/0100-big.mbox"), &mbox).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(message(9000).as_bytes()).unwrap();
+        std::fs::write(root.join("inbox/cur/0050-one.eml.gz"), gz.finish().unwrap()).unwrap();
+        let mut zip = zip::ZipWriter::new(io::Cursor::new(Vec::new()));
+        zip.start_file("inner/1.eml", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(message(9001).as_bytes()).unwrap();
+        std::fs::write(
+            root.join("inbox/cur/0060-two.zip"),
+            zip.finish().unwrap().into_inner(),
+        )
+        .unwrap();
+        std::fs::write(root.join("inbox/cur/0070-picture.png"), b"\x89PNG\r\n").unwrap();
+
+        let counter = ByteCounter::default();
+        let mut finished = Vec::new();
+        let mut messages = 0;
+        let mut skipped = Vec::new();
+        read_path(&root, &counter, &mut |event| match event {
+            Event::Message { .. } => messages += 1,
+            Event::FileRead { file, .. } => finished.push(file),
+            Event::Skipped { file, .. } => skipped.push(file),
+            Event::Error { file, error } => panic!("{file}: {error}"),
+        })
+        .unwrap();
+
+        assert_eq!(messages, files + big + 2);
+        assert_eq!(skipped, ["dump/inbox/cur/0070-picture.png"]);
+        let mut walked: Vec<String> = walkdir::WalkDir::new(&root)
+            .sort_by_file_name()
+            .into_iter()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_type().is_file() && !e.path().ends_with("0070-picture.png"))
+            .map(|e| rel(dir.path(), e.path()))
+            .collect();
+        // The gzip's member is named without `.gz`; a zip's members finish before it.
+        for name in &mut walked {
+            if let Some(stem) = name.strip_suffix(".gz") {
+                *name = stem.to_string();
+            }
+        }
+        let zip_at = walked.iter().position(|n| n.ends_with(".zip")).unwrap();
+        walked.insert(zip_at, format!("{}!/inner/1.eml", walked[zip_at]));
+        assert_eq!(finished, walked);
+        assert_eq!(counter.get(), total_size(&root));
     }
 }

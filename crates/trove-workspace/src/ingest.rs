@@ -83,12 +83,14 @@ const BATCH_BYTES: usize = 64 << 20;
 /// changed to the write-ahead log, and the catalogue's indexes on hashes and paths take
 /// their keys in random order, so a commit per 2,000 emails rewrote most of each index's
 /// pages every time. A killed ingest loses at most this much work, never consistency.
-const COMMIT_MESSAGES: usize = 20_000;
-const COMMIT_EVERY: Duration = Duration::from_secs(3);
+/// At 1M, with files read ahead, 100,000 emails or 15 s took ingest from 138 to 111 s
+/// against 20,000 or 3 s (peak memory 522 → 835 MB, the larger cache below).
+const COMMIT_MESSAGES: usize = 100_000;
+const COMMIT_EVERY: Duration = Duration::from_secs(15);
 
 /// The catalogue's page cache during ingest, in KiB (SQLite's default is 2 MiB): the
-/// indexes of 1,000,000 emails fit, so a lookup or insert rarely reads a page back.
-const INGEST_CACHE_KIB: i64 = 256 << 10;
+/// indexes of 1,000,000 emails nearly fit, so a lookup or insert rarely reads a page back.
+const INGEST_CACHE_KIB: i64 = 512 << 10;
 
 struct Pending {
     origin: Origin,
