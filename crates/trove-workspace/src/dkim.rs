@@ -10,6 +10,7 @@ use trove_mail::dkim::{ArcResult, KeyRecord, KeySource, KeyStore, SignatureVerdi
 /// What [`authenticate`] finds: the DKIM verdicts and the ARC chain.
 pub(crate) type Authentication = (Vec<SignatureVerdict>, Option<ArcResult>);
 
+use crate::catalogue::Rows;
 use crate::{Result, Workspace, io_err};
 
 /// What importing a key archive did.
@@ -54,9 +55,12 @@ pub(crate) fn store_verdicts(
     tx: &Connection,
     message: i64,
     verdicts: &[SignatureVerdict],
+    rows: Rows,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached("DELETE FROM dkim_verdicts WHERE message = ?1")?
-        .execute([message])?;
+    if rows == Rows::Replace {
+        tx.prepare_cached("DELETE FROM dkim_verdicts WHERE message = ?1")?
+            .execute([message])?;
+    }
     let mut insert = tx.prepare_cached(
         "INSERT INTO dkim_verdicts (message, idx, domain, selector, algorithm, verdict, reason, key_bits,
              key_name, body_length_limit, body_length, weak)
@@ -104,9 +108,12 @@ pub(crate) fn store_arc(
     tx: &Connection,
     message: i64,
     arc: Option<&ArcResult>,
+    rows: Rows,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached("DELETE FROM arc_results WHERE message = ?1")?
-        .execute([message])?;
+    if rows == Rows::Replace {
+        tx.prepare_cached("DELETE FROM arc_results WHERE message = ?1")?
+            .execute([message])?;
+    }
     let Some(arc) = arc else { return Ok(()) };
     let seals: Vec<StoredSeal> = arc
         .seals
@@ -290,8 +297,8 @@ impl Workspace {
                         .entry(arc.verdict.name().to_string())
                         .or_default() += 1;
                 }
-                store_verdicts(tx, id, &list)?;
-                store_arc(tx, id, arc.as_ref())
+                store_verdicts(tx, id, &list, Rows::Replace)?;
+                store_arc(tx, id, arc.as_ref(), Rows::Replace)
             },
             progress,
         )?;

@@ -11,6 +11,7 @@ use trove_mail::extract::{AttachmentText, attachment_text};
 use trove_mail::pii::{Detector, List};
 use trove_site::{PublishedMessage, PublishedRedaction};
 
+use crate::catalogue::Rows;
 use crate::{Result, WorkspaceError};
 
 pub const DEFAULT_POLICY: &str = r#"# trove personal-data policy: what happens to each kind of finding before release.
@@ -396,9 +397,12 @@ pub(crate) fn store_findings(
     tx: &rusqlite::Connection,
     message: i64,
     findings: &[PartFinding],
+    rows: Rows,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached("DELETE FROM findings WHERE message = ?1")?
-        .execute([message])?;
+    if rows == Rows::Replace {
+        tx.prepare_cached("DELETE FROM findings WHERE message = ?1")?
+            .execute([message])?;
+    }
     let mut insert = tx.prepare_cached(
         "INSERT INTO findings (message, part, start, end, kind, confidence, value, context)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -781,7 +785,7 @@ impl crate::Workspace {
         }
         let total = self.over_every_original(
             |raw, _| scan(&trove_mail::parse(raw), &policy.detector),
-            |tx, id, findings| store_findings(tx, id, &findings),
+            |tx, id, findings| store_findings(tx, id, &findings, Rows::Replace),
             progress,
         )?;
         self.catalogue
