@@ -1,4 +1,4 @@
-//! The catalogue: one SQLite file. Schema v4:
+//! The catalogue: one SQLite file. Schema v6:
 //!
 //! - `messages`: one row per distinct email (content id of its first copy, dedupe
 //!   fingerprint, the fields releases sort and report by, defects, public number once
@@ -13,7 +13,7 @@
 //!   DKIM-Signature of each email, as verified on its original bytes; `arc_results`: the
 //!   ARC chain of each email that carries one (its seals as JSON).
 //! - `findings`: personal data found in each part of each email, with the value and its
-//!   context (the workspace is private); `withheld`: emails a release held back, and why.
+//!   context (the workspace is private), one row per email (`privacy::encode_findings`); `withheld`: emails a release held back, and why.
 //! - `plans`: releases planned ahead (title, go-live time, how the emails were chosen)
 //!   and `plan_members`, the emails each will publish. A plan takes its release number
 //!   and its emails take their public numbers only when it goes live.
@@ -36,7 +36,10 @@ use crate::{Result, WorkspaceError};
 /// `withheld` (emails a release held back, and why) and the `user` column of `log`.
 ///
 /// v5 added `plans`, `plan_members` and `withdrawals`.
-pub const SCHEMA_VERSION: u32 = 5;
+///
+/// v6 keeps each email's findings in one row (`message`, `found`: a JSON array) instead
+/// of a row per finding; opening a v4 or v5 catalogue converts its findings.
+pub const SCHEMA_VERSION: u32 = 6;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -124,19 +127,9 @@ CREATE TABLE IF NOT EXISTS arc_results (
     seals TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS findings (
-    message INTEGER NOT NULL REFERENCES messages(id),
-    part TEXT NOT NULL,
-    start INTEGER NOT NULL,
-    end INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    confidence REAL NOT NULL,
-    value TEXT NOT NULL,
-    context TEXT NOT NULL
+    message INTEGER PRIMARY KEY REFERENCES messages(id),
+    found TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS findings_message ON findings(message);
--- No query picks findings by kind (the review reads them all and sorts), and an index on
--- it cost every insert a search by string: a quarter of ingest's catalogue thread.
-DROP INDEX IF EXISTS findings_kind;
 CREATE TABLE IF NOT EXISTS withheld (
     message INTEGER PRIMARY KEY REFERENCES messages(id),
     release INTEGER NOT NULL,
@@ -214,6 +207,61 @@ pub struct Status {
     pub dkim_keys: u64,
 }
 
+/// Converts v4/v5 findings (a row per finding) into v6's row per email, in one
+/// transaction, keeping each email's findings in the order they were stored.
+fn findings_to_one_row_per_email(conn: &Connection) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute_batch(
+        "ALTER TABLE findings RENAME TO findings_v5;
+         CREATE TABLE findings (
+             message INTEGER PRIMARY KEY REFERENCES messages(id),
+             found TEXT NOT NULL
+         );",
+    )?;
+    {
+        let mut read = tx.prepare(
+            "SELECT message, part, kind, start, end, confidence, value, context
+             FROM findings_v5 ORDER BY message, rowid",
+        )?;
+        let mut rows = read.query([])?;
+        let mut current: Option<(i64, Vec<crate::privacy::PartFinding>)> = None;
+        let store = |message: i64, found: &[crate::privacy::PartFinding]| {
+            crate::privacy::store_findings(
+                &tx,
+                message,
+                crate::privacy::encode_findings(found).as_deref(),
+                Rows::First,
+            )
+        };
+        while let Some(r) = rows.next()? {
+            let message: i64 = r.get(0)?;
+            let finding = crate::privacy::PartFinding {
+                part: r.get(1)?,
+                kind: r.get(2)?,
+                start: r.get::<_, i64>(3)? as usize,
+                end: r.get::<_, i64>(4)? as usize,
+                confidence: r.get::<_, f64>(5)? as f32,
+                value: r.get(6)?,
+                context: r.get(7)?,
+            };
+            match &mut current {
+                Some((m, found)) if *m == message => found.push(finding),
+                _ => {
+                    if let Some((m, found)) = current.take() {
+                        store(m, &found)?;
+                    }
+                    current = Some((message, vec![finding]));
+                }
+            }
+        }
+        if let Some((m, found)) = current {
+            store(m, &found)?;
+        }
+    }
+    tx.execute_batch("DROP TABLE findings_v5;")?;
+    tx.commit()
+}
+
 impl Catalogue {
     pub fn open(path: &Path) -> Result<Catalogue> {
         let err = |source| WorkspaceError::Catalogue {
@@ -241,6 +289,13 @@ impl Catalogue {
                 found,
                 max: SCHEMA_VERSION,
             });
+        }
+        let findings_by_row: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('findings') WHERE name = 'part'")
+            .and_then(|mut s| s.exists([]))
+            .map_err(err)?;
+        if findings_by_row {
+            findings_to_one_row_per_email(&conn).map_err(err)?;
         }
         conn.execute_batch(SCHEMA).map_err(err)?;
         let has_user: bool = conn
@@ -408,4 +463,104 @@ pub fn now_rfc3339() -> String {
         .expect("0 is a valid nanosecond")
         .format(&time::format_description::well_known::Rfc3339)
         .expect("formattable")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A v5 catalogue's findings, a row each, read back from v6's row per email in the
+    /// order they were stored; emails without findings get no row.
+    #[test]
+    fn opening_a_v5_catalogue_groups_its_findings_by_email() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalogue.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 INSERT INTO meta VALUES ('schema_version', '5');
+                 CREATE TABLE messages (id INTEGER PRIMARY KEY, content_id TEXT NOT NULL UNIQUE,
+                     fingerprint TEXT NOT NULL, message_id TEXT, date INTEGER, from_addr TEXT,
+                     subject TEXT, size INTEGER NOT NULL, defects TEXT NOT NULL DEFAULT '',
+                     charsets TEXT NOT NULL DEFAULT '', number INTEGER UNIQUE, release INTEGER);
+                 INSERT INTO messages (id, content_id, fingerprint, size) VALUES
+                     (1, 'a', 'fa', 10), (2, 'b', 'fb', 20), (3, 'c', 'fc', 30);
+                 CREATE TABLE findings (message INTEGER NOT NULL REFERENCES messages(id),
+                     part TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
+                     kind TEXT NOT NULL, confidence REAL NOT NULL, value TEXT NOT NULL,
+                     context TEXT NOT NULL);
+                 CREATE INDEX findings_message ON findings(message);
+                 INSERT INTO findings VALUES
+                     (3, 'text', 5, 16, 'phone', 0.5, '555-123-4567', 'call 555-123-4567 now'),
+                     (1, 'text', 0, 11, 'ssn', 0.9, '078-05-1120', '078-05-1120 is \"it\"'),
+                     (3, 'attachment:1', 0, 0, 'unreadable', 1.0, 'scan.png', 'scan.png: image'),
+                     (1, 'subject', 2, 13, 'ssn', 0.9, '219-09-9999', 'x 219-09-9999');",
+            )
+            .unwrap();
+        }
+        let catalogue = Catalogue::open(&path).unwrap();
+        let got = |id| {
+            crate::privacy::load_findings(&catalogue.conn, id)
+                .unwrap()
+                .into_iter()
+                .map(|f| (f.part, f.kind, f.start, f.end, f.value, f.context))
+                .collect::<Vec<_>>()
+        };
+        let row = |part: &str, kind: &str, start, end, value: &str, context: &str| {
+            (
+                part.to_string(),
+                kind.to_string(),
+                start,
+                end,
+                value.to_string(),
+                context.to_string(),
+            )
+        };
+        assert_eq!(
+            got(1),
+            [
+                row("text", "ssn", 0, 11, "078-05-1120", "078-05-1120 is \"it\""),
+                row("subject", "ssn", 2, 13, "219-09-9999", "x 219-09-9999"),
+            ]
+        );
+        assert_eq!(got(2), []);
+        assert_eq!(
+            got(3),
+            [
+                row(
+                    "text",
+                    "phone",
+                    5,
+                    16,
+                    "555-123-4567",
+                    "call 555-123-4567 now"
+                ),
+                row(
+                    "attachment:1",
+                    "unreadable",
+                    0,
+                    0,
+                    "scan.png",
+                    "scan.png: image"
+                ),
+            ]
+        );
+        let rows: i64 = catalogue
+            .conn
+            .query_row("SELECT count(*) FROM findings", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 2);
+        assert_eq!(
+            catalogue.meta("schema_version").unwrap().as_deref(),
+            Some("6")
+        );
+        drop(catalogue);
+        // Opening again changes nothing.
+        let again = Catalogue::open(&path).unwrap();
+        assert_eq!(
+            crate::privacy::load_findings(&again.conn, 1).unwrap().len(),
+            2
+        );
+    }
 }

@@ -130,7 +130,8 @@ struct Prepared {
     size: usize,
     dkim: Vec<trove_mail::dkim::SignatureVerdict>,
     arc: Option<trove_mail::dkim::ArcResult>,
-    findings: Vec<crate::privacy::PartFinding>,
+    /// The email's findings, encoded for the catalogue on the parallel stage.
+    findings: Option<String>,
 }
 
 impl Workspace {
@@ -460,7 +461,7 @@ fn record_batch(
                     let id = tx.last_insert_rowid();
                     crate::dkim::store_verdicts(tx, id, &p.dkim, Rows::First).map_err(cat_err)?;
                     crate::dkim::store_arc(tx, id, p.arc.as_ref(), Rows::First).map_err(cat_err)?;
-                    crate::privacy::store_findings(tx, id, &p.findings, Rows::First)
+                    crate::privacy::store_findings(tx, id, p.findings.as_deref(), Rows::First)
                         .map_err(cat_err)?;
                     id
                 }
@@ -651,7 +652,8 @@ fn prepare_batch(
             let (dkim, arc) =
                 crate::dkim::authenticate(&p.bytes, keys, parsed.date.map(|d| d.timestamp));
             lap(&mut t, &authenticate_ns);
-            let findings = crate::privacy::scan(&parsed, &policy.detector);
+            let findings =
+                crate::privacy::encode_findings(&crate::privacy::scan(&parsed, &policy.detector));
             lap(&mut t, &detect_ns);
             Prepared {
                 compressed,

@@ -435,23 +435,16 @@ fn load_arc(conn: &Connection, path: &Path, rows: &mut [Row]) -> Result<()> {
 
 /// The stored DKIM verdicts of each row, with the key records they used.
 fn load_attachment_kinds(conn: &Connection, path: &Path, rows: &mut [Row]) -> Result<()> {
-    let mut stmt = conn
-        .prepare_cached("SELECT part, kind FROM findings WHERE message = ?1 ORDER BY rowid")
-        .map_err(db_err(path))?;
     for row in rows.iter_mut() {
-        let found = stmt
-            .query_map([row.id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
-            .map_err(db_err(path))?;
+        let found = crate::privacy::load_findings(conn, row.id).map_err(db_err(path))?;
         for f in found {
-            let (part, kind) = f.map_err(db_err(path))?;
-            row.kinds.insert(kind.clone());
-            if let Some(n) = part
+            row.kinds.insert(f.kind.clone());
+            if let Some(n) = f
+                .part
                 .strip_prefix("attachment:")
                 .and_then(|n| n.parse().ok())
             {
-                row.attachment_kinds.entry(n).or_default().push(kind);
+                row.attachment_kinds.entry(n).or_default().push(f.kind);
             }
         }
     }

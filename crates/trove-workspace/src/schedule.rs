@@ -519,10 +519,10 @@ fn decide(
     content_id: &str,
     message_id: Option<&str>,
 ) -> rusqlite::Result<Decision> {
-    let kinds: Vec<String> = conn
-        .prepare_cached("SELECT DISTINCT kind FROM findings WHERE message = ?1")?
-        .query_map([id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let kinds: std::collections::BTreeSet<String> = crate::privacy::load_findings(conn, id)?
+        .into_iter()
+        .map(|f| f.kind)
+        .collect();
     let over = policy.override_for(content_id, message_id);
     Ok(policy.decide(kinds.iter().map(String::as_str), over))
 }
