@@ -245,6 +245,10 @@ impl Workspace {
         let (manifest, manifest_sha256) = writer.finish(key)?;
         // The signed manifest says they are gone; now they go.
         trove_site::remove_withdrawn(site, &manifest)?;
+        // The file list is two entries per email (hundreds of MB at 1M): gone before
+        // rethreading and the index's commit, which need memory of their own.
+        let files = manifest.files.len();
+        drop(manifest);
         trove_site::rethread(site, threaded, &withdrawn)?;
         index_writer.commit().map_err(trove_site::SiteError::from)?;
         self.catalogue
@@ -267,7 +271,7 @@ impl Workspace {
             release,
             title,
             numbers,
-            files: manifest.files.len(),
+            files,
             manifest_sha256,
             resumed,
         })
