@@ -152,11 +152,8 @@ pub fn read_path(
                     let (answer, loaded) = mpsc::sync_channel(1);
                     let path = e.into_path();
                     let name = rel(name_base, &path);
-                    match jobs.send((path.clone(), answer)) {
-                        Ok(()) => Ahead::File { path, name, loaded },
-                        // No reader left: this file is read here, in its turn.
-                        Err(_) => Ahead::Unread { path, name },
-                    }
+                    let loaded = jobs.send((path.clone(), answer)).ok().map(|()| loaded);
+                    Ahead::File { path, name, loaded }
                 }
                 Ok(_) => continue,
                 Err(e) => Ahead::Event(Event::Error {
@@ -226,11 +223,9 @@ enum Ahead {
     File {
         path: PathBuf,
         name: String,
-        loaded: mpsc::Receiver<Loaded>,
-    },
-    Unread {
-        path: PathBuf,
-        name: String,
+        /// Where a reader answers; none, or no answer (a reader that failed), and the
+        /// file is read here, in its turn.
+        loaded: Option<mpsc::Receiver<Loaded>>,
     },
 }
 
@@ -238,10 +233,12 @@ impl Ahead {
     fn deliver(self, counter: &ByteCounter, on_event: &mut dyn FnMut(Event)) {
         let (path, name, loaded) = match self {
             Ahead::Event(event) => return on_event(event),
-            Ahead::File { path, name, loaded } => (path, name, loaded.recv().ok()),
-            Ahead::Unread { path, name } => (path, name, None),
+            Ahead::File { path, name, loaded } => (path, name, loaded),
         };
-        match loaded.unwrap_or_else(|| load(&path)) {
+        match loaded
+            .and_then(|answer| answer.recv().ok())
+            .unwrap_or_else(|| load(&path))
+        {
             Loaded::Whole(bytes) => {
                 counter.0.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 read_whole(bytes, &name, on_event);

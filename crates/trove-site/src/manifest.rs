@@ -321,8 +321,9 @@ impl<'s> ReleaseWriter<'s> {
             withdrawn: self.withdrawn,
         };
         // Sized up front: grown by doubling, the buffer of a million-email manifest was
-        // copied into one twice its size. An entry takes about 165 bytes written out, and
-        // the pages of the capacity never written are never resident.
+        // copied into one twice its size. An entry takes about 160 bytes written out (a 10k
+        // release's manifest), and the pages of the capacity never written are never
+        // resident.
         let mut bytes = Vec::with_capacity(4096 + manifest.files.len() * 256);
         serde_json::to_writer_pretty(&mut bytes, &manifest).expect("serialisable");
         bytes.push(b'\n');

@@ -13,7 +13,8 @@
 //!   DKIM-Signature of each email, as verified on its original bytes; `arc_results`: the
 //!   ARC chain of each email that carries one (its seals as JSON).
 //! - `findings`: personal data found in each part of each email, with the value and its
-//!   context (the workspace is private), one row per email (`privacy::encode_findings`); `withheld`: emails a release held back, and why.
+//!   context (the workspace is private), one row per email
+//!   (`privacy::encode_findings`); `withheld`: emails a release held back, and why.
 //! - `plans`: releases planned ahead (title, go-live time, how the emails were chosen)
 //!   and `plan_members`, the emails each will publish. A plan takes its release number
 //!   and its emails take their public numbers only when it goes live.
@@ -210,16 +211,12 @@ pub struct Status {
 }
 
 /// Converts v4/v5 findings (a row per finding) into v6's row per email, in one
-/// transaction, keeping each email's findings in the order they were stored.
+/// transaction, keeping each email's findings in the order they were stored. [`SCHEMA`]
+/// makes the new table once the old one is out of the way.
 fn findings_to_one_row_per_email(conn: &Connection) -> rusqlite::Result<()> {
     let tx = conn.unchecked_transaction()?;
-    tx.execute_batch(
-        "ALTER TABLE findings RENAME TO findings_v5;
-         CREATE TABLE findings (
-             message INTEGER PRIMARY KEY REFERENCES messages(id),
-             found TEXT NOT NULL
-         );",
-    )?;
+    tx.execute_batch("ALTER TABLE findings RENAME TO findings_v5;")?;
+    tx.execute_batch(SCHEMA)?;
     {
         let mut read = tx.prepare(
             "SELECT message, part, kind, start, end, confidence, value, context
@@ -264,6 +261,12 @@ fn findings_to_one_row_per_email(conn: &Connection) -> rusqlite::Result<()> {
     tx.commit()
 }
 
+/// Whether `table` exists with a column named `column` (how an older schema is told).
+fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    conn.prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
+        .exists([table, column])
+}
+
 impl Catalogue {
     pub fn open(path: &Path) -> Result<Catalogue> {
         let err = |source| WorkspaceError::Catalogue {
@@ -292,19 +295,11 @@ impl Catalogue {
                 max: SCHEMA_VERSION,
             });
         }
-        let findings_by_row: bool = conn
-            .prepare("SELECT 1 FROM pragma_table_info('findings') WHERE name = 'part'")
-            .and_then(|mut s| s.exists([]))
-            .map_err(err)?;
-        if findings_by_row {
+        if has_column(&conn, "findings", "part").map_err(err)? {
             findings_to_one_row_per_email(&conn).map_err(err)?;
         }
         conn.execute_batch(SCHEMA).map_err(err)?;
-        let has_user: bool = conn
-            .prepare("SELECT 1 FROM pragma_table_info('log') WHERE name = 'user'")
-            .and_then(|mut s| s.exists([]))
-            .map_err(err)?;
-        if !has_user {
+        if !has_column(&conn, "log", "user").map_err(err)? {
             conn.execute_batch("ALTER TABLE log ADD COLUMN user TEXT")
                 .map_err(err)?;
         }

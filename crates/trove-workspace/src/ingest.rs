@@ -84,13 +84,14 @@ const BATCH_BYTES: usize = 64 << 20;
 /// changed to the write-ahead log, and the catalogue's indexes on hashes and paths take
 /// their keys in random order, so a commit per 2,000 emails rewrote most of each index's
 /// pages every time. A killed ingest loses at most this much work, never consistency.
-/// At 1M, with files read ahead, 100,000 emails or 15 s took ingest from 138 to 111 s
-/// against 20,000 or 3 s (peak memory 522 → 835 MB, the larger cache below).
+/// At 1M, with files read ahead, 100,000 emails or 15 s took ingest from 143.5 to 110.6 s
+/// against 20,000 or 3 s (peak memory 546 → 835 MB, with the larger cache below).
 const COMMIT_MESSAGES: usize = 100_000;
 const COMMIT_EVERY: Duration = Duration::from_secs(15);
 
-/// The catalogue's page cache during ingest, in KiB (SQLite's default is 2 MiB): the
-/// indexes of 1,000,000 emails nearly fit, so a lookup or insert rarely reads a page back.
+/// The catalogue's page cache during ingest, in KiB (SQLite's default is 2 MiB). At 100k
+/// every index fits; at 1M they do not (a 1.7 GB catalogue), and the catalogue's time per
+/// email doubles (51 → 103 µs in the suite's runs).
 const INGEST_CACHE_KIB: i64 = 512 << 10;
 
 struct Pending {

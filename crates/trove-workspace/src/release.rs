@@ -440,7 +440,7 @@ fn load_arc(conn: &Connection, path: &Path, rows: &mut [Row]) -> Result<()> {
     Ok(())
 }
 
-/// The stored DKIM verdicts of each row, with the key records they used.
+/// The kinds found in each row, and in each of its attachments.
 fn load_attachment_kinds(conn: &Connection, path: &Path, rows: &mut [Row]) -> Result<()> {
     for row in rows.iter_mut() {
         let found = crate::privacy::load_findings(conn, row.id).map_err(db_err(path))?;
