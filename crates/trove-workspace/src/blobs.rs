@@ -18,7 +18,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{Result, WorkspaceError, io_err};
 
@@ -108,18 +108,23 @@ impl BlobStore {
             Some(conn) => conn,
             None => lookup.insert(crate::catalogue::open_read_only(&self.catalogue)?),
         };
-        conn.prepare_cached("SELECT pack, offset, length FROM packed WHERE content_id = ?1")
-            .and_then(|mut s| {
-                s.query_row([content_id], |r| {
+        conn.prepare_cached(
+            "SELECT pack, offset, length FROM packed WHERE content_key = ?1 AND content_id = ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![crate::catalogue::key(content_id), content_id],
+                |r| {
                     Ok(Packed {
                         pack: r.get(0)?,
                         offset: r.get(1)?,
                         length: r.get(2)?,
                     })
-                })
-                .optional()
-            })
-            .map_err(crate::catalogue::db_err(&self.catalogue))
+                },
+            )
+            .optional()
+        })
+        .map_err(crate::catalogue::db_err(&self.catalogue))
     }
 
     fn pack_file(&self, pack: u32) -> Result<Arc<fs::File>> {
@@ -231,8 +236,15 @@ mod tests {
         let (tx, err) = cat.begin().unwrap();
         for (id, at) in [("01", places[0]), ("02", places[1])] {
             tx.execute(
-                "INSERT INTO packed (content_id, pack, offset, length) VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![id, at.pack, at.offset as i64, at.length as i64],
+                "INSERT INTO packed (content_key, content_id, pack, offset, length)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![
+                    crate::catalogue::key(id),
+                    id,
+                    at.pack,
+                    at.offset as i64,
+                    at.length as i64
+                ],
             )
             .map_err(err)
             .unwrap();

@@ -127,6 +127,9 @@ struct Prepared {
     /// The original as one zstd frame, for the batch's pack.
     compressed: Vec<u8>,
     fingerprint: String,
+    /// The catalogue's lookup keys ([`crate::catalogue::key`]) of the content id,
+    /// fingerprint and Message-ID.
+    keys: (i64, i64, Option<i64>),
     parsed: Parsed,
     size: usize,
     dkim: Vec<trove_mail::dkim::SignatureVerdict>,
@@ -318,16 +321,18 @@ fn record_batch(
     let places = {
         let mut packed = catalogue
             .conn
-            .prepare_cached("SELECT 1 FROM packed WHERE content_id = ?1")
+            .prepare_cached("SELECT 1 FROM packed WHERE content_key = ?1 AND content_id = ?2")
             .map_err(catalogue.err())?;
         let mut in_batch = std::collections::HashSet::new();
-        let mut frames: Vec<(&str, &[u8])> = Vec::new();
+        let mut frames: Vec<(&Prepared, &[u8])> = Vec::new();
         for p in &prepared {
             if in_batch.insert(p.content_id.as_str())
-                && !packed.exists([&p.content_id]).map_err(catalogue.err())?
+                && !packed
+                    .exists(params![p.keys.0, p.content_id])
+                    .map_err(catalogue.err())?
                 && !(loose && blobs.is_loose(&p.content_id))
             {
-                frames.push((&p.content_id, &p.compressed));
+                frames.push((p, &p.compressed));
             }
         }
         let mut places = Vec::new();
@@ -337,7 +342,7 @@ fn record_batch(
             *next_pack += 1;
             places = frames
                 .iter()
-                .map(|(id, _)| id.to_string())
+                .map(|(p, _)| (p.keys.0, p.content_id.as_str()))
                 .zip(written)
                 .collect::<Vec<_>>();
         }
@@ -346,30 +351,41 @@ fn record_batch(
     // An original first stored by this batch cannot be any email's yet: the catalogue is
     // not asked for it (the first copy of each; a second copy in the batch is asked).
     let mut first_stored: std::collections::HashSet<&str> =
-        places.iter().map(|(id, _)| id.as_str()).collect();
+        places.iter().map(|((_, id), _)| *id).collect();
     let (tx, cat_err) = (&catalogue.conn, catalogue.err());
     {
         let mut insert_packed = tx
             .prepare_cached(
-                "INSERT OR IGNORE INTO packed (content_id, pack, offset, length) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO packed (content_key, content_id, pack, offset, length)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .map_err(cat_err)?;
-        for (id, at) in &places {
+        for ((key, id), at) in &places {
             insert_packed
-                .execute(params![id, at.pack, at.offset as i64, at.length as i64])
+                .execute(params![
+                    key,
+                    id,
+                    at.pack,
+                    at.offset as i64,
+                    at.length as i64
+                ])
                 .map_err(cat_err)?;
         }
     }
     {
         let mut by_content = tx
-            .prepare_cached("SELECT id FROM messages WHERE content_id = ?1")
+            .prepare_cached("SELECT id FROM messages WHERE content_key = ?1 AND content_id = ?2")
             .map_err(cat_err)?;
         let mut by_fingerprint = tx
-            .prepare_cached("SELECT id FROM messages WHERE fingerprint = ?1 ORDER BY id LIMIT 1")
+            .prepare_cached(
+                "SELECT id FROM messages WHERE fingerprint_key = ?1 AND fingerprint = ?2
+                 ORDER BY id LIMIT 1",
+            )
             .map_err(cat_err)?;
         let mut by_message_id = tx
             .prepare_cached(
-                "SELECT id, defects FROM messages WHERE message_id = ?1 AND fingerprint != ?2",
+                "SELECT id, defects FROM messages
+                 WHERE message_key = ?1 AND message_id = ?2 AND fingerprint != ?3",
             )
             .map_err(cat_err)?;
         let mut set_defects = tx
@@ -377,8 +393,9 @@ fn record_batch(
             .map_err(cat_err)?;
         let mut insert_message = tx
             .prepare_cached(
-                "INSERT INTO messages (content_id, fingerprint, message_id, date, from_addr, subject, size, defects, charsets)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO messages (content_id, fingerprint, message_id, date, from_addr, subject,
+                     size, defects, charsets, content_key, fingerprint_key, message_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )
             .map_err(cat_err)?;
         let mut insert_copy = tx
@@ -392,14 +409,14 @@ fn record_batch(
                 None
             } else {
                 by_content
-                    .query_row([&p.content_id], |r| r.get(0))
+                    .query_row(params![p.keys.0, p.content_id], |r| r.get(0))
                     .optional()
                     .map_err(cat_err)?
             };
             let existing: Option<i64> = match same_original {
                 Some(id) => Some(id),
                 None => by_fingerprint
-                    .query_row([&p.fingerprint], |r| r.get(0))
+                    .query_row(params![p.keys.1, p.fingerprint], |r| r.get(0))
                     .optional()
                     .map_err(cat_err)?,
             };
@@ -409,7 +426,9 @@ fn record_batch(
                     let mut defects = p.parsed.defects.clone();
                     if let Some(mid) = &p.parsed.message_id {
                         let conflicts: Vec<(i64, String)> = by_message_id
-                            .query_map(params![mid, p.fingerprint], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .query_map(params![p.keys.2, mid, p.fingerprint], |r| {
+                                Ok((r.get(0)?, r.get(1)?))
+                            })
                             .map_err(cat_err)?
                             .collect::<Result<_, _>>()
                             .map_err(cat_err)?;
@@ -456,6 +475,9 @@ fn record_batch(
                             p.size as i64,
                             defects,
                             p.parsed.charsets.join(","),
+                            p.keys.0,
+                            p.keys.1,
+                            p.keys.2,
                         ])
                         .map_err(cat_err)?;
                     stats.messages_new += 1;
@@ -656,12 +678,19 @@ fn prepare_batch(
             let findings =
                 crate::privacy::encode_findings(&crate::privacy::scan(&parsed, &policy.detector));
             lap(&mut t, &detect_ns);
+            let fingerprint = hex::encode(parsed.fingerprint());
+            let key = crate::catalogue::key;
             Prepared {
                 compressed,
                 dkim,
                 arc,
                 findings,
-                fingerprint: hex::encode(parsed.fingerprint()),
+                keys: (
+                    key(&content_id),
+                    key(&fingerprint),
+                    parsed.message_id.as_deref().map(key),
+                ),
+                fingerprint,
                 origin: p.origin,
                 content_id,
                 size: p.bytes.len(),
