@@ -2,18 +2,23 @@
 //!
 //! The principal type is [`Site`], a handle on such a directory. Releases append to it
 //! through [`ReleaseWriter`]; readers, the web server, mirrors and `trove verify` only
-//! read it. Layout (format `trove-site/1`):
+//! read it. Layout (format `trove-site/2`):
 //!
 //! ```text
 //! site.json                     format, site title, public key (hex)
 //! public-key.pem                the same Ed25519 key, for openssl and other tools
 //! releases/000001.json          release manifest (see [`Manifest`])
 //! releases/000001.json.sig      raw 64-byte Ed25519 signature over the manifest's bytes
-//! messages/0000/1.json          published form of email 1 ([`PublishedMessage`])
-//! messages/0000/1.eml           its raw source
+//! messages/0000/1.pack          the email files release 1 added to folder 0000, each
+//!                               compressed on its own (see `pack.rs`):
+//!   messages/0000/1.json          published form of email 1 ([`PublishedMessage`])
+//!   messages/0000/1.eml           its raw source
 //! attachments/ab/ab12…          attachment bytes, named by their SHA-256
 //! index/                        search index (derived from messages/, not signed)
 //! ```
+//!
+//! Email files are read with [`Site::read_file`], from a pack or a loose file (format
+//! `trove-site/1` and mirrors keep them loose).
 //!
 //! Architecture invariant: nothing in this crate reads a workspace. What is in the site
 //! directory is public by definition; what is not cannot be served.
@@ -24,6 +29,7 @@ mod index;
 mod manifest;
 pub mod mbox;
 mod message;
+mod pack;
 pub mod query;
 pub mod threads;
 mod tokens;
@@ -41,17 +47,22 @@ pub use index::{
     attachment_text, rebuild_index, rethread, update_index,
 };
 pub use manifest::{
-    FileEntry, Manifest, NumberRange, Register, ReleaseWriter, Withdrawal, merkle_root,
-    remove_withdrawn,
+    FileEntry, Manifest, NumberRange, PreparedEmail, Register, ReleaseWriter, Withdrawal,
+    merkle_root, remove_withdrawn,
 };
 pub use message::{
     MESSAGE_FORMAT, Person, PublishedArc, PublishedArcSeal, PublishedAttachment, PublishedDkim,
     PublishedKey, PublishedMessage, PublishedRedaction, dkim_status, dkim_status_of,
 };
+pub use pack::{PACK_FORMAT, PackEntry, PackedFile};
 pub use query::QueryError;
 pub use verify::{VerifyReport, verify_site};
 
-pub const SITE_FORMAT: &str = "trove-site/1";
+/// The format a site is written in: `trove-site/2` keeps emails' files in packs
+/// (see `pack.rs`). Sites in `trove-site/1`, all loose files, are read too, and become
+/// `/2` with their next release.
+pub const SITE_FORMAT: &str = "trove-site/2";
+const SITE_FORMATS_READ: [&str; 2] = ["trove-site/1", SITE_FORMAT];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SiteError {
@@ -118,6 +129,8 @@ impl SiteInfo {
 pub struct Site {
     root: PathBuf,
     info: SiteInfo,
+    /// The pack indexes read so far, shared by clones (the server's handlers).
+    packs: std::sync::Arc<pack::Packs>,
 }
 
 impl Site {
@@ -140,7 +153,7 @@ impl Site {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        if info.format != SITE_FORMAT {
+        if !SITE_FORMATS_READ.contains(&info.format.as_str()) {
             return Err(SiteError::Format {
                 path,
                 message: format!("format {:?}, this trove reads {SITE_FORMAT:?}", info.format),
@@ -149,6 +162,7 @@ impl Site {
         Ok(Site {
             root: root.to_path_buf(),
             info,
+            packs: Default::default(),
         })
     }
 
@@ -201,6 +215,7 @@ impl Site {
         Ok(Site {
             root: root.to_path_buf(),
             info,
+            packs: Default::default(),
         })
     }
 
@@ -277,17 +292,52 @@ impl Site {
 
     /// `messages/…/N.json` read as `T`; `None` when there is no such file.
     fn read_message<T: serde::de::DeserializeOwned>(&self, number: u64) -> Result<Option<T>> {
-        let path = self.root.join(message_path(number));
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| SiteError::Format {
-                    path,
-                    message: e.to_string(),
-                }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(SiteError::Io { path, source: e }),
+        let rel = message_path(number);
+        let Some(bytes) = self.read_file(&rel)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| SiteError::Format {
+                path: self.root.join(rel),
+                message: e.to_string(),
+            })
+    }
+
+    /// The bytes of the site file at relative path `rel` (`messages/0000/1.eml`,
+    /// `attachments/ab/ab12…`), wherever it is stored: in a pack or as a file of its
+    /// own. `None` when the site does not hold it.
+    pub fn read_file(&self, rel: &str) -> Result<Option<Vec<u8>>> {
+        self.packs.read(&self.root, rel)
+    }
+
+    /// Removes site files (a withdrawal): loose ones are deleted, packs holding any are
+    /// rewritten without them.
+    pub fn remove_files(&self, rels: &[String]) -> Result<()> {
+        pack::remove(&self.root, rels)
+    }
+
+    /// The logical files held in packs under `messages/`, with the pack holding each:
+    /// what `trove verify` checks against the manifests.
+    pub fn packed_files(&self) -> Result<Vec<(PathBuf, PackEntry)>> {
+        let top = self.root.join("messages");
+        let mut out = Vec::new();
+        if !top.exists() {
+            return Ok(out);
         }
+        for entry in walkdir::WalkDir::new(&top).sort_by_file_name() {
+            let entry = entry.map_err(|e| SiteError::Format {
+                path: top.clone(),
+                message: format!("cannot be read: {e}"),
+            })?;
+            let path = entry.path();
+            if entry.file_type().is_file() && path.extension().is_some_and(|e| e == "pack") {
+                for e in pack::entries(path)? {
+                    out.push((path.to_path_buf(), e));
+                }
+            }
+        }
+        Ok(out)
     }
 
     pub fn index_dir(&self) -> PathBuf {

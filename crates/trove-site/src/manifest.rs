@@ -15,15 +15,15 @@
 //! without the whole list.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::pack::{PackWriter, PackedFile, email_file};
 use crate::{
-    PublishedAttachment, PublishedMessage, Result, Site, SiteError, attachment_path, io_err,
+    PublishedAttachment, PublishedMessage, Result, SITE_FORMAT, Site, SiteError, attachment_path,
     manifest_path, message_path, raw_path, sha256_hex, signature_path, write_atomic,
 };
 
@@ -195,8 +195,11 @@ pub struct ReleaseWriter<'s> {
     files: Vec<FileEntry>,
     /// The attachment paths in `files`, so a shared attachment is listed once.
     attachments_listed: std::collections::HashSet<String>,
-    /// The folders made so far (a thousand emails share one).
-    dirs_made: std::collections::HashSet<PathBuf>,
+    /// The pack of the folder being written (a thousand emails share one).
+    pack: Option<PackWriter>,
+    /// Whether what an earlier, cut-short attempt at this release left has been cleared
+    /// (before the first file is written).
+    cleared: bool,
     withdrawn: Vec<Withdrawal>,
     /// Filled by the caller while it adds emails; signed with the manifest.
     pub register: Register,
@@ -218,7 +221,8 @@ impl<'s> ReleaseWriter<'s> {
             numbers,
             files: Vec::new(),
             attachments_listed: Default::default(),
-            dirs_made: Default::default(),
+            pack: None,
+            cleared: false,
             withdrawn: Vec::new(),
             register: Register::default(),
         }
@@ -235,25 +239,67 @@ impl<'s> ReleaseWriter<'s> {
         self.withdrawn.push(w);
     }
 
-    /// Writes one of the release's own files (an email's JSON or raw source). Written in
-    /// place, not through a rename: the numbers are above every signed manifest's, so no
-    /// reader looks at them until this release's manifest, written last, lists them, and
-    /// a release cut short is written again whole under the same numbers.
-    fn write(&mut self, rel: String, bytes: &[u8]) -> Result<()> {
-        let path = self.site.root().join(&rel);
-        if let Some(dir) = path.parent()
-            && !self.dirs_made.contains(dir)
-        {
-            fs::create_dir_all(dir).map_err(io_err(dir))?;
-            self.dirs_made.insert(dir.to_path_buf());
+    /// Adds one of the release's own files (an email's JSON or raw source) to its
+    /// folder's pack. Packs are written in place of any a cut-short attempt at this
+    /// release left: their numbers are above every signed manifest's, so no reader looks
+    /// at them until this release's manifest, written last, lists them.
+    fn write(&mut self, file: PackedFile) -> Result<()> {
+        let root = self.site.root();
+        if !self.cleared {
+            crate::pack::remove_unsigned(root, self.numbers.first, self.numbers.last)?;
+            if self.site.info().format != SITE_FORMAT {
+                // An older site gains packs: its site.json says so, and an older trove,
+                // which would not find the emails in them, refuses it instead.
+                let mut info = self.site.info().clone();
+                info.format = SITE_FORMAT.to_string();
+                let json = serde_json::to_vec_pretty(&info).expect("serialisable");
+                write_atomic(&root.join("site.json"), &json)?;
+            }
+            self.cleared = true;
         }
-        fs::write(&path, bytes).map_err(io_err(&path))?;
+        let Some((folder, number)) = email_file(&file.path) else {
+            return Err(SiteError::Format {
+                path: root.join(&file.path),
+                message: "not an email's file".into(),
+            });
+        };
+        if self.pack.as_ref().is_none_or(|p| p.folder() != folder) {
+            if let Some(done) = self.pack.take() {
+                done.finish(root)?;
+            }
+            self.pack = Some(PackWriter::new(folder, number));
+        }
+        self.pack.as_mut().expect("made above").add(&file);
         self.files.push(FileEntry {
-            path: rel,
-            sha256: sha256_hex(bytes),
-            size: bytes.len() as u64,
+            path: file.path,
+            sha256: file.sha256,
+            size: file.size,
         });
         Ok(())
+    }
+
+    /// An email's files made ready to add: its published form serialised, it and its
+    /// raw source hashed and compressed. This is most of the cost of adding an email,
+    /// and it needs no writer, so a release makes it on every core.
+    pub fn prepare(message: &PublishedMessage, raw: Option<&[u8]>) -> Result<PreparedEmail> {
+        let fail = |rel: String| {
+            move |e: std::io::Error| SiteError::Format {
+                path: PathBuf::from(rel),
+                message: format!("compressing: {e}"),
+            }
+        };
+        let mut files = Vec::with_capacity(2);
+        if let Some(raw) = raw {
+            let rel = raw_path(message.number);
+            files.push(PackedFile::new(rel.clone(), raw).map_err(fail(rel))?);
+        }
+        let json = serde_json::to_vec_pretty(message).expect("serialisable");
+        let rel = message_path(message.number);
+        files.push(PackedFile::new(rel.clone(), &json).map_err(fail(rel))?);
+        Ok(PreparedEmail {
+            number: message.number,
+            files,
+        })
     }
 
     /// Adds one message: its published form, raw source and attachments.
@@ -263,17 +309,24 @@ impl<'s> ReleaseWriter<'s> {
         raw: Option<&[u8]>,
         attachments: &[(&PublishedAttachment, &[u8])],
     ) -> Result<()> {
-        if !(self.numbers.first..=self.numbers.last).contains(&message.number) {
+        let prepared = Self::prepare(message, raw)?;
+        self.add_prepared(prepared, attachments)
+    }
+
+    /// Adds one message made ready by [`ReleaseWriter::prepare`], with its attachments.
+    pub fn add_prepared(
+        &mut self,
+        email: PreparedEmail,
+        attachments: &[(&PublishedAttachment, &[u8])],
+    ) -> Result<()> {
+        if !(self.numbers.first..=self.numbers.last).contains(&email.number) {
             return Err(SiteError::Format {
-                path: self.site.root().join(message_path(message.number)),
+                path: self.site.root().join(message_path(email.number)),
                 message: format!(
                     "email {} is outside release {}'s numbers {}..={}",
-                    message.number, self.release, self.numbers.first, self.numbers.last
+                    email.number, self.release, self.numbers.first, self.numbers.last
                 ),
             });
-        }
-        if let Some(raw) = raw {
-            self.write(raw_path(message.number), raw)?;
         }
         for (meta, bytes) in attachments {
             let rel = attachment_path(&meta.sha256);
@@ -293,12 +346,17 @@ impl<'s> ReleaseWriter<'s> {
                 size: meta.size,
             });
         }
-        let json = serde_json::to_vec_pretty(message).expect("serialisable");
-        self.write(message_path(message.number), &json)
+        for file in email.files {
+            self.write(file)?;
+        }
+        Ok(())
     }
 
     /// Signs and writes the manifest. Returns it with the hex SHA-256 of its bytes.
     pub fn finish(mut self, key: &SigningKey) -> Result<(Manifest, String)> {
+        if let Some(pack) = self.pack.take() {
+            pack.finish(self.site.root())?;
+        }
         let previous = if self.release > 1 {
             let path = self.site.root().join(manifest_path(self.release - 1));
             let bytes = std::fs::read(&path).map_err(crate::io_err(&path))?;
@@ -338,19 +396,22 @@ impl<'s> ReleaseWriter<'s> {
     }
 }
 
-/// Removes the files a manifest withdraws. Safe to repeat: a file already gone is fine.
+/// One email's files, ready for [`ReleaseWriter::add_prepared`].
+#[derive(Debug)]
+pub struct PreparedEmail {
+    number: u64,
+    files: Vec<PackedFile>,
+}
+
+/// Removes the files a manifest withdraws, from packs or as loose files. Safe to repeat:
+/// a file already gone is fine.
 pub fn remove_withdrawn(site: &Site, manifest: &Manifest) -> Result<()> {
-    for w in &manifest.withdrawn {
-        for rel in &w.files {
-            let path = site.root().join(rel);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(SiteError::Io { path, source: e }),
-            }
-        }
-    }
-    Ok(())
+    let files: Vec<String> = manifest
+        .withdrawn
+        .iter()
+        .flat_map(|w| w.files.iter().cloned())
+        .collect();
+    site.remove_files(&files)
 }
 
 #[cfg(test)]

@@ -6,14 +6,17 @@
 
 use std::io::Write;
 
-use crate::{PublishedMessage, Result, Site, io_err};
+use crate::{PublishedMessage, Result, Site};
 
 /// The bytes to export for `m`: its published raw source, or its redacted form.
 pub fn source_of(site: &Site, m: &PublishedMessage) -> Result<Vec<u8>> {
     match &m.raw_sha256 {
         Some(_) => {
-            let p = site.root().join(crate::raw_path(m.number));
-            std::fs::read(&p).map_err(io_err(&p))
+            let rel = crate::raw_path(m.number);
+            site.read_file(&rel)?.ok_or_else(|| crate::SiteError::Io {
+                path: site.root().join(rel),
+                source: std::io::ErrorKind::NotFound.into(),
+            })
         }
         None => Ok(redacted_source(m)),
     }

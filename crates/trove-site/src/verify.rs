@@ -38,10 +38,11 @@ pub fn verify_site(root: &Path) -> VerifyReport {
         Ok(k) => k,
         Err(e) => return report.fail(e.to_string()),
     };
-    check(root, &key, report)
+    check(&site, &key, report)
 }
 
-fn check(root: &Path, key: &ed25519_dalek::VerifyingKey, mut report: VerifyReport) -> VerifyReport {
+fn check(site: &Site, key: &ed25519_dalek::VerifyingKey, mut report: VerifyReport) -> VerifyReport {
+    let root = site.root();
     let mut chain = Chain::default();
     // What the chain says should be there now, and what it says is gone.
     let mut live = LiveFiles::default();
@@ -85,31 +86,58 @@ fn check(root: &Path, key: &ed25519_dalek::VerifyingKey, mut report: VerifyRepor
         report.releases = k;
         report.emails += manifest.numbers.count();
     }
+    // Each file as a reader gets it, from its pack or as a file of its own.
     for (path, (k, f)) in &live.files {
         let full = root.join(path);
-        match fs::read(&full) {
-            Ok(b) if sha256_hex(&b) == f.sha256 && b.len() as u64 == f.size => {}
-            Ok(_) => {
+        match site.read_file(path) {
+            Ok(Some(b)) if sha256_hex(&b) == f.sha256 && b.len() as u64 == f.size => {}
+            Ok(Some(_)) => {
                 return report.fail(format!(
                     "{}: changed (its SHA-256 differs from release {k}'s manifest)",
                     full.display()
                 ));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None) => {
                 return report.fail(format!(
                     "{}: missing (listed in release {k})",
                     full.display()
                 ));
             }
-            Err(e) => return report.fail(format!("{}: {e}", full.display())),
+            Err(e) => return report.fail(e.to_string()),
         }
         report.files += 1;
     }
     for (path, k) in &live.withdrawn {
-        if root.join(path).exists() {
+        match site.read_file(path) {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                return report.fail(format!(
+                    "{}: withdrawn by release {k}, but still present",
+                    root.join(path).display()
+                ));
+            }
+            Err(e) => return report.fail(e.to_string()),
+        }
+    }
+    // What the packs hold must be listed too, each in the folder its path names (the
+    // only one a reader looks in).
+    let packed = match site.packed_files() {
+        Ok(p) => p,
+        Err(e) => return report.fail(e.to_string()),
+    };
+    for (pack, entry) in packed {
+        let placed = crate::pack::email_file(&entry.path).is_some()
+            && pack.parent() == root.join(&entry.path).parent();
+        if !placed || !live.files.contains_key(&entry.path) {
             return report.fail(format!(
-                "{}: withdrawn by release {k}, but still present",
-                root.join(path).display()
+                "{}: holds {}, which {}",
+                pack.display(),
+                entry.path,
+                if placed {
+                    "is not listed in any signed release"
+                } else {
+                    "does not belong in its folder"
+                }
             ));
         }
     }
@@ -126,7 +154,9 @@ fn check(root: &Path, key: &ed25519_dalek::VerifyingKey, mut report: VerifyRepor
                 // An unreadable folder could hide an intruder: that is a failure too.
                 Err(e) => return report.fail(format!("{}: cannot be read: {e}", top.display())),
             };
-            if entry.file_type().is_dir() {
+            if entry.file_type().is_dir()
+                || dir == "messages" && entry.path().extension().is_some_and(|e| e == "pack")
+            {
                 continue;
             }
             let rel = entry

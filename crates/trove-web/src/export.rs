@@ -164,7 +164,11 @@ pub async fn export_static(
         .chain(live.files.into_keys())
     {
         let from = state.site.root().join(&rel);
-        let bytes = std::fs::read(&from).map_err(|e| format!("{}: {e}", from.display()))?;
+        let bytes = state
+            .site
+            .read_file(&rel)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{}: missing", from.display()))?;
         write(&out.join("site").join(&rel), &bytes)?;
         stats.files += 1;
         stats.bytes += bytes.len() as u64;

@@ -343,8 +343,12 @@ async fn raw(State(s): State<Shared>, UrlPath(n): UrlPath<String>) -> Result<Res
     if m.raw_sha256.is_none() {
         return Err(WebError::NotFound);
     }
-    let path = s.site.root().join(trove_site::raw_path(m.number));
-    let bytes = std::fs::read(&path).map_err(|_| WebError::NotFound)?;
+    let bytes = s
+        .site
+        .read_file(&trove_site::raw_path(m.number))
+        .ok()
+        .flatten()
+        .ok_or(WebError::NotFound)?;
     let ct = if std::str::from_utf8(&bytes).is_ok() {
         "text/plain; charset=utf-8"
     } else {
@@ -369,7 +373,11 @@ async fn evidence_bundle(
 ) -> Result<Response, WebError> {
     let m = load(&s, &n)?;
     let raw = match m.raw_sha256 {
-        Some(_) => std::fs::read(s.site.root().join(trove_site::raw_path(m.number))).ok(),
+        Some(_) => s
+            .site
+            .read_file(&trove_site::raw_path(m.number))
+            .ok()
+            .flatten(),
         None => None,
     };
     let tar = evidence::bundle(&m, raw.as_deref(), &s.site.info().title)
@@ -503,7 +511,7 @@ fn content_disposition(name: &str) -> String {
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
-/// The site's signed files, read-only, exactly as they are on disk, for mirrors and
+/// The site's signed files, read-only, exactly as signed (an email's, out of its pack), for mirrors and
 /// for anyone checking a release with standard tools (`/site/releases/000001.json`,
 /// `/site/messages/0000/1.json`, …). Only what a signed manifest the server has read
 /// vouches for is served: never the index, never a file of a release still being
@@ -515,9 +523,12 @@ async fn site_file(
     if !site_path_is_served(&s, &path) {
         return Err(WebError::NotFound);
     }
-    let bytes = tokio::fs::read(s.site.root().join(&path))
-        .await
-        .map_err(|_| WebError::NotFound)?;
+    let bytes = s
+        .site
+        .read_file(&path)
+        .ok()
+        .flatten()
+        .ok_or(WebError::NotFound)?;
     let content_type = if path.ends_with(".json") {
         "application/json"
     } else if path.ends_with(".pem") {

@@ -32,11 +32,11 @@ pub struct ReleaseOutcome {
     pub resumed: bool,
 }
 
-/// An email's published form, its raw bytes, its attachments' bytes and its index
-/// document.
+/// An email's published form, its files ready for the writer (serialised, hashed and
+/// compressed on the build's threads), its attachments' bytes and its index document.
 type Built = (
     PublishedMessage,
-    Vec<u8>,
+    trove_site::PreparedEmail,
     Vec<Vec<u8>>,
     trove_site::IndexDocument,
 );
@@ -183,7 +183,10 @@ impl Workspace {
             };
             let texts = attachment_texts(&message, &attachments);
             let document = index.document(&message, &texts);
-            Ok((message, raw, attachments, document))
+            // A redacted email's raw source holds what was redacted: never published.
+            let published_raw = message.raw_sha256.as_ref().map(|_| raw.as_slice());
+            let files = ReleaseWriter::prepare(&message, published_raw)?;
+            Ok((message, files, attachments, document))
         };
         // The parallel build of the next chunk overlaps the writing of this one: the
         // writer, the manifest's file list and the index take emails one at a time.
@@ -211,18 +214,16 @@ impl Workspace {
             for built in built_rx {
                 let n = built.len() as u64;
                 for item in built {
-                    let (message, raw, attachment_bytes, document) = item?;
+                    let (message, files, attachment_bytes, document) = item?;
                     if let Some(r) = &message.redaction {
                         writer.register.add(r);
                     }
-                    // A redacted email's raw source holds what was redacted: never published.
-                    let raw = message.raw_sha256.as_ref().map(|_| raw.as_slice());
                     let attachments: Vec<(&PublishedAttachment, &[u8])> = message
                         .attachments
                         .iter()
                         .zip(attachment_bytes.iter().map(Vec::as_slice))
                         .collect();
-                    writer.add_message(&message, raw, &attachments)?;
+                    writer.add_prepared(files, &attachments)?;
                     index_writer
                         .add_document(document)
                         .map_err(trove_site::SiteError::from)?;

@@ -164,19 +164,12 @@ fn files_of(site: &Site, number: u64) -> Result<Vec<String>> {
     if hashes.is_empty() {
         return Ok(files);
     }
-    let own = site.root().join(trove_site::message_path(number));
+    // Every other published email's JSON (packed or loose; a withdrawn one is gone).
     let mut shared = std::collections::HashSet::new();
-    let top = site.root().join("messages");
-    for entry in walkdir::WalkDir::new(&top) {
-        let entry = entry.map_err(|e| WorkspaceError::Usage(format!("{}: {e}", top.display())))?;
-        let path = entry.path();
-        if !entry.file_type().is_file()
-            || path.extension().is_none_or(|e| e != "json")
-            || path == own
-        {
+    for other in (1..=site.last_number()?).filter(|&n| n != number) {
+        let Some(bytes) = site.read_file(&trove_site::message_path(other))? else {
             continue;
-        }
-        let bytes = std::fs::read(path).map_err(crate::io_err(path))?;
+        };
         for h in &hashes {
             if memchr::memmem::find(&bytes, h.as_bytes()).is_some() {
                 shared.insert(*h);

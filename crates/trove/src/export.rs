@@ -4,8 +4,10 @@
 //! - `--torrent DIR`: one BitTorrent metainfo file per release (BEP 3, multi-file), over
 //!   the files a reader needs to check that release: `site.json`, `public-key.pem`, the
 //!   manifest, its signature, and every file it lists that is still published. The
-//!   torrent's name is `site`, so it is seeded from (and checks against) a site directory
-//!   named `site`, such as a workspace's own; `--web-seed URL` adds the archive's address
+//!   torrent's name is `site`, so it is seeded from (and checks against) a directory
+//!   named `site` holding those files as files: a static export's (`DIR/site`), or a
+//!   mirror's; not a workspace's own site, which keeps emails' files in packs.
+//!   `--web-seed URL` adds the archive's address
 //!   as a BEP 19 web seed, which works because `trove serve` serves the same files under
 //!   `URL/site/`.
 //! - `--mbox DIR`, `--jsonl DIR`: each release's published emails, one file per release.
@@ -186,7 +188,9 @@ fn write_torrent(
     let mut files = Vec::with_capacity(paths.len());
     for rel in paths.keys() {
         let path = site.root().join(rel);
-        let bytes = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
+        let bytes = site
+            .read_file(rel)?
+            .ok_or_else(|| anyhow::anyhow!("{}: missing", path.display()))?;
         let mut rest = bytes.as_slice();
         while !rest.is_empty() {
             let take = ((PIECE_LENGTH - in_piece) as usize).min(rest.len());

@@ -7,7 +7,7 @@ use std::process::Command;
 use serde_json::Value;
 
 mod common;
-use common::{Server, corpus, files_under, p, run, trove};
+use common::{Server, corpus, files_under, p, run, site_file, tamper, trove};
 
 fn status(ws: &Path) -> Value {
     let out = run(&["status", p(ws), "--json"]);
@@ -292,12 +292,12 @@ fn releases_number_oldest_first_and_verify_catches_a_changed_and_a_missing_file(
     assert_eq!(numbers, sorted, "public numbers are in date order");
 
     // One byte flipped in a published email.
-    let victim = site.join("messages/0000/5.json");
-    let original = std::fs::read(&victim).unwrap();
+    let victim = "messages/0000/5.json";
+    let original = site_file(&site, victim).unwrap();
     let mut changed = original.clone();
     let i = changed.len() / 2;
     changed[i] ^= 0x01;
-    std::fs::write(&victim, &changed).unwrap();
+    tamper(&site, victim, &changed);
     let out = trove().args(["verify", p(&site)]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -305,11 +305,40 @@ fn releases_number_oldest_first_and_verify_catches_a_changed_and_a_missing_file(
         err.contains("messages/0000/5.json") && err.contains("changed"),
         "{err}"
     );
-    std::fs::write(&victim, &original).unwrap();
+    tamper(&site, victim, &original);
+    assert!(
+        trove()
+            .args(["verify", p(&site)])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    // One byte flipped inside a pack, in the middle of an email's compressed frame.
+    let opened = trove_site::Site::open(&site).unwrap();
+    let (pack, entry) = opened
+        .packed_files()
+        .unwrap()
+        .into_iter()
+        .find(|(_, e)| e.path == "messages/0000/7.json")
+        .unwrap();
+    let packed = std::fs::read(&pack).unwrap();
+    let mut damaged = packed.clone();
+    damaged[(entry.offset + entry.length / 2) as usize] ^= 0x40;
+    std::fs::write(&pack, &damaged).unwrap();
+    let out = trove().args(["verify", p(&site)]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("messages/0000/7.json") && err.contains("changed"),
+        "{err}"
+    );
+    std::fs::write(&pack, &packed).unwrap();
 
     // A raw source removed.
-    let gone = site.join("messages/0000/200.eml");
-    std::fs::remove_file(&gone).unwrap();
+    opened
+        .remove_files(&["messages/0000/200.eml".to_string()])
+        .unwrap();
     let out = trove().args(["verify", p(&site)]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -884,10 +913,9 @@ fn dkim_verdicts_are_stored_at_ingest_and_recomputed_when_keys_arrive() {
     let mut seen = String::new();
     for hit in all["hits"].as_array().unwrap() {
         let n = hit["number"].as_u64().unwrap();
-        let json: Value = serde_json::from_slice(
-            &std::fs::read(site.join(format!("messages/0000/{n}.json"))).unwrap(),
-        )
-        .unwrap();
+        let json: Value =
+            serde_json::from_slice(&site_file(&site, &format!("messages/0000/{n}.json")).unwrap())
+                .unwrap();
         for d in json["dkim"].as_array().unwrap() {
             assert!(
                 d["key"]["txt"].as_str().unwrap().contains("p="),
@@ -1039,7 +1067,7 @@ fn dns_keys_are_looked_up_kept_with_their_time_and_published() {
     let hits: Value = serde_json::from_slice(&out.stdout).unwrap();
     let n = hits["hits"][0]["number"].as_u64().unwrap();
     let json: Value = serde_json::from_slice(
-        &std::fs::read(ws.join(format!("site/messages/0000/{n}.json"))).unwrap(),
+        &site_file(&ws.join("site"), &format!("messages/0000/{n}.json")).unwrap(),
     )
     .unwrap();
     let source = json["dkim"][0]["key"]["source"].as_str().unwrap();
@@ -1074,10 +1102,9 @@ fn arc_chains_are_verified_at_ingest_and_published_with_their_keys() {
     let site = ws.join("site");
     let mut chains = Vec::new();
     for n in 1..=2 {
-        let json: Value = serde_json::from_slice(
-            &std::fs::read(site.join(format!("messages/0000/{n}.json"))).unwrap(),
-        )
-        .unwrap();
+        let json: Value =
+            serde_json::from_slice(&site_file(&site, &format!("messages/0000/{n}.json")).unwrap())
+                .unwrap();
         let arc = &json["arc"];
         assert_eq!(arc["verdict"], "pass", "{arc}");
         for seal in arc["seals"].as_array().unwrap() {

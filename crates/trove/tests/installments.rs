@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Server, files_under, p, run, trove};
+use common::{Server, files_under, p, run, site_file, site_files, tamper, trove};
 
 /// An mbox of `n` emails per group; every email of group `g` carries the token
 /// `{g}canary` in its subject, body and attachment name, and is dated in year 2000 + i
@@ -72,14 +72,12 @@ fn rfc3339(t: SystemTime) -> String {
 
 /// Nothing of the groups in `hidden` may be anywhere under the site or behind a route.
 fn assert_absent(site: &Path, server: &Server, hidden: &[&str], step: &str) {
-    for file in files_under(site) {
-        let bytes = std::fs::read(&file).unwrap();
+    for (file, bytes) in site_files(site) {
         for g in hidden {
             let token = format!("{g}canary");
             assert!(
                 memfind(&bytes, token.as_bytes()).is_none(),
-                "{step}: {token} is in {}",
-                file.display()
+                "{step}: {token} is in {file}"
             );
         }
     }
@@ -252,9 +250,9 @@ fn withdrawal_is_signed_and_the_verify_page_steps_work_with_standard_tools() {
     // Withdraw email 5: a signed release of its own, files gone, verify still passes.
     let out = run(&["withdraw", p(&ws), "5", "--reason", "court order"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("in release 3"));
-    assert!(!site.join("messages/0000/5.json").exists());
-    assert!(!site.join("messages/0000/5.eml").exists());
-    assert!(site.join("messages/0000/4.json").exists());
+    assert!(site_file(&site, "messages/0000/5.json").is_none());
+    assert!(site_file(&site, "messages/0000/5.eml").is_none());
+    assert!(site_file(&site, "messages/0000/4.json").is_some());
     let out = run(&["verify", p(&site)]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("1 withdrawn"), "{stdout}");
@@ -382,9 +380,9 @@ fn withdrawal_is_signed_and_the_verify_page_steps_work_with_standard_tools() {
     );
 
     // The same steps catch a changed file.
-    let victim = site.join("messages/0000/4.json");
-    let original = std::fs::read(&victim).unwrap();
-    std::fs::write(&victim, [original.as_slice(), b" "].concat()).unwrap();
+    let victim = "messages/0000/4.json";
+    let original = site_file(&site, victim).unwrap();
+    tamper(&site, victim, &[original.as_slice(), b" "].concat());
     let fresh = tmp.path().join("reader2");
     std::fs::create_dir_all(&fresh).unwrap();
     let out = std::process::Command::new("bash")
@@ -398,7 +396,7 @@ fn withdrawal_is_signed_and_the_verify_page_steps_work_with_standard_tools() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    std::fs::write(&victim, original).unwrap();
+    tamper(&site, victim, &original);
 }
 
 fn between<'a>(s: &'a str, start: &str, end: &str) -> &'a str {
@@ -462,9 +460,9 @@ fn a_mirror_checks_everything_resumes_and_serves_the_same_pages() {
     // Release 2 at the origin, with one of its files changed after signing.
     run(&["release", p(&ws), "--all", "--title", "Two"]);
     std::thread::sleep(Duration::from_millis(2200)); // the origin's manifest refresh
-    let victim = site.join("messages/0000/150.json");
-    let original = std::fs::read(&victim).unwrap();
-    std::fs::write(&victim, [original.as_slice(), b"\n"].concat()).unwrap();
+    let victim = "messages/0000/150.json";
+    let original = site_file(&site, victim).unwrap();
+    tamper(&site, victim, &[original.as_slice(), b"\n"].concat());
     let out = trove()
         .args(["mirror", &url, p(&copy), "--quiet"])
         .output()
@@ -480,7 +478,7 @@ fn a_mirror_checks_everything_resumes_and_serves_the_same_pages() {
     assert!(text(&run(&["verify", p(&copy)])).contains("OK: 1 releases, 100 emails"));
     assert!(!copy.join("releases/000002.json").exists());
     assert!(!copy.join("messages/0000/150.json").exists());
-    std::fs::write(&victim, &original).unwrap();
+    tamper(&site, victim, &original);
 
     // A pull killed part way, then run again, completes from what it had staged.
     let mut child = trove()
@@ -806,7 +804,8 @@ fn exports_check_with_real_tools() {
     ]));
 
     // Torrents: transmission reads them and agrees on the info hash; aria2c checks the
-    // site's own files against them, and catches a changed byte.
+    // static copy's signed files (`static/site`, the site's files as files) against
+    // them, and catches a changed byte.
     for k in 1..=3 {
         let torrent = out.join(format!("torrents/release-{k:06}.torrent"));
         let hash = said
@@ -844,8 +843,9 @@ fn exports_check_with_real_tools() {
             .output()
             .unwrap()
     };
+    let seeded = out.join("static");
     for k in 1..=2 {
-        let o = aria(&ws, k);
+        let o = aria(&seeded, k);
         assert!(
             o.status.success(),
             "aria2c rejects release {k}: {}",
@@ -861,8 +861,8 @@ fn exports_check_with_real_tools() {
     assert!(!String::from_utf8_lossy(&shown.stdout).contains("messages/0000/7.json"));
     let changed = tmp.path().join("changed");
     std::fs::create_dir_all(changed.join("site")).unwrap();
-    for f in files_under(&site) {
-        let rel = f.strip_prefix(&site).unwrap();
+    for f in files_under(&seeded.join("site")) {
+        let rel = f.strip_prefix(seeded.join("site")).unwrap();
         let to = changed.join("site").join(rel);
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(&f, &to).unwrap();

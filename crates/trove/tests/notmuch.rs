@@ -150,8 +150,8 @@ fn hit_sets_agree_with_notmuch_or_differ_for_the_stated_reason() {
     assert!(number_of.len() >= 10_000, "every copy is mapped");
 
     let message = |n: u64| -> Value {
-        let path = site.join(format!("messages/{:04}/{n}.json", n / 1000));
-        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+        let rel = format!("messages/{:04}/{n}.json", n / 1000);
+        serde_json::from_slice(&common::site_file(&site, &rel).unwrap()).unwrap()
     };
     let in_addresses = |n: u64, fields: &[&str], words: &[&str]| -> bool {
         let m = message(n);

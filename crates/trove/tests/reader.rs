@@ -46,11 +46,11 @@ fn enc(s: &str) -> String {
 
 /// The published emails' identifiers, read from the site's JSON files.
 fn published(site: &Path) -> BTreeMap<u64, Value> {
-    common::files_under(&site.join("messages"))
+    common::site_files(site)
         .into_iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "json"))
-        .map(|f| {
-            let v: Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+        .filter(|(name, _)| name.contains("/messages/") && name.ends_with(".json"))
+        .map(|(_, bytes)| {
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
             (v["number"].as_u64().unwrap(), v)
         })
         .collect()

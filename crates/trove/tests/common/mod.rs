@@ -50,6 +50,40 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Site file `rel` (`messages/0000/1.json`) as readers get it, from its pack or loose.
+pub fn site_file(site: &Path, rel: &str) -> Option<Vec<u8>> {
+    trove_site::Site::open(site)
+        .unwrap()
+        .read_file(rel)
+        .unwrap()
+}
+
+/// Every file under a site, with each pack's files in place of the pack: a file's name,
+/// (`…/1.pack:messages/0000/1.json` for one in a pack) and its bytes.
+pub fn site_files(site: &Path) -> Vec<(String, Vec<u8>)> {
+    let opened = trove_site::Site::open(site).unwrap();
+    let mut out = Vec::new();
+    for path in files_under(site) {
+        if path.extension().is_some_and(|e| e == "pack") {
+            continue;
+        }
+        out.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+    }
+    for (pack, entry) in opened.packed_files().unwrap() {
+        let bytes = opened.read_file(&entry.path).unwrap().unwrap();
+        out.push((format!("{}:{}", pack.display(), entry.path), bytes));
+    }
+    out
+}
+
+/// Replaces site file `rel` with `bytes` behind trove's back, as a tamperer would: it is
+/// taken out of its pack and put beside it as a file of its own, which readers then find.
+pub fn tamper(site: &Path, rel: &str, bytes: &[u8]) {
+    let opened = trove_site::Site::open(site).unwrap();
+    opened.remove_files(&[rel.to_string()]).unwrap();
+    std::fs::write(site.join(rel), bytes).unwrap();
+}
+
 /// `trove serve SITE` on a free loopback port, once it accepts connections; killed when
 /// dropped.
 /// Waits until something listens on `port` of 127.0.0.1; after `limit`, fails with

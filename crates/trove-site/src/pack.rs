@@ -1,0 +1,562 @@
+//! Packs: the email files one release adds to one folder, compressed, in one file.
+//!
+//! A release of 100,000 emails wrote 200,000 files of about 3.5 KB each: every one took a
+//! 4 KiB block or two (the site was 2.4 times the mail on disk) and its own `openat`
+//! and inode (a tenth of a release's time). A pack holds the `messages/FFFF/N.json`
+//! and `N.eml` files a release adds to folder `FFFF`, each compressed on its own, so one
+//! is read without the others. The manifest still lists, hashes and signs each email's
+//! files by their logical path, and the server still serves them one by one at
+//! `/site/messages/FFFF/N.json`: a pack changes how a site is stored, not what it says.
+//!
+//! Layout of `messages/FFFF/FIRST.pack` (FIRST is the lowest number in it):
+//!
+//! ```text
+//! frame*        one zstd frame per file, with its size in the frame header
+//! index         a zstd skippable frame (magic 0x184D2A5E, u32 LE length) holding the
+//!               index as JSON, then the JSON's length as u32 LE
+//! ```
+//!
+//! `zstd -dc FIRST.pack` prints every file in the pack end to end (the index frame is
+//! skipped); the index (`{"format": "trove-pack/1", "files": [{"path", "offset",
+//! "length", "size"}]}`) says where each one starts, so one file can be cut out with
+//! `tail -c +$((offset + 1)) FIRST.pack | head -c length | zstd -d` and checked with
+//! `sha256sum` against the manifest. A pack is written whole through a rename, and
+//! rewritten whole (again by rename) when a withdrawal takes files out of it.
+//!
+//! A folder may also hold loose `N.json` and `N.eml` files: sites written before packs,
+//! and mirrors, which store the files they fetch as they are. Readers look in the packs
+//! first, then for a loose file.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, SiteError, io_err, sha256_hex, write_atomic};
+
+pub const PACK_FORMAT: &str = "trove-pack/1";
+const SKIPPABLE_MAGIC: u32 = 0x184D_2A5E;
+/// zstd's level for published files: level 3 made a thousand of them (JSON and raw
+/// source, 4.0 MB) 2.0 MB, about what level 9 does on files this small.
+const LEVEL: i32 = 3;
+/// Folders whose pack indexes a reader keeps (about 80 KB each).
+const FOLDERS_KEPT: usize = 256;
+
+/// One file in a pack.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PackEntry {
+    pub path: String,
+    /// Where its zstd frame starts in the pack, and how long the frame is.
+    pub offset: u64,
+    pub length: u64,
+    /// The file's own size.
+    pub size: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct PackIndex {
+    format: String,
+    files: Vec<PackEntry>,
+}
+
+/// The folder (`messages/FFFF`) and number of an email file's path, if `rel` is one.
+pub(crate) fn email_file(rel: &str) -> Option<(u64, u64)> {
+    let rest = rel.strip_prefix("messages/")?;
+    let (folder, name) = rest.split_once('/')?;
+    let stem = name
+        .strip_suffix(".json")
+        .or_else(|| name.strip_suffix(".eml"))?;
+    let number: u64 = stem.parse().ok().filter(|_| !stem.starts_with('+'))?;
+    let folder_number: u64 = folder.parse().ok()?;
+    (folder.len() == 4 && folder_number == number / 1000 && format!("{number}") == stem)
+        .then_some((folder_number, number))
+}
+
+fn folder_dir(root: &Path, folder: u64) -> PathBuf {
+    root.join(format!("messages/{folder:04}"))
+}
+
+/// An email's file, compressed and hashed, ready to go into a pack: made on any thread,
+/// so that a release compresses and hashes on all its cores.
+#[derive(Debug)]
+pub struct PackedFile {
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    frame: Vec<u8>,
+}
+
+impl PackedFile {
+    pub fn new(path: String, bytes: &[u8]) -> io::Result<PackedFile> {
+        thread_local! {
+            static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let frame = COMPRESSOR.with(|c| -> io::Result<Vec<u8>> {
+            let mut c = c.borrow_mut();
+            if c.is_none() {
+                let mut made = zstd::bulk::Compressor::new(LEVEL)?;
+                made.include_contentsize(true)?;
+                made.include_checksum(false)?;
+                *c = Some(made);
+            }
+            c.as_mut().expect("made above").compress(bytes)
+        })?;
+        Ok(PackedFile {
+            path,
+            sha256: sha256_hex(bytes),
+            size: bytes.len() as u64,
+            frame,
+        })
+    }
+}
+
+/// Gathers one folder's files for one release and writes them as a pack.
+#[derive(Debug)]
+pub(crate) struct PackWriter {
+    folder: u64,
+    first: u64,
+    bytes: Vec<u8>,
+    files: Vec<PackEntry>,
+}
+
+impl PackWriter {
+    pub(crate) fn new(folder: u64, first: u64) -> PackWriter {
+        PackWriter {
+            folder,
+            first,
+            bytes: Vec::with_capacity(4 << 20),
+            files: Vec::new(),
+        }
+    }
+
+    pub(crate) fn folder(&self) -> u64 {
+        self.folder
+    }
+
+    pub(crate) fn add(&mut self, file: &PackedFile) {
+        self.files.push(PackEntry {
+            path: file.path.clone(),
+            offset: self.bytes.len() as u64,
+            length: file.frame.len() as u64,
+            size: file.size,
+        });
+        self.bytes.extend_from_slice(&file.frame);
+    }
+
+    pub(crate) fn finish(self, root: &Path) -> Result<()> {
+        let path = folder_dir(root, self.folder).join(format!("{}.pack", self.first));
+        write_atomic(&path, &seal(self.bytes, self.files))
+    }
+}
+
+/// A pack's bytes: the frames, then the index frame.
+fn seal(mut bytes: Vec<u8>, files: Vec<PackEntry>) -> Vec<u8> {
+    let index = PackIndex {
+        format: PACK_FORMAT.into(),
+        files,
+    };
+    let json = serde_json::to_vec(&index).expect("serialisable");
+    bytes.extend_from_slice(&SKIPPABLE_MAGIC.to_le_bytes());
+    bytes.extend_from_slice(&(json.len() as u32 + 4).to_le_bytes());
+    bytes.extend_from_slice(&json);
+    bytes.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    bytes
+}
+
+/// Reads a pack's index from the end of its bytes.
+fn read_index(path: &Path, file: &mut fs::File, len: u64) -> Result<Vec<PackEntry>> {
+    let bad = |message: String| SiteError::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    if len < 12 {
+        return Err(bad(format!("{len} bytes is too short for a pack")));
+    }
+    let mut tail = [0u8; 4];
+    file.seek(SeekFrom::Start(len - 4)).map_err(io_err(path))?;
+    file.read_exact(&mut tail).map_err(io_err(path))?;
+    let json_len = u32::from_le_bytes(tail) as u64;
+    if json_len + 12 > len {
+        return Err(bad(format!(
+            "its index claims {json_len} bytes of a {len}-byte pack"
+        )));
+    }
+    let start = len - 4 - json_len - 8;
+    let mut head = vec![0u8; (json_len + 8) as usize];
+    file.seek(SeekFrom::Start(start)).map_err(io_err(path))?;
+    file.read_exact(&mut head).map_err(io_err(path))?;
+    let magic = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
+    let frame_len = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes")) as u64;
+    if magic != SKIPPABLE_MAGIC || frame_len != json_len + 4 {
+        return Err(bad("no index frame at its end".into()));
+    }
+    let index: PackIndex =
+        serde_json::from_slice(&head[8..]).map_err(|e| bad(format!("its index: {e}")))?;
+    if index.format != PACK_FORMAT {
+        return Err(bad(format!(
+            "format {:?}, this trove reads {PACK_FORMAT:?}",
+            index.format
+        )));
+    }
+    if let Some(e) = index.files.iter().find(|e| e.offset + e.length > start) {
+        return Err(bad(format!("{} lies outside the pack's frames", e.path)));
+    }
+    Ok(index.files)
+}
+
+/// One pack as a reader knows it.
+#[derive(Debug)]
+struct OpenPack {
+    path: PathBuf,
+    /// Its length when the index was read: a pack rewritten since (a withdrawal) is
+    /// read again.
+    len: u64,
+    files: HashMap<String, PackEntry>,
+}
+
+/// The packs of one folder.
+#[derive(Debug, Default)]
+struct Folder {
+    packs: Vec<OpenPack>,
+}
+
+/// Every `*.pack` in folder `folder`, in name order.
+fn pack_paths(root: &Path, folder: u64) -> Result<Vec<PathBuf>> {
+    let dir = folder_dir(root, folder);
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(SiteError::Io {
+                path: dir,
+                source: e,
+            });
+        }
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(io_err(&dir))?.path();
+        if path.extension().is_some_and(|e| e == "pack") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The entries of the pack at `path`.
+pub(crate) fn entries(path: &Path) -> Result<Vec<PackEntry>> {
+    let mut file = fs::File::open(path).map_err(io_err(path))?;
+    let len = file.metadata().map_err(io_err(path))?.len();
+    read_index(path, &mut file, len)
+}
+
+fn load_folder(root: &Path, folder: u64) -> Result<Folder> {
+    let mut packs = Vec::new();
+    for path in pack_paths(root, folder)? {
+        let mut file = fs::File::open(&path).map_err(io_err(&path))?;
+        let len = file.metadata().map_err(io_err(&path))?.len();
+        let files = read_index(&path, &mut file, len)?
+            .into_iter()
+            .map(|e| (e.path.clone(), e))
+            .collect();
+        packs.push(OpenPack { path, len, files });
+    }
+    Ok(Folder { packs })
+}
+
+/// What a site's readers know of its packs, shared by every clone of a [`crate::Site`].
+#[derive(Debug, Default)]
+pub(crate) struct Packs {
+    folders: Mutex<HashMap<u64, Arc<Folder>>>,
+}
+
+enum Found {
+    Bytes(Vec<u8>),
+    /// Not in any pack this reader knows of.
+    Absent,
+    /// Listed, but the pack changed or went since its index was read.
+    Stale,
+}
+
+impl Packs {
+    fn folder(&self, root: &Path, folder: u64, fresh: bool) -> Result<Arc<Folder>> {
+        if !fresh && let Some(f) = self.folders.lock().expect("not poisoned").get(&folder) {
+            return Ok(f.clone());
+        }
+        let loaded = Arc::new(load_folder(root, folder)?);
+        let mut folders = self.folders.lock().expect("not poisoned");
+        if folders.len() >= FOLDERS_KEPT {
+            folders.clear();
+        }
+        folders.insert(folder, loaded.clone());
+        Ok(loaded)
+    }
+
+    fn find(folder: &Folder, rel: &str) -> Result<Found> {
+        for pack in &folder.packs {
+            let Some(e) = pack.files.get(rel) else {
+                continue;
+            };
+            let mut file = match fs::File::open(&pack.path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Stale),
+                Err(e) => {
+                    return Err(SiteError::Io {
+                        path: pack.path.clone(),
+                        source: e,
+                    });
+                }
+            };
+            if file.metadata().map_err(io_err(&pack.path))?.len() != pack.len {
+                return Ok(Found::Stale);
+            }
+            let mut frame = vec![0u8; e.length as usize];
+            file.seek(SeekFrom::Start(e.offset))
+                .map_err(io_err(&pack.path))?;
+            file.read_exact(&mut frame).map_err(io_err(&pack.path))?;
+            let bytes = zstd::bulk::decompress(&frame, e.size as usize).map_err(|err| {
+                SiteError::Format {
+                    path: pack.path.clone(),
+                    message: format!("{}: {err}", e.path),
+                }
+            })?;
+            if bytes.len() as u64 != e.size {
+                return Err(SiteError::Format {
+                    path: pack.path.clone(),
+                    message: format!(
+                        "{}: {} bytes, its index says {}",
+                        e.path,
+                        bytes.len(),
+                        e.size
+                    ),
+                });
+            }
+            return Ok(Found::Bytes(bytes));
+        }
+        Ok(Found::Absent)
+    }
+
+    /// The bytes of site file `rel`, from a pack or a loose file; `None` if it is in
+    /// neither.
+    pub(crate) fn read(&self, root: &Path, rel: &str) -> Result<Option<Vec<u8>>> {
+        let loose = root.join(rel);
+        let Some((folder, _)) = email_file(rel) else {
+            return read_loose(&loose);
+        };
+        let known = self.folder(root, folder, false)?;
+        match Self::find(&known, rel)? {
+            Found::Bytes(b) => return Ok(Some(b)),
+            Found::Absent => {
+                if let Some(b) = read_loose(&loose)? {
+                    return Ok(Some(b));
+                }
+            }
+            Found::Stale => {}
+        }
+        // A release or a withdrawal since this reader last looked: look again.
+        let fresh = self.folder(root, folder, true)?;
+        match Self::find(&fresh, rel)? {
+            Found::Bytes(b) => Ok(Some(b)),
+            _ => read_loose(&loose),
+        }
+    }
+}
+
+fn read_loose(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(SiteError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+/// Removes site files `rels` wherever they are: loose files are deleted, and each pack
+/// holding any of them is rewritten without them (deleted when nothing is left).
+pub(crate) fn remove(root: &Path, rels: &[String]) -> Result<()> {
+    let mut by_folder: HashMap<u64, Vec<&str>> = HashMap::new();
+    for rel in rels {
+        let path = root.join(rel);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(SiteError::Io { path, source: e }),
+        }
+        if let Some((folder, _)) = email_file(rel) {
+            by_folder.entry(folder).or_default().push(rel);
+        }
+    }
+    for (folder, gone) in by_folder {
+        for path in pack_paths(root, folder)? {
+            let files = entries(&path)?;
+            if !files.iter().any(|e| gone.contains(&e.path.as_str())) {
+                continue;
+            }
+            let old = fs::read(&path).map_err(io_err(&path))?;
+            let mut bytes = Vec::with_capacity(old.len());
+            let mut kept = Vec::new();
+            for mut e in files {
+                if gone.contains(&e.path.as_str()) {
+                    continue;
+                }
+                let frame = &old[e.offset as usize..(e.offset + e.length) as usize];
+                e.offset = bytes.len() as u64;
+                bytes.extend_from_slice(frame);
+                kept.push(e);
+            }
+            if kept.is_empty() {
+                fs::remove_file(&path).map_err(io_err(&path))?;
+            } else {
+                write_atomic(&path, &seal(bytes, kept))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes the packs a release cut short left in the folders of numbers
+/// `first..=last` (their lowest number is `first` or above: no signed release holds
+/// them), so that the release written again whole leaves no stale copy behind.
+pub(crate) fn remove_unsigned(root: &Path, first: u64, last: u64) -> Result<()> {
+    for folder in first / 1000..=last / 1000 {
+        for path in pack_paths(root, folder)? {
+            let lowest = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<u64>().ok());
+            if lowest.is_some_and(|n| n >= first) {
+                fs::remove_file(&path).map_err(io_err(&path))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pack_of(root: &Path, folder: u64, first: u64, files: &[(&str, &[u8])]) {
+        let mut w = PackWriter::new(folder, first);
+        for (path, bytes) in files {
+            w.add(&PackedFile::new(path.to_string(), bytes).unwrap());
+        }
+        w.finish(root).unwrap();
+    }
+
+    #[test]
+    fn email_paths_are_recognised_exactly() {
+        assert_eq!(email_file("messages/0000/1.json"), Some((0, 1)));
+        assert_eq!(email_file("messages/0012/12345.eml"), Some((12, 12345)));
+        for other in [
+            "messages/0001/12.json",
+            "messages/0000/01.json",
+            "messages/0000/+1.json",
+            "messages/000/1.json",
+            "messages/0000/1.txt",
+            "attachments/ab/ab12",
+            "messages/0000/1.pack",
+        ] {
+            assert_eq!(email_file(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn files_come_back_from_packs_and_loose_files_alike() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let big = "Lorem ipsum dolor sit amet. ".repeat(200);
+        pack_of(
+            root,
+            0,
+            1,
+            &[
+                ("messages/0000/1.json", b"{\"one\": 1}"),
+                ("messages/0000/1.eml", big.as_bytes()),
+                ("messages/0000/2.json", b""),
+            ],
+        );
+        fs::write(root.join("messages/0000/3.json"), b"loose").unwrap();
+        let packs = Packs::default();
+        let read = |rel: &str| packs.read(root, rel).unwrap();
+        assert_eq!(read("messages/0000/1.json").unwrap(), b"{\"one\": 1}");
+        assert_eq!(read("messages/0000/1.eml").unwrap(), big.as_bytes());
+        assert_eq!(read("messages/0000/2.json").unwrap(), b"");
+        assert_eq!(read("messages/0000/3.json").unwrap(), b"loose");
+        assert_eq!(read("messages/0000/4.json"), None);
+        // Compressed on its own: the repeated text is far smaller in the pack.
+        let len = fs::metadata(root.join("messages/0000/1.pack"))
+            .unwrap()
+            .len();
+        assert!(len < big.len() as u64 / 4, "{len}");
+
+        // A later release's pack in the same folder, after this reader cached the folder.
+        pack_of(root, 0, 5, &[("messages/0000/5.json", b"five")]);
+        assert_eq!(read("messages/0000/5.json").unwrap(), b"five");
+
+        // A withdrawal rewrites the pack: what is gone is gone for a reader that had
+        // the old index, and what stays is still read right at its new offset.
+        remove(root, &["messages/0000/1.json".to_string()]).unwrap();
+        assert_eq!(read("messages/0000/1.json"), None);
+        assert_eq!(read("messages/0000/1.eml").unwrap(), big.as_bytes());
+        remove(root, &["messages/0000/5.json".to_string()]).unwrap();
+        assert!(!root.join("messages/0000/5.pack").exists());
+        assert_eq!(read("messages/0000/5.json"), None);
+    }
+
+    #[test]
+    fn a_broken_pack_is_an_error_naming_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        pack_of(root, 0, 1, &[("messages/0000/1.json", b"{}")]);
+        let path = root.join("messages/0000/1.pack");
+        let mut bytes = fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes.truncate(n - 3);
+        fs::write(&path, &bytes).unwrap();
+        let err = Packs::default()
+            .read(root, "messages/0000/1.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1.pack"), "{err}");
+    }
+
+    #[test]
+    fn zstd_reads_a_pack_as_the_files_end_to_end() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        pack_of(
+            root,
+            0,
+            1,
+            &[
+                ("messages/0000/1.json", b"first "),
+                ("messages/0000/1.eml", b"second"),
+            ],
+        );
+        let pack = fs::read(root.join("messages/0000/1.pack")).unwrap();
+        let mut out = Vec::new();
+        zstd::stream::copy_decode(pack.as_slice(), &mut out).unwrap();
+        assert_eq!(out, b"first second");
+    }
+
+    #[test]
+    fn a_release_written_again_clears_its_unsigned_packs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        pack_of(root, 0, 1, &[("messages/0000/1.json", b"signed")]);
+        pack_of(root, 0, 7, &[("messages/0000/7.json", b"cut short")]);
+        pack_of(root, 1, 1000, &[("messages/0001/1000.json", b"cut short")]);
+        remove_unsigned(root, 7, 1200).unwrap();
+        assert!(root.join("messages/0000/1.pack").exists());
+        assert!(!root.join("messages/0000/7.pack").exists());
+        assert!(!root.join("messages/0001/1000.pack").exists());
+    }
+}
