@@ -39,11 +39,13 @@ use crate::{Result, SiteError, io_err, sha256_hex, write_atomic};
 
 pub const PACK_FORMAT: &str = "trove-pack/1";
 const SKIPPABLE_MAGIC: u32 = 0x184D_2A5E;
-/// zstd's level for published files: level 3 made a thousand of them (JSON and raw
-/// source, 4.0 MB) 2.0 MB, about what level 9 does on files this small.
-const LEVEL: i32 = 3;
-/// Folders whose pack indexes a reader keeps (about 80 KB each).
-const FOLDERS_KEPT: usize = 256;
+/// zstd's level for published files. On 600 of them (JSON and raw source, 2.4 MB),
+/// each compressed on its own, level 1 gave 1.24 MB and level 3 1.22 MB, and level 3
+/// cost a 100k release about 5 s more CPU than level 1 did.
+const LEVEL: i32 = 1;
+/// Folders whose pack indexes a reader keeps: 32 KB each (two 16-byte slots per
+/// number), so 32 MB when a server has read every folder of a million emails.
+const FOLDERS_KEPT: usize = 1024;
 
 /// One file in a pack.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -208,14 +210,80 @@ fn read_index(path: &Path, file: &mut fs::File, len: u64) -> Result<Vec<PackEntr
     Ok(index.files)
 }
 
-/// One pack as a reader knows it.
+/// Where one file is in a pack; `length` 0 when the pack does not hold it (a zstd
+/// frame is never empty).
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    offset: u64,
+    length: u32,
+    size: u32,
+}
+
+/// One pack as a reader knows it: a JSON and a raw slot per number from `first` on
+/// (a pack holds one release's numbers in one folder, a dense range). Kept this small
+/// because a server keeps the packs of a thousand folders.
 #[derive(Debug)]
 struct OpenPack {
     path: PathBuf,
     /// Its length when the index was read: a pack rewritten since (a withdrawal) is
     /// read again.
     len: u64,
-    files: HashMap<String, PackEntry>,
+    first: u64,
+    slots: Vec<[Slot; 2]>,
+}
+
+/// 0 for an email's JSON, 1 for its raw source.
+fn kind(rel: &str) -> usize {
+    rel.ends_with(".eml") as usize
+}
+
+impl OpenPack {
+    fn new(path: PathBuf, len: u64, folder: u64, entries: Vec<PackEntry>) -> Result<OpenPack> {
+        let mut placed = Vec::with_capacity(entries.len());
+        for e in entries {
+            // What is not an email file of this folder is never looked for here (and
+            // `trove verify` names it).
+            let Some((_, number)) = email_file(&e.path).filter(|(f, _)| *f == folder) else {
+                continue;
+            };
+            let (Ok(length), Ok(size)) = (u32::try_from(e.length), u32::try_from(e.size)) else {
+                return Err(SiteError::Format {
+                    path: path.clone(),
+                    message: format!("{}: over 4 GiB", e.path),
+                });
+            };
+            placed.push((
+                number,
+                kind(&e.path),
+                Slot {
+                    offset: e.offset,
+                    length,
+                    size,
+                },
+            ));
+        }
+        let first = placed.iter().map(|p| p.0).min().unwrap_or(0);
+        let last = placed.iter().map(|p| p.0).max().unwrap_or(0);
+        let mut slots = vec![[Slot::default(); 2]; placed.len().min((last + 1 - first) as usize)];
+        for (number, k, slot) in placed {
+            let i = (number - first) as usize;
+            if i >= slots.len() {
+                slots.resize(i + 1, [Slot::default(); 2]);
+            }
+            slots[i][k] = slot;
+        }
+        Ok(OpenPack {
+            path,
+            len,
+            first,
+            slots,
+        })
+    }
+
+    fn slot(&self, number: u64, kind: usize) -> Option<Slot> {
+        let i = usize::try_from(number.checked_sub(self.first)?).ok()?;
+        self.slots.get(i).map(|s| s[kind]).filter(|s| s.length > 0)
+    }
 }
 
 /// The packs of one folder.
@@ -260,11 +328,8 @@ fn load_folder(root: &Path, folder: u64) -> Result<Folder> {
     for path in pack_paths(root, folder)? {
         let mut file = fs::File::open(&path).map_err(io_err(&path))?;
         let len = file.metadata().map_err(io_err(&path))?.len();
-        let files = read_index(&path, &mut file, len)?
-            .into_iter()
-            .map(|e| (e.path.clone(), e))
-            .collect();
-        packs.push(OpenPack { path, len, files });
+        let entries = read_index(&path, &mut file, len)?;
+        packs.push(OpenPack::new(path, len, folder, entries)?);
     }
     Ok(Folder { packs })
 }
@@ -297,9 +362,9 @@ impl Packs {
         Ok(loaded)
     }
 
-    fn find(folder: &Folder, rel: &str) -> Result<Found> {
+    fn find(folder: &Folder, rel: &str, number: u64) -> Result<Found> {
         for pack in &folder.packs {
-            let Some(e) = pack.files.get(rel) else {
+            let Some(e) = pack.slot(number, kind(rel)) else {
                 continue;
             };
             let mut file = match fs::File::open(&pack.path) {
@@ -322,18 +387,13 @@ impl Packs {
             let bytes = zstd::bulk::decompress(&frame, e.size as usize).map_err(|err| {
                 SiteError::Format {
                     path: pack.path.clone(),
-                    message: format!("{}: {err}", e.path),
+                    message: format!("{rel}: {err}"),
                 }
             })?;
-            if bytes.len() as u64 != e.size {
+            if bytes.len() != e.size as usize {
                 return Err(SiteError::Format {
                     path: pack.path.clone(),
-                    message: format!(
-                        "{}: {} bytes, its index says {}",
-                        e.path,
-                        bytes.len(),
-                        e.size
-                    ),
+                    message: format!("{rel}: {} bytes, its index says {}", bytes.len(), e.size),
                 });
             }
             return Ok(Found::Bytes(bytes));
@@ -345,11 +405,11 @@ impl Packs {
     /// neither.
     pub(crate) fn read(&self, root: &Path, rel: &str) -> Result<Option<Vec<u8>>> {
         let loose = root.join(rel);
-        let Some((folder, _)) = email_file(rel) else {
+        let Some((folder, number)) = email_file(rel) else {
             return read_loose(&loose);
         };
         let known = self.folder(root, folder, false)?;
-        match Self::find(&known, rel)? {
+        match Self::find(&known, rel, number)? {
             Found::Bytes(b) => return Ok(Some(b)),
             Found::Absent => {
                 if let Some(b) = read_loose(&loose)? {
@@ -360,7 +420,7 @@ impl Packs {
         }
         // A release or a withdrawal since this reader last looked: look again.
         let fresh = self.folder(root, folder, true)?;
-        match Self::find(&fresh, rel)? {
+        match Self::find(&fresh, rel, number)? {
             Found::Bytes(b) => Ok(Some(b)),
             _ => read_loose(&loose),
         }
