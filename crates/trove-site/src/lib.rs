@@ -18,7 +18,7 @@
 //! ```
 //!
 //! Email files are read with [`Site::read_file`], from a pack or a loose file (format
-//! `trove-site/1` and mirrors keep them loose).
+//! `trove-site/1` kept them loose).
 //!
 //! Architecture invariant: nothing in this crate reads a workspace. What is in the site
 //! directory is public by definition; what is not cannot be served.
@@ -54,7 +54,7 @@ pub use message::{
     MESSAGE_FORMAT, Person, PublishedArc, PublishedArcSeal, PublishedAttachment, PublishedDkim,
     PublishedKey, PublishedMessage, PublishedRedaction, dkim_status, dkim_status_of,
 };
-pub use pack::{PACK_FORMAT, PackEntry, PackedFile};
+pub use pack::{PACK_FORMAT, PackEntry, PackedFile, email_file, pack_path, unpack};
 pub use query::QueryError;
 pub use verify::{VerifyReport, verify_site};
 
@@ -311,10 +311,40 @@ impl Site {
         self.packs.read(&self.root, rel)
     }
 
+    /// Stores emails' files of one folder as one pack (a mirror storing what it fetched
+    /// and checked), after making the site's format say it has packs.
+    pub fn write_pack(&self, files: &[(String, Vec<u8>)]) -> Result<()> {
+        self.ensure_current_format()?;
+        pack::write_files(&self.root, files)
+    }
+
+    /// Rewrites `site.json` of an older site (`trove-site/1`) as the current format
+    /// before the first pack goes in, so an older trove, which would not find the emails
+    /// in packs, refuses the site instead.
+    pub(crate) fn ensure_current_format(&self) -> Result<()> {
+        let path = self.root.join("site.json");
+        let bytes = fs::read(&path).map_err(io_err(&path))?;
+        let mut info: SiteInfo = serde_json::from_slice(&bytes).map_err(|e| SiteError::Format {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if info.format != SITE_FORMAT {
+            info.format = SITE_FORMAT.to_string();
+            let json = serde_json::to_vec_pretty(&info).expect("serialisable");
+            write_atomic(&path, &json)?;
+        }
+        Ok(())
+    }
+
     /// Removes site files (a withdrawal): loose ones are deleted, packs holding any are
     /// rewritten without them.
     pub fn remove_files(&self, rels: &[String]) -> Result<()> {
         pack::remove(&self.root, rels)
+    }
+
+    /// The entries of the pack at site path `rel` (`messages/0000/1.pack`).
+    pub fn pack_entries(&self, rel: &str) -> Result<Vec<PackEntry>> {
+        pack::entries(&self.root.join(rel))
     }
 
     /// The logical files held in packs under `messages/`, with the pack holding each:

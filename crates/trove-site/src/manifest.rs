@@ -23,8 +23,8 @@ use sha2::{Digest, Sha256};
 
 use crate::pack::{PackWriter, PackedFile, email_file};
 use crate::{
-    PublishedAttachment, PublishedMessage, Result, SITE_FORMAT, Site, SiteError, attachment_path,
-    manifest_path, message_path, raw_path, sha256_hex, signature_path, write_atomic,
+    PublishedAttachment, PublishedMessage, Result, Site, SiteError, attachment_path, manifest_path,
+    message_path, raw_path, sha256_hex, signature_path, write_atomic,
 };
 
 pub const MANIFEST_FORMAT: &str = "trove-release/1";
@@ -247,14 +247,7 @@ impl<'s> ReleaseWriter<'s> {
         let root = self.site.root();
         if !self.cleared {
             crate::pack::remove_unsigned(root, self.numbers.first, self.numbers.last)?;
-            if self.site.info().format != SITE_FORMAT {
-                // An older site gains packs: its site.json says so, and an older trove,
-                // which would not find the emails in them, refuses it instead.
-                let mut info = self.site.info().clone();
-                info.format = SITE_FORMAT.to_string();
-                let json = serde_json::to_vec_pretty(&info).expect("serialisable");
-                write_atomic(&root.join("site.json"), &json)?;
-            }
+            self.site.ensure_current_format()?;
             self.cleared = true;
         }
         let Some((folder, number)) = email_file(&file.path) else {

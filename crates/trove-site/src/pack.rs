@@ -64,8 +64,9 @@ struct PackIndex {
     files: Vec<PackEntry>,
 }
 
-/// The folder (`messages/FFFF`) and number of an email file's path, if `rel` is one.
-pub(crate) fn email_file(rel: &str) -> Option<(u64, u64)> {
+/// The folder (`messages/FFFF`, as a number) and email number of an email file's path
+/// (`messages/FFFF/N.json` or `.eml`), if `rel` is one.
+pub fn email_file(rel: &str) -> Option<(u64, u64)> {
     let rest = rel.strip_prefix("messages/")?;
     let (folder, name) = rest.split_once('/')?;
     let stem = name
@@ -114,6 +115,22 @@ impl PackedFile {
             frame,
         })
     }
+}
+
+/// One file's frame decompressed, with a context kept per thread: made afresh for each
+/// file, the context's setup was a quarter of a thread page's time (thirty emails).
+fn decompress(frame: &[u8], size: usize) -> io::Result<Vec<u8>> {
+    thread_local! {
+        static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        d.as_mut().expect("made above").decompress(frame, size)
+    })
 }
 
 /// Gathers one folder's files for one release and writes them as a pack.
@@ -170,7 +187,7 @@ fn seal(mut bytes: Vec<u8>, files: Vec<PackEntry>) -> Vec<u8> {
 }
 
 /// Reads a pack's index from the end of its bytes.
-fn read_index(path: &Path, file: &mut fs::File, len: u64) -> Result<Vec<PackEntry>> {
+fn read_index(path: &Path, file: &mut (impl Read + Seek), len: u64) -> Result<Vec<PackEntry>> {
     let bad = |message: String| SiteError::Format {
         path: path.to_path_buf(),
         message,
@@ -208,6 +225,68 @@ fn read_index(path: &Path, file: &mut fs::File, len: u64) -> Result<Vec<PackEntr
         return Err(bad(format!("{} lies outside the pack's frames", e.path)));
     }
     Ok(index.files)
+}
+
+/// The files in pack `bytes` (as a mirror fetched them), each decompressed and checked
+/// against the size its index gives; errors name `rel`, where the pack came from.
+pub fn unpack(rel: &str, bytes: &[u8]) -> Result<Vec<(PackEntry, Vec<u8>)>> {
+    let path = Path::new(rel);
+    let entries = read_index(path, &mut io::Cursor::new(bytes), bytes.len() as u64)?;
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        let frame = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+        let data = usize::try_from(e.size)
+            .ok()
+            .and_then(|size| decompress(frame, size).ok())
+            .filter(|d| d.len() as u64 == e.size)
+            .ok_or_else(|| SiteError::Format {
+                path: path.to_path_buf(),
+                message: format!("{}: does not decompress to its {} bytes", e.path, e.size),
+            })?;
+        out.push((e, data));
+    }
+    Ok(out)
+}
+
+/// Writes `files` (paths of emails' files in one folder, with their bytes) as one pack,
+/// named by the lowest number among them: how a mirror stores what it fetched.
+pub(crate) fn write_files(root: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
+    let mut placed = Vec::with_capacity(files.len());
+    for (rel, bytes) in files {
+        let (folder, number) = email_file(rel).ok_or_else(|| SiteError::Format {
+            path: root.join(rel),
+            message: "not an email's file".into(),
+        })?;
+        placed.push((folder, number, rel, bytes));
+    }
+    let Some(&(folder, _, _, _)) = placed.first() else {
+        return Ok(());
+    };
+    if let Some((_, _, rel, _)) = placed.iter().find(|p| p.0 != folder) {
+        return Err(SiteError::Format {
+            path: root.join(rel),
+            message: format!("not in folder {folder:04}, as the pack's other files are"),
+        });
+    }
+    let first = placed.iter().map(|p| p.1).min().expect("not empty");
+    let mut w = PackWriter::new(folder, first);
+    for (_, _, rel, bytes) in placed {
+        let file = PackedFile::new(rel.clone(), bytes).map_err(|e| SiteError::Format {
+            path: root.join(rel),
+            message: format!("compressing: {e}"),
+        })?;
+        w.add(&file);
+    }
+    w.finish(root)
+}
+
+/// Where a site keeps the files a release whose first number is `first_of_release`
+/// added to `folder`: the pack named by the lowest of its numbers in that folder.
+pub fn pack_path(folder: u64, first_of_release: u64) -> String {
+    format!(
+        "messages/{folder:04}/{}.pack",
+        first_of_release.max(folder * 1000)
+    )
 }
 
 /// Where one file is in a pack; `length` 0 when the pack does not hold it (a zstd
@@ -338,7 +417,14 @@ fn load_folder(root: &Path, folder: u64) -> Result<Folder> {
 #[derive(Debug, Default)]
 pub(crate) struct Packs {
     folders: Mutex<HashMap<u64, Arc<Folder>>>,
+    /// Packs read lately, kept open: a thread page reads thirty emails, and opening and
+    /// closing a pack for each was a fifth of its time. A pack rewritten since (a
+    /// withdrawal renames a new one over it) is seen by its link count, and let go.
+    open: Mutex<HashMap<PathBuf, Arc<fs::File>>>,
 }
+
+/// Packs a reader keeps open, at most.
+const OPEN_KEPT: usize = 64;
 
 enum Found {
     Bytes(Vec<u8>),
@@ -362,12 +448,26 @@ impl Packs {
         Ok(loaded)
     }
 
-    fn find(folder: &Folder, rel: &str, number: u64) -> Result<Found> {
+    fn open(&self, path: &Path) -> io::Result<Arc<fs::File>> {
+        if let Some(f) = self.open.lock().expect("not poisoned").get(path) {
+            return Ok(f.clone());
+        }
+        let file = Arc::new(fs::File::open(path)?);
+        let mut open = self.open.lock().expect("not poisoned");
+        if open.len() >= OPEN_KEPT {
+            open.clear();
+        }
+        open.insert(path.to_path_buf(), file.clone());
+        Ok(file)
+    }
+
+    fn find(&self, folder: &Folder, rel: &str, number: u64) -> Result<Found> {
+        use std::os::unix::fs::{FileExt, MetadataExt};
         for pack in &folder.packs {
             let Some(e) = pack.slot(number, kind(rel)) else {
                 continue;
             };
-            let mut file = match fs::File::open(&pack.path) {
+            let file = match self.open(&pack.path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Stale),
                 Err(e) => {
@@ -377,18 +477,17 @@ impl Packs {
                     });
                 }
             };
-            if file.metadata().map_err(io_err(&pack.path))?.len() != pack.len {
+            let meta = file.metadata().map_err(io_err(&pack.path))?;
+            if meta.nlink() == 0 || meta.len() != pack.len {
+                self.open.lock().expect("not poisoned").remove(&pack.path);
                 return Ok(Found::Stale);
             }
             let mut frame = vec![0u8; e.length as usize];
-            file.seek(SeekFrom::Start(e.offset))
+            file.read_exact_at(&mut frame, e.offset)
                 .map_err(io_err(&pack.path))?;
-            file.read_exact(&mut frame).map_err(io_err(&pack.path))?;
-            let bytes = zstd::bulk::decompress(&frame, e.size as usize).map_err(|err| {
-                SiteError::Format {
-                    path: pack.path.clone(),
-                    message: format!("{rel}: {err}"),
-                }
+            let bytes = decompress(&frame, e.size as usize).map_err(|err| SiteError::Format {
+                path: pack.path.clone(),
+                message: format!("{rel}: {err}"),
             })?;
             if bytes.len() != e.size as usize {
                 return Err(SiteError::Format {
@@ -409,7 +508,7 @@ impl Packs {
             return read_loose(&loose);
         };
         let known = self.folder(root, folder, false)?;
-        match Self::find(&known, rel, number)? {
+        match self.find(&known, rel, number)? {
             Found::Bytes(b) => return Ok(Some(b)),
             Found::Absent => {
                 if let Some(b) = read_loose(&loose)? {
@@ -420,7 +519,7 @@ impl Packs {
         }
         // A release or a withdrawal since this reader last looked: look again.
         let fresh = self.folder(root, folder, true)?;
-        match Self::find(&fresh, rel, number)? {
+        match self.find(&fresh, rel, number)? {
             Found::Bytes(b) => Ok(Some(b)),
             _ => read_loose(&loose),
         }
@@ -605,6 +704,47 @@ mod tests {
         let mut out = Vec::new();
         zstd::stream::copy_decode(pack.as_slice(), &mut out).unwrap();
         assert_eq!(out, b"first second");
+    }
+
+    #[test]
+    fn a_fetched_pack_unpacks_and_a_damaged_one_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let files = vec![
+            (
+                "messages/0003/3001.json".to_string(),
+                b"{\"n\": 3001}".to_vec(),
+            ),
+            (
+                "messages/0003/3001.eml".to_string(),
+                b"Subject: x\n\nbody\n".to_vec(),
+            ),
+        ];
+        write_files(root, &files).unwrap();
+        let rel = pack_path(3, 2500);
+        assert_eq!(rel, "messages/0003/3000.pack");
+        assert_eq!(pack_path(3, 3001), "messages/0003/3001.pack");
+        let bytes = fs::read(root.join("messages/0003/3001.pack")).unwrap();
+        let got: Vec<(String, Vec<u8>)> = unpack(&rel, &bytes)
+            .unwrap()
+            .into_iter()
+            .map(|(e, b)| (e.path, b))
+            .collect();
+        assert_eq!(got, files);
+        // Cut short in transit, or a frame changed: an error naming where it came from.
+        let err = unpack(&rel, &bytes[..bytes.len() - 1])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&rel), "{err}");
+        let mut changed = bytes.clone();
+        changed[6] ^= 0xff;
+        assert!(unpack(&rel, &changed).is_err());
+        // Files of two folders are not one pack.
+        let mixed = vec![
+            ("messages/0003/3002.json".to_string(), b"{}".to_vec()),
+            ("messages/0004/4000.json".to_string(), b"{}".to_vec()),
+        ];
+        assert!(write_files(root, &mixed).is_err());
     }
 
     #[test]

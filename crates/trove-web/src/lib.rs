@@ -537,12 +537,14 @@ async fn site_file(
         "application/octet-stream"
     };
     // Signed files never change once written; site.json names the key and may be
-    // re-read by mirrors checking for a key change.
-    let cache = if path.starts_with("site.json") || path == "public-key.pem" {
-        "no-cache"
-    } else {
-        "public, max-age=31536000, immutable"
-    };
+    // re-read by mirrors checking for a key change; a pack is rewritten when a
+    // withdrawal takes a file out of it.
+    let cache =
+        if path.starts_with("site.json") || path == "public-key.pem" || path.ends_with(".pack") {
+            "no-cache"
+        } else {
+            "public, max-age=31536000, immutable"
+        };
     Ok((
         [
             (header::CONTENT_TYPE, content_type),
@@ -555,6 +557,30 @@ async fn site_file(
         bytes,
     )
         .into_response())
+}
+
+/// Whether pack `path` may be served whole (a mirror fetching a folder's files of one
+/// release in one request): it is named by a signed number in its folder, and every
+/// file in it is a signed, unwithdrawn email's. A withdrawal rewrites the pack only after
+/// its manifest is signed; until then this says no, and the mirror asks file by file.
+fn pack_is_served(s: &AppState, path: &str, folder: &str, stem: &str) -> bool {
+    let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+    let signed = |n: u64| n >= 1 && n <= s.max_number() && s.withdrawal(n).is_none();
+    if !(digits(stem) && digits(folder)) {
+        return false;
+    }
+    let Ok(first) = stem.parse::<u64>() else {
+        return false;
+    };
+    if *folder != format!("{:04}", first / 1000) || !signed(first) {
+        return false;
+    }
+    let Ok(entries) = s.site.pack_entries(path) else {
+        return false;
+    };
+    entries.iter().all(|e| {
+        trove_site::email_file(&e.path).is_some_and(|(f, n)| f == first / 1000 && signed(n))
+    })
 }
 
 /// Whether `path` (relative to the site root, as in manifests) may be served.
@@ -573,6 +599,9 @@ fn site_path_is_served(s: &AppState, path: &str) -> bool {
                     .is_ok_and(|k| k >= 1 && s.manifest(k).is_some()),
                 _ => false,
             }
+        }
+        ["messages", folder, name] if name.ends_with(".pack") => {
+            pack_is_served(s, path, folder, &name[..name.len() - 5])
         }
         ["messages", folder, name] => {
             let stem = name

@@ -5,8 +5,8 @@
 //!   the files a reader needs to check that release: `site.json`, `public-key.pem`, the
 //!   manifest, its signature, and every file it lists that is still published. The
 //!   torrent's name is `site`, so it is seeded from (and checks against) a directory
-//!   named `site` holding those files as files: a static export's (`DIR/site`), or a
-//!   mirror's; not a workspace's own site, which keeps emails' files in packs.
+//!   named `site` holding those files as files: a static export's (`DIR/site`); not a
+//!   site itself, which keeps emails' files in packs.
 //!   `--web-seed URL` adds the archive's address
 //!   as a BEP 19 web seed, which works because `trove serve` serves the same files under
 //!   `URL/site/`.

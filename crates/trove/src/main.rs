@@ -205,7 +205,7 @@ enum Command {
     /// Copies of a site for distribution: a static HTML copy, a BitTorrent metainfo file
     /// per release, and each release's emails as mbox and JSON Lines.
     #[command(
-        after_help = "Examples:\n  trove export ~/leak-ws/site --static /srv/static --live-url https://archive.example.org\n  trove export ~/leak-ws/site --torrent torrents/ --web-seed https://archive.example.org\n  trove export ~/leak-ws/site --mbox out/ --jsonl out/\n\nThe torrents are named `site`: seed them from a directory called site (a workspace's own, or a mirror's)."
+        after_help = "Examples:\n  trove export ~/leak-ws/site --static /srv/static --live-url https://archive.example.org\n  trove export ~/leak-ws/site --torrent torrents/ --web-seed https://archive.example.org\n  trove export ~/leak-ws/site --mbox out/ --jsonl out/\n\nThe torrents are named `site`: seed them from a static export's site/ directory, which holds the signed files as files (a site keeps emails' files in packs)."
     )]
     Export {
         site: PathBuf,

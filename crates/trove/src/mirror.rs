@@ -8,11 +8,14 @@
 //!
 //! 1. the manifest and its signature, checked against the pinned key, the chain, the
 //!    numbering and the Merkle root;
-//! 2. every file it lists, into `DIR/.trove-mirror/K/` (staging, invisible to `trove
+//! 2. every file it lists, into `DIR/.trove-mirror/files/` (staging, invisible to `trove
 //!    serve` and `trove verify`), each checked against its size and SHA-256 as it arrives;
-//!    a file already staged or already in place with the right hash is not fetched again,
-//!    so an interrupted pull resumes where it stopped;
-//! 3. only when every file checks out: files moved into place, then the signature, then
+//!    emails' files come a pack at a time (`/site/messages/FFFF/FIRST.pack`, one request
+//!    for a folder's files of one release) where the origin serves packs, and one by one
+//!    otherwise; a file already staged or already in place with the right hash is not
+//!    fetched again, so an interrupted pull resumes where it stopped;
+//! 3. only when every file checks out: emails' files written as a pack per folder (as
+//!    the origin keeps them) and other files moved into place, then the signature, then
 //!    the manifest (the order releases are written in), then the files the release
 //!    withdraws removed.
 //!
@@ -213,14 +216,57 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
     //    release withdraws is not fetched (the origin no longer serves it).
     let wanted = trove_site::LiveFiles::of(new.iter().map(|(m, _, _)| m)).files;
     let staging = dir.join(STAGING).join("files");
+    let (mut fetched, mut fetched_bytes, mut reused, mut packs) = (0u64, 0u64, 0u64, 0u64);
+    let mut from_packs = std::collections::HashSet::new();
+    // An email's files come a pack at a time where the origin serves its packs (one
+    // request for a folder's files of one release, not two per email); each file in it
+    // is checked as if fetched alone, and what a pack does not bring is fetched alone.
+    let held = |f: &trove_site::FileEntry| -> Result<bool> {
+        Ok(site_holds(&site, f)? || file_matches(&staging.join(&f.path), f)?)
+    };
+    let groups = pack_groups(new.iter().map(|(m, _, _)| m), &wanted);
+    let progress = CountProgress::new("fetching packs", opts.quiet);
+    for (i, (first, group)) in groups.iter().enumerate() {
+        progress.update(i as u64, groups.len() as u64);
+        let first = *first;
+        let mut missing = Vec::new();
+        for f in &group.1 {
+            if !held(f)? {
+                missing.push(*f);
+            }
+        }
+        if missing.is_empty() {
+            continue;
+        }
+        let rel = trove_site::pack_path(group.0, first);
+        // A pack is its files compressed, and an index of about 100 bytes a file.
+        let limit = group.1.iter().map(|f| f.size + 200).sum::<u64>() + (1 << 20);
+        let body = match origin.get(&rel, limit) {
+            Err(e) if e.downcast_ref::<TooLarge>().is_some() => None,
+            other => other?,
+        };
+        let Some(body) = body else { continue };
+        let Ok(files) = trove_site::unpack(&rel, &body) else {
+            continue;
+        };
+        packs += 1;
+        fetched_bytes += body.len() as u64;
+        for (entry, bytes) in files {
+            let Some(f) = missing.iter().find(|f| f.path == entry.path) else {
+                continue;
+            };
+            check_fetched(&base, f, &bytes)?;
+            trove_site::write_atomic(&staging.join(&f.path), &bytes)?;
+            from_packs.insert(f.path.as_str());
+            fetched += 1;
+        }
+    }
+    progress.finish();
     let progress = CountProgress::new("fetching files", opts.quiet);
     let total = wanted.len() as u64;
-    let (mut fetched, mut fetched_bytes, mut reused) = (0u64, 0u64, 0u64);
     for (i, (_, f)) in wanted.values().enumerate() {
-        let target = dir.join(&f.path);
-        let staged = staging.join(&f.path);
-        if file_matches(&target, f)? || file_matches(&staged, f)? {
-            reused += 1;
+        if held(f)? {
+            reused += !from_packs.contains(f.path.as_str()) as u64;
         } else {
             // Longer than the signed size: as wrong as a different hash.
             let body = match origin.get(&f.path, f.size + 1) {
@@ -233,13 +279,8 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
                     f.path
                 )
             })?;
-            if body.len() as u64 != f.size || hex::encode(Sha256::digest(&body)) != f.sha256 {
-                bail!(
-                    "{base}/{SITE_PREFIX}/{}: its SHA-256 differs from the signed manifest (changed or corrupted at the origin or on the way); nothing new was accepted, and this mirror's copy is unchanged",
-                    f.path
-                );
-            }
-            trove_site::write_atomic(&staged, &body)?;
+            check_fetched(&base, f, &body)?;
+            trove_site::write_atomic(&staging.join(&f.path), &body)?;
             fetched += 1;
             fetched_bytes += body.len() as u64;
         }
@@ -248,8 +289,32 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
     progress.finish();
 
     // 3. Everything checked: apply each release in order as a release writer does (files,
-    //    then signature, then manifest), then what it withdraws.
+    //    then signature, then manifest), then what it withdraws. Emails' files go into a
+    //    pack per folder, as the origin keeps them.
     for (m, bytes, sig) in &new {
+        for (_, (folder, files)) in pack_groups([m], &wanted) {
+            let staged: Vec<PathBuf> = files.iter().map(|f| staging.join(&f.path)).collect();
+            if !staged.iter().any(|p| p.exists()) {
+                continue;
+            }
+            let mut contents = Vec::with_capacity(files.len());
+            for (f, path) in files.iter().zip(&staged) {
+                let bytes = match std::fs::read(path) {
+                    Ok(b) => b,
+                    // Already in place (a pull cut short after this pack was written).
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => site
+                        .read_file(&f.path)?
+                        .ok_or_else(|| anyhow!("{}: neither staged nor in place", f.path))?,
+                    Err(e) => return Err(anyhow!("{}: {e}", path.display())),
+                };
+                contents.push((f.path.clone(), bytes));
+            }
+            site.write_pack(&contents)
+                .with_context(|| format!("packing folder {folder:04} of release {}", m.release))?;
+            for path in staged {
+                let _ = std::fs::remove_file(path);
+            }
+        }
         for f in &m.files {
             let staged = staging.join(&f.path);
             if wanted.contains_key(&f.path) && staged.exists() {
@@ -284,13 +349,55 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
     }
     let indexed = trove_site::update_index(&site, have + 1)?;
     println!(
-        "Mirrored releases {}..={} from {base} in {:.1}s: {fetched} files fetched ({fetched_bytes} bytes), {reused} already here; {indexed} emails indexed. Serve it with: trove serve {}",
+        "Mirrored releases {}..={} from {base} in {:.1}s: {fetched} files fetched ({fetched_bytes} bytes; {} of them in {packs} packs), {reused} already here; {indexed} emails indexed. Serve it with: trove serve {}",
         have + 1,
         have + new.len() as u32,
         started.elapsed().as_secs_f64(),
+        from_packs.len(),
         dir.display()
     );
     Ok(())
+}
+
+/// Stops the pull if `bytes`, fetched for `f`, are not what the manifest signed.
+fn check_fetched(base: &str, f: &trove_site::FileEntry, bytes: &[u8]) -> Result<()> {
+    if bytes.len() as u64 != f.size || hex::encode(Sha256::digest(bytes)) != f.sha256 {
+        bail!(
+            "{base}/{SITE_PREFIX}/{}: its SHA-256 differs from the signed manifest (changed or corrupted at the origin or on the way); nothing new was accepted, and this mirror's copy is unchanged",
+            f.path
+        );
+    }
+    Ok(())
+}
+
+/// The emails' files each new release adds and the copy will hold, by the origin's pack
+/// that holds them: (release's first number, (folder, files)), in release order.
+fn pack_groups<'m, 'w>(
+    manifests: impl IntoIterator<Item = &'m Manifest>,
+    wanted: &'w std::collections::BTreeMap<String, (u32, trove_site::FileEntry)>,
+) -> Vec<(u64, (u64, Vec<&'w trove_site::FileEntry>))> {
+    let mut out = Vec::new();
+    for m in manifests {
+        let mut by_folder: std::collections::BTreeMap<u64, Vec<&trove_site::FileEntry>> =
+            Default::default();
+        for f in &m.files {
+            if let (Some((folder, _)), Some((k, entry))) =
+                (trove_site::email_file(&f.path), wanted.get(&f.path))
+                && *k == m.release
+            {
+                by_folder.entry(folder).or_default().push(entry);
+            }
+        }
+        out.extend(by_folder.into_iter().map(|g| (m.numbers.first, g)));
+    }
+    out
+}
+
+/// Whether the site already holds exactly the file `f` describes (packed or loose).
+fn site_holds(site: &Site, f: &trove_site::FileEntry) -> Result<bool> {
+    Ok(site
+        .read_file(&f.path)?
+        .is_some_and(|b| b.len() as u64 == f.size && hex::encode(Sha256::digest(&b)) == f.sha256))
 }
 
 /// Whether `path` holds exactly the file `f` describes.

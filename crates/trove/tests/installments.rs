@@ -455,6 +455,14 @@ fn a_mirror_checks_everything_resumes_and_serves_the_same_pages() {
     let out = run(&["mirror", &url, p(&copy), "--quiet"]);
     says(&out, "pinning its key");
     assert!(text(&out).contains("Mirrored releases 1..=1"));
+    // The emails' 200 files came in one request, the folder's pack, and are kept so.
+    says(&out, "200 of them in 1 packs");
+    assert_eq!(origin.get("/site/messages/0000/1.pack").0, 200);
+    for unsigned in ["/site/messages/0000/101.pack", "/site/messages/0000/2.pack"] {
+        assert_eq!(origin.get(unsigned).0, 404, "{unsigned}");
+    }
+    assert!(copy.join("messages/0000/1.pack").exists());
+    assert!(!copy.join("messages/0000/1.json").exists());
     assert!(text(&run(&["verify", p(&copy)])).contains("OK: 1 releases, 100 emails"));
 
     // Release 2 at the origin, with one of its files changed after signing.
@@ -536,7 +544,8 @@ fn a_mirror_checks_everything_resumes_and_serves_the_same_pages() {
     std::thread::sleep(Duration::from_millis(2200));
     let out = run(&["mirror", &url, p(&copy), "--quiet"]);
     says(&out, "1 withdrawn");
-    assert!(!copy.join("messages/0000/7.json").exists());
+    assert!(site_file(&copy, "messages/0000/7.json").is_none());
+    assert!(site_file(&copy, "messages/0000/8.json").is_some());
 
     // Readers cannot tell the mirror from the origin.
     let mirror = Server::start(&copy);
