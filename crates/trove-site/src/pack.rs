@@ -18,9 +18,16 @@
 //!
 //! `zstd -dc FIRST.pack` prints every file in the pack end to end (the index frame is
 //! skipped); the index (`{"format": "trove-pack/1", "files": [{"path", "offset",
-//! "length", "size"}]}`) says where each one starts, so one file can be cut out with
-//! `tail -c +$((offset + 1)) FIRST.pack | head -c length | zstd -d` and checked with
-//! `sha256sum` against the manifest. A pack is written whole through a rename, and
+//! "length", "size"}]}`) says where each one starts. With standard tools:
+//!
+//! ```text
+//! n=$(tail -c 4 FIRST.pack | od -An -tu4 | tr -d ' ')      # the index's length
+//! tail -c $((n + 4)) FIRST.pack | head -c $n               # the index, JSON
+//! tail -c +$((offset + 1)) FIRST.pack | head -c $length | zstd -d | sha256sum
+//! ```
+//!
+//! and the last line's hash is the one the manifest lists for that path (checked by hand
+//! on the demo site). A pack is written whole through a rename, and
 //! rewritten whole (again by rename) when a withdrawal takes files out of it.
 //!
 //! A folder may also hold loose `N.json` and `N.eml` files: sites written before packs,
