@@ -458,3 +458,79 @@ async fn verify_page_and_release_files_let_anyone_check_the_site() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
     }
 }
+
+/// A pack is served whole (for mirrors) only while everything in it is signed and not
+/// withdrawn: between a withdrawal's signed manifest and the pack's rewrite, it is not.
+#[tokio::test]
+async fn a_pack_is_served_only_while_all_it_holds_is_public() {
+    let tmp = tempfile::tempdir().unwrap();
+    build_site(tmp.path());
+    let served = |dir: &Path| {
+        let state = AppState::open(dir).unwrap();
+        router(Arc::new(state))
+    };
+    let app = served(tmp.path());
+    let (status, headers, pack) = get_bytes(&app, "/site/messages/0000/1.pack").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["cache-control"], "no-cache");
+    let files = trove_site::unpack("1.pack", &pack).unwrap();
+    let paths: Vec<&str> = files.iter().map(|(e, _)| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "messages/0000/1.eml",
+            "messages/0000/1.json",
+            "messages/0000/2.json"
+        ]
+    );
+    // Email 3 was written loose with no manifest: no pack names it either.
+    for unsigned in [
+        "/site/messages/0000/3.pack",
+        "/site/messages/0001/1000.pack",
+    ] {
+        assert_eq!(
+            get(&app, unsigned).await.0,
+            StatusCode::NOT_FOUND,
+            "{unsigned}"
+        );
+    }
+
+    // Release 2 withdraws email 2; its pack is not yet rewritten.
+    let key = SigningKey::from_bytes(&[7u8; 32]);
+    let site = Site::open(tmp.path()).unwrap();
+    let mut w = ReleaseWriter::new(
+        &site,
+        2,
+        "Withdrawal",
+        "2026-01-02T00:00:00Z",
+        NumberRange { first: 3, last: 2 },
+    );
+    w.withdraw(trove_site::Withdrawal {
+        number: 2,
+        release: 1,
+        reason: "court order".into(),
+        files: vec![trove_site::message_path(2)],
+    });
+    let (manifest, _) = w.finish(&key).unwrap();
+    let app = served(tmp.path());
+    assert_eq!(
+        get(&app, "/site/messages/0000/1.pack").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&app, "/site/messages/0000/2.json").await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Rewritten without it, the pack is served again, and holds no trace of email 2.
+    trove_site::remove_withdrawn(&site, &manifest).unwrap();
+    let (status, _, pack) = get_bytes(&app, "/site/messages/0000/1.pack").await;
+    assert_eq!(status, StatusCode::OK);
+    let files = trove_site::unpack("1.pack", &pack).unwrap();
+    assert!(files.iter().all(|(e, _)| e.path != "messages/0000/2.json"));
+    assert!(
+        files
+            .iter()
+            .all(|(_, b)| !String::from_utf8_lossy(b).contains("Lunch"))
+    );
+    assert_eq!(get(&app, "/emailid/1").await.0, StatusCode::OK);
+}
