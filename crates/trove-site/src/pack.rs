@@ -428,10 +428,54 @@ pub(crate) struct Packs {
     /// closing a pack for each was a fifth of its time. A pack rewritten since (a
     /// withdrawal renames a new one over it) is seen by its link count, and let go.
     open: Mutex<HashMap<PathBuf, Arc<fs::File>>>,
+    /// Files read lately, decompressed, keyed by where they are: the pack's device,
+    /// inode, length and modification time (a pack is never changed in place; a rewrite
+    /// is a new inode, and should the old number be reused, the length and time tell the
+    /// two apart) and the file's offset.
+    /// Loose files stayed in the kernel's page cache and were read back with a copy; a
+    /// packed one would be decompressed again on every read of a hot thread page.
+    recent: Mutex<Recent>,
 }
 
 /// Packs a reader keeps open, at most.
 const OPEN_KEPT: usize = 64;
+/// Bytes of decompressed files a reader keeps, at most.
+const RECENT_BYTES: usize = 32 << 20;
+
+/// Where a file was read from: device, inode, length, modification time (s, ns) of its
+/// pack, and its offset there.
+type Place = (u64, u64, u64, i64, i64, u64);
+
+#[derive(Debug, Default)]
+struct Recent {
+    files: HashMap<Place, Arc<[u8]>>,
+    order: std::collections::VecDeque<Place>,
+    bytes: usize,
+}
+
+impl Recent {
+    fn get(&self, key: &Place) -> Option<Vec<u8>> {
+        self.files.get(key).map(|b| b.to_vec())
+    }
+
+    /// Keeps `bytes` under `key`, the oldest files going first to stay in budget.
+    fn put(&mut self, key: Place, bytes: &[u8]) {
+        if bytes.len() > RECENT_BYTES / 64 || self.files.contains_key(&key) {
+            return;
+        }
+        while self.bytes + bytes.len() > RECENT_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(gone) = self.files.remove(&old) {
+                self.bytes -= gone.len();
+            }
+        }
+        self.bytes += bytes.len();
+        self.order.push_back(key);
+        self.files.insert(key, bytes.into());
+    }
+}
 
 enum Found {
     Bytes(Vec<u8>),
@@ -489,6 +533,17 @@ impl Packs {
                 self.open.lock().expect("not poisoned").remove(&pack.path);
                 return Ok(Found::Stale);
             }
+            let key = (
+                meta.dev(),
+                meta.ino(),
+                meta.len(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+                e.offset,
+            );
+            if let Some(bytes) = self.recent.lock().expect("not poisoned").get(&key) {
+                return Ok(Found::Bytes(bytes));
+            }
             let mut frame = vec![0u8; e.length as usize];
             file.read_exact_at(&mut frame, e.offset)
                 .map_err(io_err(&pack.path))?;
@@ -502,6 +557,7 @@ impl Packs {
                     message: format!("{rel}: {} bytes, its index says {}", bytes.len(), e.size),
                 });
             }
+            self.recent.lock().expect("not poisoned").put(key, &bytes);
             return Ok(Found::Bytes(bytes));
         }
         Ok(Found::Absent)
@@ -752,6 +808,28 @@ mod tests {
             ("messages/0004/4000.json".to_string(), b"{}".to_vec()),
         ];
         assert!(write_files(root, &mixed).is_err());
+    }
+
+    #[test]
+    fn recent_files_stay_within_their_budget_oldest_out() {
+        let mut recent = Recent::default();
+        let file = vec![7u8; RECENT_BYTES / 64];
+        let at = |n: u64| (1, 2, 3, 4, 5, n);
+        for n in 0..70 {
+            recent.put(at(n), &file);
+        }
+        assert!(recent.bytes <= RECENT_BYTES);
+        for n in 0..6 {
+            assert!(recent.get(&at(n)).is_none(), "{n} should have gone first");
+        }
+        for n in 6..70 {
+            assert_eq!(recent.get(&at(n)).unwrap(), file);
+        }
+        // Another pack (inode, length or time) is another file.
+        assert!(recent.get(&(1, 9, 3, 4, 5, 69)).is_none());
+        assert!(recent.get(&(1, 2, 3, 4, 6, 69)).is_none());
+        recent.put(at(99), &vec![0; RECENT_BYTES / 64 + 1]);
+        assert!(recent.get(&at(99)).is_none(), "too big to keep");
     }
 
     #[test]
