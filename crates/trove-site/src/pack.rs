@@ -228,19 +228,30 @@ fn read_index(path: &Path, file: &mut (impl Read + Seek), len: u64) -> Result<Ve
             index.format
         )));
     }
-    if let Some(e) = index.files.iter().find(|e| e.offset + e.length > start) {
+    if let Some(e) = index
+        .files
+        .iter()
+        .find(|e| e.offset.checked_add(e.length).is_none_or(|end| end > start))
+    {
         return Err(bad(format!("{} lies outside the pack's frames", e.path)));
     }
     Ok(index.files)
 }
 
-/// The files in pack `bytes` (as a mirror fetched them), each decompressed and checked
-/// against the size its index gives; errors name `rel`, where the pack came from.
-pub fn unpack(rel: &str, bytes: &[u8]) -> Result<Vec<(PackEntry, Vec<u8>)>> {
+/// The files in pack `bytes` (as a mirror fetched them) that `wanted` accepts by their
+/// entry, each decompressed and checked against the size its index gives; errors name
+/// `rel`, where the pack came from. The pack may come from anyone: only entries the
+/// caller accepts (for a mirror, of the size a signed manifest gives) are decompressed,
+/// so an index claiming a huge size allocates nothing.
+pub fn unpack(
+    rel: &str,
+    bytes: &[u8],
+    wanted: impl Fn(&PackEntry) -> bool,
+) -> Result<Vec<(PackEntry, Vec<u8>)>> {
     let path = Path::new(rel);
     let entries = read_index(path, &mut io::Cursor::new(bytes), bytes.len() as u64)?;
-    let mut out = Vec::with_capacity(entries.len());
-    for e in entries {
+    let mut out = Vec::new();
+    for e in entries.into_iter().filter(|e| wanted(e)) {
         let frame = &bytes[e.offset as usize..(e.offset + e.length) as usize];
         let data = usize::try_from(e.size)
             .ok()
@@ -788,20 +799,24 @@ mod tests {
         assert_eq!(rel, "messages/0003/3000.pack");
         assert_eq!(pack_path(3, 3001), "messages/0003/3001.pack");
         let bytes = fs::read(root.join("messages/0003/3001.pack")).unwrap();
-        let got: Vec<(String, Vec<u8>)> = unpack(&rel, &bytes)
+        let got: Vec<(String, Vec<u8>)> = unpack(&rel, &bytes, |_| true)
             .unwrap()
             .into_iter()
             .map(|(e, b)| (e.path, b))
             .collect();
         assert_eq!(got, files);
         // Cut short in transit, or a frame changed: an error naming where it came from.
-        let err = unpack(&rel, &bytes[..bytes.len() - 1])
+        let err = unpack(&rel, &bytes[..bytes.len() - 1], |_| true)
             .unwrap_err()
             .to_string();
         assert!(err.contains(&rel), "{err}");
         let mut changed = bytes.clone();
         changed[6] ^= 0xff;
-        assert!(unpack(&rel, &changed).is_err());
+        assert!(unpack(&rel, &changed, |_| true).is_err());
+        // Only what the caller wants is decompressed.
+        let only = unpack(&rel, &bytes, |e| e.path.ends_with(".eml")).unwrap();
+        assert_eq!(only.len(), 1);
+        assert_eq!(only[0].1, files[1].1);
         // Files of two folders are not one pack.
         let mixed = vec![
             ("messages/0003/3002.json".to_string(), b"{}".to_vec()),

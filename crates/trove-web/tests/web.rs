@@ -473,7 +473,7 @@ async fn a_pack_is_served_only_while_all_it_holds_is_public() {
     let (status, headers, pack) = get_bytes(&app, "/site/messages/0000/1.pack").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["cache-control"], "no-cache");
-    let files = trove_site::unpack("1.pack", &pack).unwrap();
+    let files = trove_site::unpack("1.pack", &pack, |_| true).unwrap();
     let paths: Vec<&str> = files.iter().map(|(e, _)| e.path.as_str()).collect();
     assert_eq!(
         paths,
@@ -525,7 +525,7 @@ async fn a_pack_is_served_only_while_all_it_holds_is_public() {
     trove_site::remove_withdrawn(&site, &manifest).unwrap();
     let (status, _, pack) = get_bytes(&app, "/site/messages/0000/1.pack").await;
     assert_eq!(status, StatusCode::OK);
-    let files = trove_site::unpack("1.pack", &pack).unwrap();
+    let files = trove_site::unpack("1.pack", &pack, |_| true).unwrap();
     assert!(files.iter().all(|(e, _)| e.path != "messages/0000/2.json"));
     assert!(
         files

@@ -246,7 +246,11 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
             other => other?,
         };
         let Some(body) = body else { continue };
-        let Ok(files) = trove_site::unpack(&rel, &body) else {
+        // Only what this pull is missing, at its signed size, is decompressed.
+        let wanted = |e: &trove_site::PackEntry| {
+            missing.iter().any(|f| f.path == e.path && f.size == e.size)
+        };
+        let Ok(files) = trove_site::unpack(&rel, &body, wanted) else {
             continue;
         };
         packs += 1;
