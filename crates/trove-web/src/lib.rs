@@ -572,7 +572,8 @@ fn pack_is_served(s: &AppState, path: &str, folder: &str, stem: &str) -> bool {
     let Ok(first) = stem.parse::<u64>() else {
         return false;
     };
-    if *folder != format!("{:04}", first / 1000) || !signed(first) {
+    // Named by its lowest number when written; that email may have been withdrawn since.
+    if *folder != format!("{:04}", first / 1000) || first == 0 || first > s.max_number() {
         return false;
     }
     let Ok(entries) = s.site.pack_entries(path) else {
