@@ -26,6 +26,7 @@
 mod attached;
 mod chain;
 mod index;
+mod kept;
 mod manifest;
 pub mod mbox;
 mod message;
@@ -46,6 +47,7 @@ pub use index::{
     Bucket, Facets, Hit, IndexDocument, SearchIndex, SearchRequest, SearchResults, Sort,
     attachment_text, rebuild_index, rethread, update_index,
 };
+pub use kept::KeptBytes;
 pub use manifest::{
     FileEntry, Manifest, NumberRange, PreparedEmail, Register, ReleaseWriter, Withdrawal,
     merkle_root, remove_withdrawn,
@@ -54,7 +56,7 @@ pub use message::{
     MESSAGE_FORMAT, Person, PublishedArc, PublishedArcSeal, PublishedAttachment, PublishedDkim,
     PublishedKey, PublishedMessage, PublishedRedaction, dkim_status, dkim_status_of,
 };
-pub use pack::{PACK_FORMAT, PackEntry, PackedFile, email_file, pack_path, unpack};
+pub use pack::{PACK_FORMAT, PackEntry, email_file, pack_file, pack_index, pack_path, unpack};
 pub use query::QueryError;
 pub use verify::{VerifyReport, verify_site};
 
@@ -322,6 +324,10 @@ impl Site {
     /// before the first pack goes in, so an older trove, which would not find the emails
     /// in packs, refuses the site instead.
     pub(crate) fn ensure_current_format(&self) -> Result<()> {
+        // A format only goes up: a site opened as the current one still is.
+        if self.info.format == SITE_FORMAT {
+            return Ok(());
+        }
         let path = self.root.join("site.json");
         let bytes = fs::read(&path).map_err(io_err(&path))?;
         let mut info: SiteInfo = serde_json::from_slice(&bytes).map_err(|e| SiteError::Format {
@@ -340,11 +346,6 @@ impl Site {
     /// rewritten without them.
     pub fn remove_files(&self, rels: &[String]) -> Result<()> {
         pack::remove(&self.root, rels)
-    }
-
-    /// The entries of the pack at site path `rel` (`messages/0000/1.pack`).
-    pub fn pack_entries(&self, rel: &str) -> Result<Vec<PackEntry>> {
-        pack::entries(&self.root.join(rel))
     }
 
     /// The logical files held in packs under `messages/`, with the pack holding each:

@@ -2,7 +2,7 @@
 //!
 //! A release of 100,000 emails wrote 200,000 files of about 3.5 KB each: every one took a
 //! 4 KiB block or two (the site was 2.4 times the mail on disk) and its own `openat`
-//! and inode (a tenth of a release's time). A pack holds the `messages/FFFF/N.json`
+//! and inode (about 14 % of a release's `perf` samples). A pack holds the `messages/FFFF/N.json`
 //! and `N.eml` files a release adds to folder `FFFF`, each compressed on its own, so one
 //! is read without the others. The manifest still lists, hashes and signs each email's
 //! files by their logical path, and the server still serves them one by one at
@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Result, SiteError, io_err, sha256_hex, write_atomic};
+use crate::{KeptBytes, Result, SiteError, io_err, sha256_hex, write_atomic};
 
 pub const PACK_FORMAT: &str = "trove-pack/1";
 const SKIPPABLE_MAGIC: u32 = 0x184D_2A5E;
@@ -74,15 +74,29 @@ struct PackIndex {
 /// The folder (`messages/FFFF`, as a number) and email number of an email file's path
 /// (`messages/FFFF/N.json` or `.eml`), if `rel` is one.
 pub fn email_file(rel: &str) -> Option<(u64, u64)> {
-    let rest = rel.strip_prefix("messages/")?;
-    let (folder, name) = rest.split_once('/')?;
+    let (folder, name) = rel.strip_prefix("messages/")?.split_once('/')?;
     let stem = name
         .strip_suffix(".json")
         .or_else(|| name.strip_suffix(".eml"))?;
-    let number: u64 = stem.parse().ok().filter(|_| !stem.starts_with('+'))?;
-    let folder_number: u64 = folder.parse().ok()?;
-    (folder.len() == 4 && folder_number == number / 1000 && format!("{number}") == stem)
-        .then_some((folder_number, number))
+    folder_and_number(folder, stem)
+}
+
+/// The folder and lowest number of a pack's path (`messages/FFFF/FIRST.pack`), if `rel`
+/// is one.
+pub fn pack_file(rel: &str) -> Option<(u64, u64)> {
+    let (folder, name) = rel.strip_prefix("messages/")?.split_once('/')?;
+    folder_and_number(folder, name.strip_suffix(".pack")?)
+}
+
+/// A folder's four digits and a number written as `{number}` (no sign, no leading zero)
+/// that belongs in it.
+fn folder_and_number(folder: &str, number: &str) -> Option<(u64, u64)> {
+    let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(folder) && folder.len() == 4 && digits(number)) || number.starts_with('0') {
+        return None;
+    }
+    let (folder, number): (u64, u64) = (folder.parse().ok()?, number.parse().ok()?);
+    (folder == number / 1000).then_some((folder, number))
 }
 
 fn folder_dir(root: &Path, folder: u64) -> PathBuf {
@@ -92,15 +106,15 @@ fn folder_dir(root: &Path, folder: u64) -> PathBuf {
 /// An email's file, compressed and hashed, ready to go into a pack: made on any thread,
 /// so that a release compresses and hashes on all its cores.
 #[derive(Debug)]
-pub struct PackedFile {
-    pub path: String,
-    pub sha256: String,
-    pub size: u64,
+pub(crate) struct PackedFile {
+    pub(crate) path: String,
+    pub(crate) sha256: String,
+    pub(crate) size: u64,
     frame: Vec<u8>,
 }
 
 impl PackedFile {
-    pub fn new(path: String, bytes: &[u8]) -> io::Result<PackedFile> {
+    pub(crate) fn new(path: String, bytes: &[u8]) -> io::Result<PackedFile> {
         thread_local! {
             static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
                 const { std::cell::RefCell::new(None) };
@@ -238,6 +252,16 @@ fn read_index(path: &Path, file: &mut (impl Read + Seek), len: u64) -> Result<Ve
     Ok(index.files)
 }
 
+/// The index of the pack whose bytes are `bytes` (read whole, as the server does to
+/// serve one); errors name `rel`.
+pub fn pack_index(rel: &str, bytes: &[u8]) -> Result<Vec<PackEntry>> {
+    read_index(
+        Path::new(rel),
+        &mut io::Cursor::new(bytes),
+        bytes.len() as u64,
+    )
+}
+
 /// The files in pack `bytes` (as a mirror fetched them) that `wanted` accepts by their
 /// entry, each decompressed and checked against the size its index gives; errors name
 /// `rel`, where the pack came from. The pack may come from anyone: only entries the
@@ -249,7 +273,7 @@ pub fn unpack(
     wanted: impl Fn(&PackEntry) -> bool,
 ) -> Result<Vec<(PackEntry, Vec<u8>)>> {
     let path = Path::new(rel);
-    let entries = read_index(path, &mut io::Cursor::new(bytes), bytes.len() as u64)?;
+    let entries = pack_index(rel, bytes)?;
     let mut out = Vec::new();
     for e in entries.into_iter().filter(|e| wanted(e)) {
         let frame = &bytes[e.offset as usize..(e.offset + e.length) as usize];
@@ -359,15 +383,12 @@ impl OpenPack {
                 },
             ));
         }
+        // Every number is in this folder, so the range is under a thousand.
         let first = placed.iter().map(|p| p.0).min().unwrap_or(0);
-        let last = placed.iter().map(|p| p.0).max().unwrap_or(0);
-        let mut slots = vec![[Slot::default(); 2]; placed.len().min((last + 1 - first) as usize)];
+        let last = placed.iter().map(|p| p.0).max().unwrap_or(first);
+        let mut slots = vec![[Slot::default(); 2]; (last + 1 - first) as usize];
         for (number, k, slot) in placed {
-            let i = (number - first) as usize;
-            if i >= slots.len() {
-                slots.resize(i + 1, [Slot::default(); 2]);
-            }
-            slots[i][k] = slot;
+            slots[(number - first) as usize][k] = slot;
         }
         Ok(OpenPack {
             path,
@@ -413,26 +434,29 @@ fn pack_paths(root: &Path, folder: u64) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// The entries of the pack at `path`.
-pub(crate) fn entries(path: &Path) -> Result<Vec<PackEntry>> {
+/// The length of the pack at `path` and its entries.
+fn index_of(path: &Path) -> Result<(u64, Vec<PackEntry>)> {
     let mut file = fs::File::open(path).map_err(io_err(path))?;
     let len = file.metadata().map_err(io_err(path))?.len();
-    read_index(path, &mut file, len)
+    Ok((len, read_index(path, &mut file, len)?))
+}
+
+/// The entries of the pack at `path`.
+pub(crate) fn entries(path: &Path) -> Result<Vec<PackEntry>> {
+    index_of(path).map(|(_, entries)| entries)
 }
 
 fn load_folder(root: &Path, folder: u64) -> Result<Folder> {
     let mut packs = Vec::new();
     for path in pack_paths(root, folder)? {
-        let mut file = fs::File::open(&path).map_err(io_err(&path))?;
-        let len = file.metadata().map_err(io_err(&path))?.len();
-        let entries = read_index(&path, &mut file, len)?;
+        let (len, entries) = index_of(&path)?;
         packs.push(OpenPack::new(path, len, folder, entries)?);
     }
     Ok(Folder { packs })
 }
 
 /// What a site's readers know of its packs, shared by every clone of a [`crate::Site`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Packs {
     folders: Mutex<HashMap<u64, Arc<Folder>>>,
     /// Packs read lately, kept open: a thread page reads thirty emails, and opening and
@@ -445,7 +469,17 @@ pub(crate) struct Packs {
     /// two apart) and the file's offset.
     /// Loose files stayed in the kernel's page cache and were read back with a copy; a
     /// packed one would be decompressed again on every read of a hot thread page.
-    recent: Mutex<Recent>,
+    recent: Mutex<KeptBytes<Place, Arc<[u8]>>>,
+}
+
+impl Default for Packs {
+    fn default() -> Self {
+        Packs {
+            folders: Default::default(),
+            open: Default::default(),
+            recent: Mutex::new(KeptBytes::new(RECENT_BYTES, RECENT_BYTES / 64)),
+        }
+    }
 }
 
 /// Packs a reader keeps open, at most.
@@ -456,37 +490,6 @@ const RECENT_BYTES: usize = 32 << 20;
 /// Where a file was read from: device, inode, length, modification time (s, ns) of its
 /// pack, and its offset there.
 type Place = (u64, u64, u64, i64, i64, u64);
-
-#[derive(Debug, Default)]
-struct Recent {
-    files: HashMap<Place, Arc<[u8]>>,
-    order: std::collections::VecDeque<Place>,
-    bytes: usize,
-}
-
-impl Recent {
-    fn get(&self, key: &Place) -> Option<Vec<u8>> {
-        self.files.get(key).map(|b| b.to_vec())
-    }
-
-    /// Keeps `bytes` under `key`, the oldest files going first to stay in budget.
-    fn put(&mut self, key: Place, bytes: &[u8]) {
-        if bytes.len() > RECENT_BYTES / 64 || self.files.contains_key(&key) {
-            return;
-        }
-        while self.bytes + bytes.len() > RECENT_BYTES {
-            let Some(old) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(gone) = self.files.remove(&old) {
-                self.bytes -= gone.len();
-            }
-        }
-        self.bytes += bytes.len();
-        self.order.push_back(key);
-        self.files.insert(key, bytes.into());
-    }
-}
 
 enum Found {
     Bytes(Vec<u8>),
@@ -553,7 +556,7 @@ impl Packs {
                 e.offset,
             );
             if let Some(bytes) = self.recent.lock().expect("not poisoned").get(&key) {
-                return Ok(Found::Bytes(bytes));
+                return Ok(Found::Bytes(bytes.to_vec()));
             }
             let mut frame = vec![0u8; e.length as usize];
             file.read_exact_at(&mut frame, e.offset)
@@ -568,7 +571,10 @@ impl Packs {
                     message: format!("{rel}: {} bytes, its index says {}", bytes.len(), e.size),
                 });
             }
-            self.recent.lock().expect("not poisoned").put(key, &bytes);
+            self.recent
+                .lock()
+                .expect("not poisoned")
+                .put(key, Arc::from(bytes.as_slice()));
             return Ok(Found::Bytes(bytes));
         }
         Ok(Found::Absent)
@@ -827,13 +833,13 @@ mod tests {
 
     #[test]
     fn recent_files_stay_within_their_budget_oldest_out() {
-        let mut recent = Recent::default();
-        let file = vec![7u8; RECENT_BYTES / 64];
+        let mut recent = Packs::default().recent.into_inner().unwrap();
+        let file: Arc<[u8]> = Arc::from(vec![7u8; RECENT_BYTES / 64]);
         let at = |n: u64| (1, 2, 3, 4, 5, n);
         for n in 0..70 {
-            recent.put(at(n), &file);
+            recent.put(at(n), file.clone());
         }
-        assert!(recent.bytes <= RECENT_BYTES);
+        assert!(recent.bytes() <= RECENT_BYTES);
         for n in 0..6 {
             assert!(recent.get(&at(n)).is_none(), "{n} should have gone first");
         }
@@ -843,7 +849,7 @@ mod tests {
         // Another pack (inode, length or time) is another file.
         assert!(recent.get(&(1, 9, 3, 4, 5, 69)).is_none());
         assert!(recent.get(&(1, 2, 3, 4, 6, 69)).is_none());
-        recent.put(at(99), &vec![0; RECENT_BYTES / 64 + 1]);
+        recent.put(at(99), Arc::from(vec![0; RECENT_BYTES / 64 + 1]));
         assert!(recent.get(&at(99)).is_none(), "too big to keep");
     }
 

@@ -103,7 +103,13 @@ fn check(site: &Site, key: &ed25519_dalek::VerifyingKey, mut report: VerifyRepor
                     full.display()
                 ));
             }
-            Err(e) => return report.fail(e.to_string()),
+            // A pack whose frame no longer decompresses to the file: changed too.
+            Err(e) => {
+                return report.fail(format!(
+                    "{}: changed or damaged (listed in release {k}): {e}",
+                    full.display()
+                ));
+            }
         }
         report.files += 1;
     }

@@ -3,26 +3,28 @@
 //! reporter's search in an article), thousands of readers ask for the same page at once.
 //! The answer is kept, keyed by the index snapshot, the highest signed number and the
 //! request's query string, so a new release or a reloaded index never serves an old
-//! page. Memory is bounded by bytes; the oldest page goes first.
+//! page. Memory is bounded by bytes; the oldest page goes first
+//! ([`trove_site::KeptBytes`]).
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use axum::body::Bytes;
+use trove_site::KeptBytes;
 
 /// The pages a search page cache holds, at most, in bytes.
 pub const BUDGET: usize = 16 << 20;
 
-#[derive(Default)]
 pub struct KeptPages {
-    inner: Mutex<Inner>,
+    inner: Mutex<KeptBytes<String, Bytes>>,
 }
 
-#[derive(Default)]
-struct Inner {
-    pages: HashMap<String, Bytes>,
-    order: VecDeque<String>,
-    bytes: usize,
+impl Default for KeptPages {
+    fn default() -> Self {
+        // A page larger than a sixteenth of the budget is not kept.
+        KeptPages {
+            inner: Mutex::new(KeptBytes::new(BUDGET, BUDGET / 16)),
+        }
+    }
 }
 
 impl KeptPages {
@@ -32,33 +34,15 @@ impl KeptPages {
     }
 
     pub fn get(&self, key: &str) -> Option<Bytes> {
-        self.lock().pages.get(key).cloned()
+        self.lock().get(key)
     }
 
     /// Keeps `page` under `key`, letting the oldest pages go to stay within [`BUDGET`].
-    /// A page larger than a sixteenth of the budget is not kept.
     pub fn put(&self, key: String, page: Bytes) {
-        if page.len() > BUDGET / 16 {
-            return;
-        }
-        let mut inner = self.lock();
-        if inner.pages.contains_key(&key) {
-            return;
-        }
-        while inner.bytes + page.len() > BUDGET {
-            let Some(old) = inner.order.pop_front() else {
-                break;
-            };
-            if let Some(gone) = inner.pages.remove(&old) {
-                inner.bytes -= gone.len();
-            }
-        }
-        inner.bytes += page.len();
-        inner.order.push_back(key.clone());
-        inner.pages.insert(key, page);
+        self.lock().put(key, page);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeptBytes<String, Bytes>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -81,7 +65,7 @@ mod tests {
         for n in 4..20 {
             assert!(kept.get(&KeptPages::key(1, 5, &format!("q={n}"))).is_some());
         }
-        assert!(kept.lock().bytes <= BUDGET);
+        assert!(kept.lock().bytes() <= BUDGET);
         // Another snapshot or another signed number is another page.
         assert!(kept.get(&KeptPages::key(2, 5, "q=19")).is_none());
         assert!(kept.get(&KeptPages::key(1, 6, "q=19")).is_none());

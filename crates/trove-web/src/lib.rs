@@ -529,6 +529,9 @@ async fn site_file(
         .ok()
         .flatten()
         .ok_or(WebError::NotFound)?;
+    if path.ends_with(".pack") && !pack_is_public(&s, &path, &bytes) {
+        return Err(WebError::NotFound);
+    }
     let content_type = if path.ends_with(".json") {
         "application/json"
     } else if path.ends_with(".pem") {
@@ -559,28 +562,24 @@ async fn site_file(
         .into_response())
 }
 
-/// Whether pack `path` may be served whole (a mirror fetching a folder's files of one
-/// release in one request): it is named by a signed number in its folder, and every
-/// file in it is a signed, unwithdrawn email's. A withdrawal rewrites the pack only after
-/// its manifest is signed; until then this says no, and the mirror asks file by file.
-fn pack_is_served(s: &AppState, path: &str, folder: &str, stem: &str) -> bool {
-    let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
-    let signed = |n: u64| n >= 1 && n <= s.max_number() && s.withdrawal(n).is_none();
-    if !(digits(stem) && digits(folder)) {
-        return false;
-    }
-    let Ok(first) = stem.parse::<u64>() else {
-        return false;
-    };
-    // Named by its lowest number when written; that email may have been withdrawn since.
-    if *folder != format!("{:04}", first / 1000) || first == 0 || first > s.max_number() {
-        return false;
-    }
-    let Ok(entries) = s.site.pack_entries(path) else {
+/// Whether email `n` is published: covered by a signed manifest and not withdrawn.
+fn is_public_number(s: &AppState, n: u64) -> bool {
+    n >= 1 && n <= s.max_number() && s.withdrawal(n).is_none()
+}
+
+/// Whether pack `path`, whose bytes are `bytes`, may be served whole (a mirror fetching a
+/// folder's files of one release in one request): every file in it is a published
+/// email's, in its folder. A withdrawal rewrites the pack only after its manifest is
+/// signed; until then this says no, and the mirror asks file by file.
+fn pack_is_public(s: &AppState, path: &str, bytes: &[u8]) -> bool {
+    let (Some((folder, _)), Ok(entries)) = (
+        trove_site::pack_file(path),
+        trove_site::pack_index(path, bytes),
+    ) else {
         return false;
     };
     entries.iter().all(|e| {
-        trove_site::email_file(&e.path).is_some_and(|(f, n)| f == first / 1000 && signed(n))
+        trove_site::email_file(&e.path).is_some_and(|(f, n)| f == folder && is_public_number(s, n))
     })
 }
 
@@ -601,22 +600,12 @@ fn site_path_is_served(s: &AppState, path: &str) -> bool {
                 _ => false,
             }
         }
-        ["messages", folder, name] if name.ends_with(".pack") => {
-            pack_is_served(s, path, folder, &name[..name.len() - 5])
-        }
-        ["messages", folder, name] => {
-            let stem = name
-                .strip_suffix(".json")
-                .or_else(|| name.strip_suffix(".eml"));
-            match stem {
-                Some(n) if digits(n) && digits(folder) => n.parse::<u64>().is_ok_and(|n| {
-                    n >= 1
-                        && n <= s.max_number()
-                        && *folder == format!("{:04}", n / 1000)
-                        && s.withdrawal(n).is_none()
-                }),
-                _ => false,
-            }
+        // A pack is named by its lowest number when written; that email may have been
+        // withdrawn since. What it holds is checked when it is read (`pack_is_public`).
+        ["messages", _, name] if name.ends_with(".pack") => trove_site::pack_file(path)
+            .is_some_and(|(_, first)| first >= 1 && first <= s.max_number()),
+        ["messages", _, _] => {
+            trove_site::email_file(path).is_some_and(|(_, n)| is_public_number(s, n))
         }
         ["attachments", _, _] => s.attachment_listed(path),
         _ => false,

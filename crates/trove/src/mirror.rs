@@ -217,7 +217,10 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
     let wanted = trove_site::LiveFiles::of(new.iter().map(|(m, _, _)| m)).files;
     let staging = dir.join(STAGING).join("files");
     let (mut fetched, mut fetched_bytes, mut reused, mut packs) = (0u64, 0u64, 0u64, 0u64);
-    let mut from_packs = std::collections::HashSet::new();
+    // Files the pack phase settled (held already, or fetched in a pack and checked):
+    // not read, hashed or asked for again file by file.
+    let mut settled = std::collections::HashSet::new();
+    let mut from_packs = 0u64;
     // An email's files come a pack at a time where the origin serves its packs (one
     // request for a folder's files of one release, not two per email); each file in it
     // is checked as if fetched alone, and what a pack does not bring is fetched alone.
@@ -226,21 +229,23 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
     };
     let groups = pack_groups(new.iter().map(|(m, _, _)| m), &wanted);
     let progress = CountProgress::new("fetching packs", opts.quiet);
-    for (i, (first, group)) in groups.iter().enumerate() {
+    for (i, group) in groups.iter().enumerate() {
         progress.update(i as u64, groups.len() as u64);
-        let first = *first;
-        let mut missing = Vec::new();
-        for f in &group.1 {
-            if !held(f)? {
-                missing.push(*f);
+        let mut missing = std::collections::HashMap::new();
+        for f in &group.files {
+            if held(f)? {
+                reused += 1;
+                settled.insert(f.path.as_str());
+            } else {
+                missing.insert(f.path.as_str(), *f);
             }
         }
         if missing.is_empty() {
             continue;
         }
-        let rel = trove_site::pack_path(group.0, first);
+        let rel = trove_site::pack_path(group.folder, group.first);
         // A pack is its files compressed, and an index of about 100 bytes a file.
-        let limit = group.1.iter().map(|f| f.size + 200).sum::<u64>() + (1 << 20);
+        let limit = group.files.iter().map(|f| f.size + 200).sum::<u64>() + (1 << 20);
         let body = match origin.get(&rel, limit) {
             Err(e) if e.downcast_ref::<TooLarge>().is_some() => None,
             other => other?,
@@ -248,7 +253,9 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
         let Some(body) = body else { continue };
         // Only what this pull is missing, at its signed size, is decompressed.
         let wanted = |e: &trove_site::PackEntry| {
-            missing.iter().any(|f| f.path == e.path && f.size == e.size)
+            missing
+                .get(e.path.as_str())
+                .is_some_and(|f| f.size == e.size)
         };
         let Ok(files) = trove_site::unpack(&rel, &body, wanted) else {
             continue;
@@ -256,12 +263,11 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
         packs += 1;
         fetched_bytes += body.len() as u64;
         for (entry, bytes) in files {
-            let Some(f) = missing.iter().find(|f| f.path == entry.path) else {
-                continue;
-            };
+            let f = missing[entry.path.as_str()];
             check_fetched(&base, f, &bytes)?;
             trove_site::write_atomic(&staging.join(&f.path), &bytes)?;
-            from_packs.insert(f.path.as_str());
+            settled.insert(f.path.as_str());
+            from_packs += 1;
             fetched += 1;
         }
     }
@@ -269,8 +275,10 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
     let progress = CountProgress::new("fetching files", opts.quiet);
     let total = wanted.len() as u64;
     for (i, (_, f)) in wanted.values().enumerate() {
-        if held(f)? {
-            reused += !from_packs.contains(f.path.as_str()) as u64;
+        if settled.contains(f.path.as_str()) {
+            // Counted by the pack phase.
+        } else if held(f)? {
+            reused += 1;
         } else {
             // Longer than the signed size: as wrong as a different hash.
             let body = match origin.get(&f.path, f.size + 1) {
@@ -296,7 +304,7 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
     //    then signature, then manifest), then what it withdraws. Emails' files go into a
     //    pack per folder, as the origin keeps them.
     for (m, bytes, sig) in &new {
-        for (_, (folder, files)) in pack_groups([m], &wanted) {
+        for PackGroup { folder, files, .. } in pack_groups([m], &wanted) {
             let staged: Vec<PathBuf> = files.iter().map(|f| staging.join(&f.path)).collect();
             if !staged.iter().any(|p| p.exists()) {
                 continue;
@@ -357,7 +365,7 @@ pub fn mirror(url: &str, dir: &Path, opts: &Options) -> Result<()> {
         have + 1,
         have + new.len() as u32,
         started.elapsed().as_secs_f64(),
-        from_packs.len(),
+        from_packs,
         dir.display()
     );
     Ok(())
@@ -374,12 +382,20 @@ fn check_fetched(base: &str, f: &trove_site::FileEntry, bytes: &[u8]) -> Result<
     Ok(())
 }
 
+/// One release's emails' files in one folder: what the origin keeps in one pack.
+struct PackGroup<'w> {
+    folder: u64,
+    /// The release's first number (the pack's name follows from it and the folder).
+    first: u64,
+    files: Vec<&'w trove_site::FileEntry>,
+}
+
 /// The emails' files each new release adds and the copy will hold, by the origin's pack
-/// that holds them: (release's first number, (folder, files)), in release order.
+/// that holds them, in release order.
 fn pack_groups<'m, 'w>(
     manifests: impl IntoIterator<Item = &'m Manifest>,
     wanted: &'w std::collections::BTreeMap<String, (u32, trove_site::FileEntry)>,
-) -> Vec<(u64, (u64, Vec<&'w trove_site::FileEntry>))> {
+) -> Vec<PackGroup<'w>> {
     let mut out = Vec::new();
     for m in manifests {
         let mut by_folder: std::collections::BTreeMap<u64, Vec<&trove_site::FileEntry>> =
@@ -392,7 +408,11 @@ fn pack_groups<'m, 'w>(
                 by_folder.entry(folder).or_default().push(entry);
             }
         }
-        out.extend(by_folder.into_iter().map(|g| (m.numbers.first, g)));
+        out.extend(by_folder.into_iter().map(|(folder, files)| PackGroup {
+            folder,
+            first: m.numbers.first,
+            files,
+        }));
     }
     out
 }

@@ -9,6 +9,12 @@ use serde_json::Value;
 mod common;
 use common::{Server, corpus, files_under, p, run, site_file, tamper, trove};
 
+/// `trove verify SITE`, which must exit 1 (something failed); what it said on stderr.
+fn verify_fails(site: &Path) -> String {
+    let out = trove().args(["verify", p(site)]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
 fn status(ws: &Path) -> Value {
     let out = run(&["status", p(ws), "--json"]);
     serde_json::from_slice(&out.stdout).unwrap()
@@ -298,9 +304,7 @@ fn releases_number_oldest_first_and_verify_catches_a_changed_and_a_missing_file(
     let i = changed.len() / 2;
     changed[i] ^= 0x01;
     tamper(&site, victim, &changed);
-    let out = trove().args(["verify", p(&site)]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = verify_fails(&site);
     assert!(
         err.contains("messages/0000/5.json") && err.contains("changed"),
         "{err}"
@@ -326,9 +330,7 @@ fn releases_number_oldest_first_and_verify_catches_a_changed_and_a_missing_file(
     let mut damaged = packed.clone();
     damaged[(entry.offset + entry.length / 2) as usize] ^= 0x40;
     std::fs::write(&pack, &damaged).unwrap();
-    let out = trove().args(["verify", p(&site)]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = verify_fails(&site);
     assert!(
         err.contains("messages/0000/7.json") && err.contains("changed"),
         "{err}"
@@ -339,9 +341,7 @@ fn releases_number_oldest_first_and_verify_catches_a_changed_and_a_missing_file(
     opened
         .remove_files(&["messages/0000/200.eml".to_string()])
         .unwrap();
-    let out = trove().args(["verify", p(&site)]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = verify_fails(&site);
     assert!(
         err.contains("messages/0000/200.eml") && err.contains("missing"),
         "{err}"

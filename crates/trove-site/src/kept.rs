@@ -1,0 +1,89 @@
+//! A byte-bounded memory of recent values, oldest out: what readers keep of files read
+//! out of packs (`pack.rs`) and what the server keeps of pages it made (trove-web).
+
+use std::borrow::Borrow;
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+
+/// Values kept under keys, at most `budget` bytes of them in all; the oldest goes first
+/// when a new one needs room, and a value over `largest` bytes is not kept.
+#[derive(Debug)]
+pub struct KeptBytes<K, V> {
+    values: HashMap<K, V>,
+    order: VecDeque<K>,
+    bytes: usize,
+    budget: usize,
+    largest: usize,
+}
+
+impl<K: Hash + Eq + Clone, V: AsRef<[u8]> + Clone> KeptBytes<K, V> {
+    pub fn new(budget: usize, largest: usize) -> Self {
+        KeptBytes {
+            values: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+            budget,
+            largest,
+        }
+    }
+
+    pub fn get<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
+        self.values.get(key).cloned()
+    }
+
+    /// Bytes held now.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Keeps `value` under `key`, letting the oldest values go to stay within budget.
+    /// A key already kept keeps its first value.
+    pub fn put(&mut self, key: K, value: V) {
+        let len = value.as_ref().len();
+        if len > self.largest || self.values.contains_key(&key) {
+            return;
+        }
+        while self.bytes + len > self.budget {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(gone) = self.values.remove(&old) {
+                self.bytes -= gone.as_ref().len();
+            }
+        }
+        self.bytes += len;
+        self.order.push_back(key.clone());
+        self.values.insert(key, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_values_go_when_the_budget_is_spent() {
+        let mut kept = KeptBytes::new(1000, 100);
+        for n in 0..20u32 {
+            kept.put(n, vec![n as u8; 100]);
+        }
+        assert_eq!(kept.bytes(), 1000);
+        for n in 0..10 {
+            assert!(kept.get(&n).is_none(), "{n} should have gone first");
+        }
+        for n in 10..20 {
+            assert_eq!(kept.get(&n).unwrap(), vec![n as u8; 100]);
+        }
+        kept.put(99, vec![0; 101]);
+        assert!(kept.get(&99).is_none(), "too big to keep");
+        kept.put(19, vec![0; 10]);
+        assert_eq!(
+            kept.get(&19).unwrap(),
+            vec![19u8; 100],
+            "the first value stays"
+        );
+    }
+}
