@@ -17,8 +17,6 @@
 use std::ops::Bound;
 use std::path::Path;
 
-use tantivy::aggregation::agg_req::Aggregations;
-use tantivy::aggregation::{AggregationCollector, AggregationLimitsGuard};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
@@ -36,6 +34,7 @@ use tantivy::{
     TantivyDocument, Term,
 };
 
+use crate::facets::FacetCounter;
 use crate::query::{ExactField, Expr, QueryError, TextField};
 use crate::threads::{Links, ThreadMap};
 use crate::tokens::WordTokenizer;
@@ -350,6 +349,9 @@ impl<'a> SearchRequest<'a> {
 /// exactly where a page ended.
 type Key = (Score, i64, i64);
 
+/// Hits in order, each with its key.
+type Ranked = Vec<(Key, DocAddress)>;
+
 fn encode_cursor(sort: Sort, key: Key) -> String {
     format!("{}.{}.{}.{}", sort.name(), key.0.to_bits(), key.1, key.2)
 }
@@ -390,7 +392,6 @@ pub struct SearchIndex {
     /// The thread map and the searcher generation it was read for: a reader that sees a
     /// new commit reads the map again (it is written before the commit).
     threads: std::sync::RwLock<(u64, std::sync::Arc<ThreadMap>)>,
-    facet_requests: std::sync::Mutex<std::collections::HashMap<usize, Aggregations>>,
     /// Facets already counted: a reader paging through a search, or many readers
     /// opening one shared link, count them once.
     facet_cache: std::sync::Mutex<FacetCache>,
@@ -463,7 +464,6 @@ impl SearchIndex {
             fields,
             dir: dir.map(Path::to_path_buf),
             threads: std::sync::RwLock::new((u64::MAX, Default::default())),
-            facet_requests: Default::default(),
             facet_cache: Default::default(),
         })
     }
@@ -644,58 +644,46 @@ impl SearchIndex {
             Default::default()
         };
         let q = self.released(&searcher, self.build(&expr, &threads), r.max_number);
-        let (total, facets) = if r.facets > 0 {
-            let (total, facets) = self.counted_facets(&searcher, &*q, r)?;
-            (total, Some(facets))
-        } else {
-            (searcher.search(&q, &Count)? as u64, None)
-        };
-        // tantivy sizes its top-N heap by offset + limit: never ask for more than exists,
-        // so a large offset costs nothing.
-        let want = (r.offset + r.limit).min(total as usize);
-        if want == 0 || r.limit == 0 {
-            return Ok(SearchResults {
-                total,
-                hits: Vec::new(),
-                next: None,
-                facets,
-            });
-        }
-        // One more than the page, to know whether there is a next one.
-        let top = TopDocs::with_limit(want + 1);
+        let facet_key = (r.facets > 0).then(|| FacetKey {
+            generation: searcher.generation().generation_id(),
+            max_number: r.max_number,
+            size: r.facets,
+            query: r.query.to_owned(),
+        });
+        let kept = facet_key.as_ref().and_then(|k| self.kept_facets().get(k));
+        let counter = (r.facets > 0 && kept.is_none()).then_some(FacetCounter { size: r.facets });
         let sort = if matches!(expr, Expr::All) && r.sort == Sort::Relevance {
             Sort::Newest
         } else {
             r.sort
         };
-        let keyed: Vec<(Key, DocAddress)> = if sort == Sort::Relevance {
-            searcher.search(
-                &q,
-                &top.tweak_score(move |seg: &SegmentReader| {
-                    let number = seg.fast_fields().u64("number").ok();
-                    move |doc: DocId, score: Score| {
-                        let n = number.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
-                        keep_after((score, 0, !(n as i64)), after)
-                    }
-                }),
-            )?
+        // The usual page (the first, or one after a cursor) is counted, faceted and
+        // ranked in one pass over the matches. A page by offset (old-style page numbers)
+        // is counted first, so that the ranking never keeps more hits than exist.
+        let (total, counted, keyed) = if r.limit == 0 || r.offset > 0 {
+            let (total, counted, _) = one_pass(&searcher, &*q, counter, None::<TopDocs>)?;
+            let want = (r.offset + r.limit).min(total as usize);
+            let keyed = if want == 0 || r.limit == 0 {
+                Vec::new()
+            } else {
+                self.ranked(&searcher, &*q, sort, want, after)?
+            };
+            (total, counted, keyed)
         } else {
-            searcher.search(
-                &q,
-                &top.custom_score(move |seg: &SegmentReader| {
-                    let number = seg.fast_fields().u64("number").ok();
-                    let date = seg.fast_fields().i64("date").ok();
-                    move |doc: DocId| {
-                        let n = number.as_ref().and_then(|c| c.first(doc)).unwrap_or(0) as i64;
-                        let d = date.as_ref().and_then(|c| c.first(doc)).unwrap_or(NO_DATE);
-                        let key = match sort {
-                            Sort::Oldest => (0.0, !d, !n),
-                            _ => (0.0, d, n),
-                        };
-                        keep_after(key, after)
-                    }
-                }),
-            )?
+            let want = r.limit.min(searcher.num_docs() as usize);
+            let (total, counted, keyed) =
+                self.ranked_counted(&searcher, &*q, sort, want, after, counter)?;
+            (total, counted, keyed)
+        };
+        let facets = match (kept, counted) {
+            (Some((_, facets)), _) => Some(facets),
+            (None, Some(facets)) => {
+                if let Some(key) = facet_key {
+                    self.kept_facets().put(key, (total, facets.clone()));
+                }
+                Some(facets)
+            }
+            (None, None) => None,
         };
         let eligible: Vec<(Key, DocAddress)> = keyed
             .into_iter()
@@ -746,63 +734,70 @@ impl SearchIndex {
         self.reader.searcher().generation().generation_id()
     }
 
-    /// The total and the facets of `q`, counted once per snapshot, signed numbers and
-    /// query text.
-    fn counted_facets(
+    /// Facets already counted, by snapshot, signed numbers, size and query.
+    fn kept_facets(&self) -> std::sync::MutexGuard<'_, FacetCache> {
+        self.facet_cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The `want` first hits of `q` in the order `sort` (and one more, which says whether
+    /// there is a next page), after the cursor `after`; with the total and, when a
+    /// `counter` is given, the facets, all from one pass over the matches.
+    fn ranked_counted(
         &self,
         searcher: &tantivy::Searcher,
         q: &dyn Query,
-        r: &SearchRequest,
-    ) -> Result<(u64, Facets)> {
-        let key = FacetKey {
-            generation: searcher.generation().generation_id(),
-            max_number: r.max_number,
-            size: r.facets,
-            query: r.query.to_owned(),
+        sort: Sort,
+        want: usize,
+        after: Option<Key>,
+        counter: Option<FacetCounter>,
+    ) -> Result<(u64, Option<Facets>, Ranked)> {
+        let top = TopDocs::with_limit(want + 1);
+        let (total, facets, keyed) = if sort == Sort::Relevance {
+            one_pass(
+                searcher,
+                q,
+                counter,
+                Some(top.tweak_score(move |seg: &SegmentReader| {
+                    let number = seg.fast_fields().u64("number").ok();
+                    move |doc: DocId, score: Score| {
+                        let n = number.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
+                        keep_after((score, 0, !(n as i64)), after)
+                    }
+                })),
+            )?
+        } else {
+            one_pass(
+                searcher,
+                q,
+                counter,
+                Some(top.custom_score(move |seg: &SegmentReader| {
+                    let number = seg.fast_fields().u64("number").ok();
+                    let date = seg.fast_fields().i64("date").ok();
+                    move |doc: DocId| {
+                        let n = number.as_ref().and_then(|c| c.first(doc)).unwrap_or(0) as i64;
+                        let d = date.as_ref().and_then(|c| c.first(doc)).unwrap_or(NO_DATE);
+                        let key = match sort {
+                            Sort::Oldest => (0.0, !d, !n),
+                            _ => (0.0, d, n),
+                        };
+                        keep_after(key, after)
+                    }
+                })),
+            )?
         };
-        let cache = || self.facet_cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = cache().get(&key) {
-            return Ok(found);
-        }
-        let (total, aggs) = searcher.search(q, &(Count, self.facet_collector(r.facets)))?;
-        let counted = (total as u64, read_facets(aggs));
-        cache().put(key, counted.clone());
-        Ok(counted)
+        Ok((total, facets, keyed.unwrap_or_default()))
     }
 
-    fn facet_collector(&self, size: usize) -> AggregationCollector {
-        // The request is the same for every search of a given size: built once.
-        let mut cache = self
-            .facet_requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let aggs = cache
-            .entry(size)
-            .or_insert_with(|| Self::facet_request(size))
-            .clone();
-        drop(cache);
-        AggregationCollector::from_aggs(
-            aggs,
-            AggregationLimitsGuard::new(Some(256 << 20), Some(2_000_000)),
-        )
-    }
-
-    fn facet_request(size: usize) -> Aggregations {
-        // Each segment proposes its top `segment_size` values; ten times the size shown
-        // keeps the shown counts exact in practice, and costs far less than every value
-        // (each proposed value is a dictionary lookup). A narrowed search always gives
-        // the exact count.
-        let terms = |field: &str, size: usize| serde_json::json!({"terms": {"field": field, "size": size, "segment_size": (size * 10).max(100)}});
-        let aggs: Aggregations = serde_json::from_value(serde_json::json!({
-            "domain": terms("domain", size),
-            "person": terms("person", size),
-            "filetype": terms("filetype", size),
-            "release": terms("release", 100_000),
-            "dkim": terms("dkim", 4),
-            "month": {"terms": {"field": "month", "size": 100_000, "order": {"_key": "asc"}}},
-        }))
-        .expect("a valid aggregation request");
-        aggs
+    /// The hits of [`SearchIndex::ranked_counted`] alone.
+    fn ranked(
+        &self,
+        searcher: &tantivy::Searcher,
+        q: &dyn Query,
+        sort: Sort,
+        want: usize,
+        after: Option<Key>,
+    ) -> Result<Ranked> {
+        Ok(self.ranked_counted(searcher, q, sort, want, after, None)?.2)
     }
 
     /// `q`, restricted to the numbers a signed manifest covers. Usually the index holds
@@ -1060,43 +1055,31 @@ impl SearchIndex {
 /// negative), and dropped after collection.
 const SKIPPED: Key = (f32::NEG_INFINITY, i64::MIN, i64::MIN);
 
+/// Runs `q` once with `top` (when given) and either `counter` or a plain count: the
+/// total, the facets when counted, and what `top` kept.
+fn one_pass<C: tantivy::collector::Collector>(
+    searcher: &tantivy::Searcher,
+    q: &dyn Query,
+    counter: Option<FacetCounter>,
+    top: Option<C>,
+) -> Result<(u64, Option<Facets>, Option<C::Fruit>)> {
+    Ok(match counter {
+        Some(counter) => {
+            let ((total, facets), kept) = searcher.search(q, &(counter, top))?;
+            (total, Some(facets), kept)
+        }
+        None => {
+            let (total, kept) = searcher.search(q, &(Count, top))?;
+            (total as u64, None, kept)
+        }
+    })
+}
+
 /// `key`, or [`SKIPPED`] when it is not after the cursor.
 fn keep_after(key: Key, after: Option<Key>) -> Key {
     match after {
         Some(c) if key.partial_cmp(&c) != Some(std::cmp::Ordering::Less) => SKIPPED,
         _ => key,
-    }
-}
-
-/// Reads tantivy's aggregation results into [`Facets`].
-fn read_facets(aggs: tantivy::aggregation::agg_result::AggregationResults) -> Facets {
-    use tantivy::aggregation::Key;
-    use tantivy::aggregation::agg_result::{AggregationResult, BucketResult};
-    let mut map = aggs.0;
-    let mut list = |name: &str| -> Vec<Bucket> {
-        match map.remove(name) {
-            Some(AggregationResult::BucketResult(BucketResult::Terms { buckets, .. })) => buckets
-                .into_iter()
-                .map(|b| Bucket {
-                    value: match b.key {
-                        Key::Str(s) => s,
-                        Key::U64(n) => n.to_string(),
-                        Key::I64(n) => n.to_string(),
-                        Key::F64(f) => (f as u64).to_string(),
-                    },
-                    count: b.doc_count,
-                })
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
-    Facets {
-        domain: list("domain"),
-        person: list("person"),
-        month: list("month"),
-        release: list("release"),
-        filetype: list("filetype"),
-        dkim: list("dkim"),
     }
 }
 

@@ -25,6 +25,7 @@
 
 mod attached;
 mod chain;
+mod facets;
 mod index;
 mod kept;
 mod manifest;
