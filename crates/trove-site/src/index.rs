@@ -395,6 +395,33 @@ pub struct SearchIndex {
     /// Facets already counted: a reader paging through a search, or many readers
     /// opening one shared link, count them once.
     facet_cache: std::sync::Mutex<FacetCache>,
+    /// Searches running now. A search alone spreads its segments over every core (a
+    /// million emails' facets take half the time on two); while others run, the cores
+    /// are busy anyway, and handing segments to the pool's threads and waiting for them
+    /// only adds switches, so it searches on its own thread ([`SearchIndex::alone`]).
+    in_flight: std::sync::atomic::AtomicUsize,
+    alone: tantivy::Executor,
+}
+
+/// One search counted in [`SearchIndex::in_flight`] while it lives.
+struct InFlight<'a> {
+    count: &'a std::sync::atomic::AtomicUsize,
+    /// How many others were running when it began.
+    others: usize,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a std::sync::atomic::AtomicUsize) -> InFlight<'a> {
+        let others = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlight { count, others }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.count
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// What a search's facets depend on: the index snapshot, the signed numbers, how many
@@ -465,6 +492,8 @@ impl SearchIndex {
             dir: dir.map(Path::to_path_buf),
             threads: std::sync::RwLock::new((u64::MAX, Default::default())),
             facet_cache: Default::default(),
+            in_flight: Default::default(),
+            alone: tantivy::Executor::single_thread(),
         })
     }
 
@@ -644,6 +673,12 @@ impl SearchIndex {
             Default::default()
         };
         let q = self.released(&searcher, self.build(&expr, &threads), r.max_number);
+        let flight = InFlight::enter(&self.in_flight);
+        let on = if flight.others == 0 {
+            self.index.search_executor()
+        } else {
+            &self.alone
+        };
         let facet_key = (r.facets > 0).then(|| FacetKey {
             generation: searcher.generation().generation_id(),
             max_number: r.max_number,
@@ -661,18 +696,18 @@ impl SearchIndex {
         // ranked in one pass over the matches. A page by offset (old-style page numbers)
         // is counted first, so that the ranking never keeps more hits than exist.
         let (total, counted, keyed) = if r.limit == 0 || r.offset > 0 {
-            let (total, counted, _) = one_pass(&searcher, &*q, counter, None::<TopDocs>)?;
+            let (total, counted, _) = one_pass(&searcher, on, &*q, counter, None::<TopDocs>)?;
             let want = (r.offset + r.limit).min(total as usize);
             let keyed = if want == 0 || r.limit == 0 {
                 Vec::new()
             } else {
-                self.ranked(&searcher, &*q, sort, want, after)?
+                self.ranked(&searcher, on, &*q, sort, want, after)?
             };
             (total, counted, keyed)
         } else {
             let want = r.limit.min(searcher.num_docs() as usize);
             let (total, counted, keyed) =
-                self.ranked_counted(&searcher, &*q, sort, want, after, counter)?;
+                self.ranked_counted(&searcher, on, &*q, sort, want, after, counter)?;
             (total, counted, keyed)
         };
         let facets = match (kept, counted) {
@@ -742,9 +777,11 @@ impl SearchIndex {
     /// The `want` first hits of `q` in the order `sort` (and one more, which says whether
     /// there is a next page), after the cursor `after`; with the total and, when a
     /// `counter` is given, the facets, all from one pass over the matches.
+    #[allow(clippy::too_many_arguments)]
     fn ranked_counted(
         &self,
         searcher: &tantivy::Searcher,
+        on: &tantivy::Executor,
         q: &dyn Query,
         sort: Sort,
         want: usize,
@@ -755,6 +792,7 @@ impl SearchIndex {
         let (total, facets, keyed) = if sort == Sort::Relevance {
             one_pass(
                 searcher,
+                on,
                 q,
                 counter,
                 Some(top.tweak_score(move |seg: &SegmentReader| {
@@ -768,6 +806,7 @@ impl SearchIndex {
         } else {
             one_pass(
                 searcher,
+                on,
                 q,
                 counter,
                 Some(top.custom_score(move |seg: &SegmentReader| {
@@ -792,12 +831,15 @@ impl SearchIndex {
     fn ranked(
         &self,
         searcher: &tantivy::Searcher,
+        on: &tantivy::Executor,
         q: &dyn Query,
         sort: Sort,
         want: usize,
         after: Option<Key>,
     ) -> Result<Ranked> {
-        Ok(self.ranked_counted(searcher, q, sort, want, after, None)?.2)
+        Ok(self
+            .ranked_counted(searcher, on, q, sort, want, after, None)?
+            .2)
     }
 
     /// `q`, restricted to the numbers a signed manifest covers. Usually the index holds
@@ -1059,20 +1101,36 @@ const SKIPPED: Key = (f32::NEG_INFINITY, i64::MIN, i64::MIN);
 /// total, the facets when counted, and what `top` kept.
 fn one_pass<C: tantivy::collector::Collector>(
     searcher: &tantivy::Searcher,
+    on: &tantivy::Executor,
     q: &dyn Query,
     counter: Option<FacetCounter>,
     top: Option<C>,
 ) -> Result<(u64, Option<Facets>, Option<C::Fruit>)> {
     Ok(match counter {
         Some(counter) => {
-            let ((total, facets), kept) = searcher.search(q, &(counter, top))?;
+            let ((total, facets), kept) = search_on(searcher, on, q, &(counter, top))?;
             (total, Some(facets), kept)
         }
         None => {
-            let (total, kept) = searcher.search(q, &(Count, top))?;
+            let (total, kept) = search_on(searcher, on, q, &(Count, top))?;
             (total as u64, None, kept)
         }
     })
+}
+
+/// `searcher.search`, on the executor `on`.
+fn search_on<C: tantivy::collector::Collector>(
+    searcher: &tantivy::Searcher,
+    on: &tantivy::Executor,
+    q: &dyn Query,
+    collector: &C,
+) -> Result<C::Fruit> {
+    let scoring = if collector.requires_scoring() {
+        tantivy::query::EnableScoring::enabled_from_searcher(searcher)
+    } else {
+        tantivy::query::EnableScoring::disabled_from_searcher(searcher)
+    };
+    Ok(searcher.search_with_executor(q, collector, on, scoring)?)
 }
 
 /// `key`, or [`SKIPPED`] when it is not after the cursor.
