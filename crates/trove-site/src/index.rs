@@ -874,7 +874,7 @@ impl SearchIndex {
     /// Snippets of several texts for one query (one generator for a page of hits): HTML,
     /// escaped text with `<b>` around the matches; `None` where nothing matches.
     pub fn snippets(&self, query: &str, texts: &[&str], max_chars: usize) -> Vec<Option<String>> {
-        let generator = crate::query::parse(query).ok().and_then(|expr| {
+        let made = crate::query::parse(query).ok().and_then(|expr| {
             // Threads do not matter to which words are highlighted.
             let q = self.build(&expr, &ThreadMap::default());
             let searcher = self.reader.searcher();
@@ -882,12 +882,26 @@ impl SearchIndex {
                 tantivy::snippet::SnippetGenerator::create(&searcher, &*q, self.fields.body)
                     .ok()?;
             g.set_max_num_chars(max_chars);
-            Some(g)
+            Some((g, ascii_words(&*q, self.fields.body)))
         });
+        let Some((generator, words)) = made else {
+            return vec![None; texts.len()];
+        };
         texts
             .iter()
             .map(|t| {
-                let s = generator.as_ref()?.snippet(t);
+                // The generator cuts the whole text into words to find the query's; a
+                // hit that matched on its subject or a name often has none of them in
+                // its text, and that is cheaper to learn with a plain search.
+                if let Some(words) = &words
+                    && t.is_ascii()
+                {
+                    let lower = t.to_ascii_lowercase();
+                    if !words.iter().any(|w| lower.contains(w.as_str())) {
+                        return None;
+                    }
+                }
+                let s = generator.snippet(t);
                 (!s.fragment().is_empty()).then(|| s.to_html())
             })
             .collect()
@@ -1116,6 +1130,23 @@ fn one_pass<C: tantivy::collector::Collector>(
             (total as u64, None, kept)
         }
     })
+}
+
+/// The words `q` looks for in `field`, when they are all ASCII: in an ASCII text, the
+/// index's analysis (lower case, accents folded) finds one of them only where the
+/// lower-cased text contains it. `None` when some word is not ASCII (or not text).
+fn ascii_words(q: &dyn Query, field: Field) -> Option<Vec<String>> {
+    let mut words = Some(Vec::new());
+    q.query_terms(&mut |term, _| {
+        if term.field() != field {
+            return;
+        }
+        match (term.value().as_str(), words.as_mut()) {
+            (Some(w), Some(list)) if w.is_ascii() => list.push(w.to_owned()),
+            _ => words = None,
+        }
+    });
+    words
 }
 
 /// `searcher.search`, on the executor `on`.

@@ -393,3 +393,32 @@ fn an_open_reader_sees_new_threads_with_the_new_commit() {
     assert_eq!(index.threads().unwrap().size_of(1), 3);
     assert_eq!(numbers(&index, "thread:3"), [1, 2, 3]);
 }
+
+#[test]
+fn snippets_highlight_the_query_words_in_any_case_and_accent() {
+    let emails = vec![
+        message(1, "Gas", "The GAS prices rose again."),
+        message(2, "Gas", "Nothing about it in here."),
+        message(3, "Meeting", "We met in Zürich about gas."),
+        message(4, "会議", "明日の会議について"),
+    ];
+    let index = index_of(&emails, &|_| Vec::new());
+    let texts: Vec<&str> = emails.iter().map(|m| m.text.as_str()).collect();
+    let got = index.snippets("gas", &texts, 100);
+    assert_eq!(got[0].as_deref(), Some("The <b>GAS</b> prices rose again"));
+    // Matched on its subject only: no words of the query in the text, no snippet.
+    assert_eq!(got[1], None);
+    assert_eq!(got[2].as_deref(), Some("We met in Zürich about <b>gas</b>"));
+    assert_eq!(got[3], None);
+    // A text that is not ASCII, found through the folding of its accents.
+    let got = index.snippets("zurich", &texts, 100);
+    assert_eq!(got[2].as_deref(), Some("We met in <b>Zürich</b> about gas"));
+    // A word that is not ASCII.
+    let got = index.snippets("会", &texts, 100);
+    assert!(
+        got[3].as_deref().is_some_and(|s| s.contains("<b>会</b>")),
+        "{got:?}"
+    );
+    // A word the text holds only inside another word is not highlighted.
+    assert_eq!(index.snippets("nothin", &texts[1..2], 100), vec![None]);
+}
