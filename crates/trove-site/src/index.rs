@@ -10,9 +10,10 @@
 //! its stem in every language's field, so `contracts` finds "contract" and `verträge`
 //! finds "Vertrag". The exact words still score first.
 //!
-//! Facets are tantivy terms aggregations over keyword fast fields (`domain`, `person`,
-//! `filetype`, `month`, `dkim`, `release`). Paging is by cursor: the sort key of the last
-//! hit, so page 10,000 costs what page 1 does.
+//! Facets are counted over keyword fast fields (`domain`, `person`, `filetype`, `month`,
+//! `dkim`, `release`) by the collector in `facets.rs`, in the same pass as the hits.
+//! Paging is by cursor: the sort key of the last hit, so page 10,000 costs what page 1
+//! does.
 
 use std::ops::Bound;
 use std::path::Path;
