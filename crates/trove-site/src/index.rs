@@ -303,6 +303,24 @@ pub struct Facets {
     pub dkim: Vec<Bucket>,
 }
 
+impl Facets {
+    /// About the bytes these facets hold: each value's text and its bucket.
+    fn weight(&self) -> usize {
+        [
+            &self.domain,
+            &self.person,
+            &self.month,
+            &self.release,
+            &self.filetype,
+            &self.dkim,
+        ]
+        .iter()
+        .flat_map(|list| list.iter())
+        .map(|b| b.value.len() + std::mem::size_of::<Bucket>())
+        .sum()
+    }
+}
+
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SearchResults {
     /// How many emails match, in all.
@@ -435,34 +453,15 @@ struct FacetKey {
     query: String,
 }
 
-/// A bounded map of counted facets (and the total that came with them); the oldest
-/// entry goes first when it is full. Facets are a few kilobytes, so the bound keeps
-/// it to a few megabytes.
-#[derive(Default)]
-struct FacetCache {
-    map: std::collections::HashMap<FacetKey, (u64, Facets)>,
-    order: std::collections::VecDeque<FacetKey>,
-}
+/// Counted facets kept, in bytes (about a thousand searches' worth: a search's facets
+/// are a few kilobytes), oldest out.
+const FACETS_KEPT: usize = 4 << 20;
 
-impl FacetCache {
-    const CAPACITY: usize = 1024;
+/// Facets kept from searches already run, weighed by the text of their values.
+type FacetCache = crate::KeptBytes<FacetKey, Facets>;
 
-    fn get(&self, key: &FacetKey) -> Option<(u64, Facets)> {
-        self.map.get(key).cloned()
-    }
-
-    fn put(&mut self, key: FacetKey, value: (u64, Facets)) {
-        if self.map.contains_key(&key) {
-            return;
-        }
-        while self.order.len() >= Self::CAPACITY {
-            if let Some(old) = self.order.pop_front() {
-                self.map.remove(&old);
-            }
-        }
-        self.order.push_back(key.clone());
-        self.map.insert(key, value);
-    }
+fn facet_cache() -> FacetCache {
+    FacetCache::weighed(FACETS_KEPT, FACETS_KEPT / 16, Facets::weight)
 }
 
 impl SearchIndex {
@@ -500,7 +499,7 @@ impl SearchIndex {
             fields,
             dir: dir.map(Path::to_path_buf),
             threads: std::sync::RwLock::new((u64::MAX, Default::default())),
-            facet_cache: Default::default(),
+            facet_cache: std::sync::Mutex::new(facet_cache()),
             in_flight: Default::default(),
             alone: tantivy::Executor::single_thread(),
         })
@@ -720,10 +719,10 @@ impl SearchIndex {
             (total, counted, keyed)
         };
         let facets = match (kept, counted) {
-            (Some((_, facets)), _) => Some(facets),
+            (Some(facets), _) => Some(facets),
             (None, Some(facets)) => {
                 if let Some(key) = facet_key {
-                    self.kept_facets().put(key, (total, facets.clone()));
+                    self.kept_facets().put(key, facets.clone());
                 }
                 Some(facets)
             }
@@ -769,7 +768,7 @@ impl SearchIndex {
     /// Forgets every counted facet, so that the next search counts its own: for
     /// benchmarks that measure the counting, not the keeping.
     pub fn forget_facets(&self) {
-        *self.facet_cache.lock().unwrap_or_else(|e| e.into_inner()) = FacetCache::default();
+        *self.kept_facets() = facet_cache();
     }
 
     /// Which snapshot of the index searches now see: it changes when a new commit is

@@ -1,12 +1,14 @@
 //! A byte-bounded memory of recent values, oldest out: what readers keep of files read
-//! out of packs (`pack.rs`) and what the server keeps of pages it made (trove-web).
+//! out of packs (`pack.rs`), the facets searches counted (`index.rs`) and the pages the
+//! server made (trove-web).
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
-/// Values kept under keys, at most `budget` bytes of them in all; the oldest goes first
-/// when a new one needs room, and a value over `largest` bytes is not kept.
+/// Values kept under keys, at most `budget` bytes of them in all (as `weigh` counts
+/// them); the oldest goes first when a new one needs room, and a value over `largest`
+/// bytes is not kept.
 #[derive(Debug)]
 pub struct KeptBytes<K, V> {
     values: HashMap<K, V>,
@@ -14,16 +16,26 @@ pub struct KeptBytes<K, V> {
     bytes: usize,
     budget: usize,
     largest: usize,
+    weigh: fn(&V) -> usize,
 }
 
 impl<K: Hash + Eq + Clone, V: AsRef<[u8]> + Clone> KeptBytes<K, V> {
+    /// Kept bytes (files, pages), weighed by their length.
     pub fn new(budget: usize, largest: usize) -> Self {
+        KeptBytes::weighed(budget, largest, |v| v.as_ref().len())
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> KeptBytes<K, V> {
+    /// Kept values of any kind, weighed by `weigh`.
+    pub fn weighed(budget: usize, largest: usize, weigh: fn(&V) -> usize) -> Self {
         KeptBytes {
             values: HashMap::new(),
             order: VecDeque::new(),
             bytes: 0,
             budget,
             largest,
+            weigh,
         }
     }
 
@@ -42,7 +54,7 @@ impl<K: Hash + Eq + Clone, V: AsRef<[u8]> + Clone> KeptBytes<K, V> {
     /// Keeps `value` under `key`, letting the oldest values go to stay within budget.
     /// A key already kept keeps its first value.
     pub fn put(&mut self, key: K, value: V) {
-        let len = value.as_ref().len();
+        let len = (self.weigh)(&value);
         if len > self.largest || self.values.contains_key(&key) {
             return;
         }
@@ -51,7 +63,7 @@ impl<K: Hash + Eq + Clone, V: AsRef<[u8]> + Clone> KeptBytes<K, V> {
                 break;
             };
             if let Some(gone) = self.values.remove(&old) {
-                self.bytes -= gone.as_ref().len();
+                self.bytes -= (self.weigh)(&gone);
             }
         }
         self.bytes += len;
