@@ -443,6 +443,107 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// One search's query over one snapshot of the index, on the executor chosen for it:
+/// what the passes over its matches share. It counts as a search in flight while it
+/// lives.
+struct Pass<'a> {
+    searcher: &'a tantivy::Searcher,
+    q: &'a dyn Query,
+    on: &'a tantivy::Executor,
+    _flight: InFlight<'a>,
+}
+
+impl<'a> Pass<'a> {
+    fn new(index: &'a SearchIndex, searcher: &'a tantivy::Searcher, q: &'a dyn Query) -> Self {
+        let flight = InFlight::enter(&index.in_flight);
+        let on = if flight.others == 0 {
+            index.index.search_executor()
+        } else {
+            &index.alone
+        };
+        Pass {
+            searcher,
+            q,
+            on,
+            _flight: flight,
+        }
+    }
+
+    /// One pass over the matches with `top` (when given) and either `counter` or a plain
+    /// count: the total, the facets when counted, and what `top` kept.
+    fn run<C: tantivy::collector::Collector>(
+        &self,
+        counter: Option<FacetCounter>,
+        top: Option<C>,
+    ) -> Result<(u64, Option<Facets>, Option<C::Fruit>)> {
+        Ok(match counter {
+            Some(counter) => {
+                let ((total, facets), kept) = self.search(&(counter, top))?;
+                (total, Some(facets), kept)
+            }
+            None => {
+                let (total, kept) = self.search(&(Count, top))?;
+                (total as u64, None, kept)
+            }
+        })
+    }
+
+    /// The `want` first hits in the order `sort` (and one more, which says whether there
+    /// is a next page), after the cursor `after`, with the total and the facets as
+    /// [`Pass::run`] counts them.
+    fn ranked(
+        &self,
+        sort: Sort,
+        want: usize,
+        after: Option<Key>,
+        counter: Option<FacetCounter>,
+    ) -> Result<(u64, Option<Facets>, Ranked)> {
+        let top = TopDocs::with_limit(want + 1);
+        let (total, facets, keyed) = if sort == Sort::Relevance {
+            self.run(
+                counter,
+                Some(top.tweak_score(move |seg: &SegmentReader| {
+                    let number = seg.fast_fields().u64("number").ok();
+                    move |doc: DocId, score: Score| {
+                        let n = number.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
+                        keep_after((score, 0, !(n as i64)), after)
+                    }
+                })),
+            )?
+        } else {
+            self.run(
+                counter,
+                Some(top.custom_score(move |seg: &SegmentReader| {
+                    let number = seg.fast_fields().u64("number").ok();
+                    let date = seg.fast_fields().i64("date").ok();
+                    move |doc: DocId| {
+                        let n = number.as_ref().and_then(|c| c.first(doc)).unwrap_or(0) as i64;
+                        let d = date.as_ref().and_then(|c| c.first(doc)).unwrap_or(NO_DATE);
+                        let key = match sort {
+                            Sort::Oldest => (0.0, !d, !n),
+                            _ => (0.0, d, n),
+                        };
+                        keep_after(key, after)
+                    }
+                })),
+            )?
+        };
+        Ok((total, facets, keyed.unwrap_or_default()))
+    }
+
+    /// `searcher.search` on this pass's executor.
+    fn search<C: tantivy::collector::Collector>(&self, collector: &C) -> Result<C::Fruit> {
+        let scoring = if collector.requires_scoring() {
+            tantivy::query::EnableScoring::enabled_from_searcher(self.searcher)
+        } else {
+            tantivy::query::EnableScoring::disabled_from_searcher(self.searcher)
+        };
+        Ok(self
+            .searcher
+            .search_with_executor(self.q, collector, self.on, scoring)?)
+    }
+}
+
 /// What a search's facets depend on: the index snapshot, the signed numbers, how many
 /// values per facet, and the query text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -681,12 +782,7 @@ impl SearchIndex {
             Default::default()
         };
         let q = self.released(&searcher, self.build(&expr, &threads), r.max_number);
-        let flight = InFlight::enter(&self.in_flight);
-        let on = if flight.others == 0 {
-            self.index.search_executor()
-        } else {
-            &self.alone
-        };
+        let pass = Pass::new(self, &searcher, &*q);
         let facet_key = (r.facets > 0).then(|| FacetKey {
             generation: searcher.generation().generation_id(),
             max_number: r.max_number,
@@ -704,20 +800,23 @@ impl SearchIndex {
         // ranked in one pass over the matches. A page by offset (old-style page numbers)
         // is counted first, so that the ranking never keeps more hits than exist.
         let (total, counted, keyed) = if r.limit == 0 || r.offset > 0 {
-            let (total, counted, _) = one_pass(&searcher, on, &*q, counter, None::<TopDocs>)?;
+            let (total, counted, _) = pass.run(counter, None::<TopDocs>)?;
             let want = (r.offset + r.limit).min(total as usize);
             let keyed = if want == 0 || r.limit == 0 {
                 Vec::new()
             } else {
-                self.ranked(&searcher, on, &*q, sort, want, after)?
+                pass.ranked(sort, want, after, None)?.2
             };
             (total, counted, keyed)
         } else {
-            let want = r.limit.min(searcher.num_docs() as usize);
-            let (total, counted, keyed) =
-                self.ranked_counted(&searcher, on, &*q, sort, want, after, counter)?;
-            (total, counted, keyed)
+            pass.ranked(
+                sort,
+                r.limit.min(searcher.num_docs() as usize),
+                after,
+                counter,
+            )?
         };
+        drop(pass);
         let facets = match (kept, counted) {
             (Some(facets), _) => Some(facets),
             (None, Some(facets)) => {
@@ -780,74 +879,6 @@ impl SearchIndex {
     /// Facets already counted, by snapshot, signed numbers, size and query.
     fn kept_facets(&self) -> std::sync::MutexGuard<'_, FacetCache> {
         self.facet_cache.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The `want` first hits of `q` in the order `sort` (and one more, which says whether
-    /// there is a next page), after the cursor `after`; with the total and, when a
-    /// `counter` is given, the facets, all from one pass over the matches.
-    #[allow(clippy::too_many_arguments)]
-    fn ranked_counted(
-        &self,
-        searcher: &tantivy::Searcher,
-        on: &tantivy::Executor,
-        q: &dyn Query,
-        sort: Sort,
-        want: usize,
-        after: Option<Key>,
-        counter: Option<FacetCounter>,
-    ) -> Result<(u64, Option<Facets>, Ranked)> {
-        let top = TopDocs::with_limit(want + 1);
-        let (total, facets, keyed) = if sort == Sort::Relevance {
-            one_pass(
-                searcher,
-                on,
-                q,
-                counter,
-                Some(top.tweak_score(move |seg: &SegmentReader| {
-                    let number = seg.fast_fields().u64("number").ok();
-                    move |doc: DocId, score: Score| {
-                        let n = number.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
-                        keep_after((score, 0, !(n as i64)), after)
-                    }
-                })),
-            )?
-        } else {
-            one_pass(
-                searcher,
-                on,
-                q,
-                counter,
-                Some(top.custom_score(move |seg: &SegmentReader| {
-                    let number = seg.fast_fields().u64("number").ok();
-                    let date = seg.fast_fields().i64("date").ok();
-                    move |doc: DocId| {
-                        let n = number.as_ref().and_then(|c| c.first(doc)).unwrap_or(0) as i64;
-                        let d = date.as_ref().and_then(|c| c.first(doc)).unwrap_or(NO_DATE);
-                        let key = match sort {
-                            Sort::Oldest => (0.0, !d, !n),
-                            _ => (0.0, d, n),
-                        };
-                        keep_after(key, after)
-                    }
-                })),
-            )?
-        };
-        Ok((total, facets, keyed.unwrap_or_default()))
-    }
-
-    /// The hits of [`SearchIndex::ranked_counted`] alone.
-    fn ranked(
-        &self,
-        searcher: &tantivy::Searcher,
-        on: &tantivy::Executor,
-        q: &dyn Query,
-        sort: Sort,
-        want: usize,
-        after: Option<Key>,
-    ) -> Result<Ranked> {
-        Ok(self
-            .ranked_counted(searcher, on, q, sort, want, after, None)?
-            .2)
     }
 
     /// `q`, restricted to the numbers a signed manifest covers. Usually the index holds
@@ -1119,27 +1150,6 @@ impl SearchIndex {
 /// negative), and dropped after collection.
 const SKIPPED: Key = (f32::NEG_INFINITY, i64::MIN, i64::MIN);
 
-/// Runs `q` once with `top` (when given) and either `counter` or a plain count: the
-/// total, the facets when counted, and what `top` kept.
-fn one_pass<C: tantivy::collector::Collector>(
-    searcher: &tantivy::Searcher,
-    on: &tantivy::Executor,
-    q: &dyn Query,
-    counter: Option<FacetCounter>,
-    top: Option<C>,
-) -> Result<(u64, Option<Facets>, Option<C::Fruit>)> {
-    Ok(match counter {
-        Some(counter) => {
-            let ((total, facets), kept) = search_on(searcher, on, q, &(counter, top))?;
-            (total, Some(facets), kept)
-        }
-        None => {
-            let (total, kept) = search_on(searcher, on, q, &(Count, top))?;
-            (total as u64, None, kept)
-        }
-    })
-}
-
 /// The words `q` looks for in `field`, when they are all ASCII: in an ASCII text, the
 /// index's analysis (lower case, accents folded) finds one of them only where the
 /// lower-cased text contains it. `None` when some word is not ASCII (or not text).
@@ -1155,21 +1165,6 @@ fn ascii_words(q: &dyn Query, field: Field) -> Option<Vec<String>> {
         }
     });
     words
-}
-
-/// `searcher.search`, on the executor `on`.
-fn search_on<C: tantivy::collector::Collector>(
-    searcher: &tantivy::Searcher,
-    on: &tantivy::Executor,
-    q: &dyn Query,
-    collector: &C,
-) -> Result<C::Fruit> {
-    let scoring = if collector.requires_scoring() {
-        tantivy::query::EnableScoring::enabled_from_searcher(searcher)
-    } else {
-        tantivy::query::EnableScoring::disabled_from_searcher(searcher)
-    };
-    Ok(searcher.search_with_executor(q, collector, on, scoring)?)
 }
 
 /// `key`, or [`SKIPPED`] when it is not after the cursor.
