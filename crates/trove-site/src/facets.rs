@@ -3,8 +3,9 @@
 //!
 //! A tantivy collector of our own rather than tantivy's terms aggregations. Those resolve
 //! each segment's buckets into strings, build intermediate results and merge them through
-//! a general framework made for nested aggregations; on a reader's search page that was a
-//! third of the server's time. Here each segment counts term ordinals into plain arrays
+//! a general framework made for nested aggregations; under a load of different searches,
+//! the aggregations and the pass over the matches they ran in were a third of the
+//! server's samples. Here each segment counts term ordinals into plain arrays
 //! (one slot per value of the column), keeps the biggest counts, and only those are
 //! turned into strings, in one pass over the column's dictionary. Counting is the same
 //! work per match; what is saved is everything around it.
@@ -23,13 +24,13 @@ use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 use crate::index::{Bucket, Facets};
 
-/// The keyword columns counted, in the order of [`Counted::strs`].
+/// The keyword columns counted, in the order of `SegmentCounts::strs`.
 const STR_FACETS: [&str; 5] = ["domain", "person", "filetype", "month", "dkim"];
 /// Which of them show only their biggest values (the others show every value).
 const TOP_ONLY: [bool; 5] = [true, true, true, false, false];
 
 /// How many values of a top-only facet each segment proposes for `size` shown.
-pub(crate) fn segment_size(size: usize) -> usize {
+fn segment_size(size: usize) -> usize {
     (size * 10).max(100)
 }
 
@@ -113,19 +114,20 @@ impl Collector for FacetCounter {
                 *release.entry(number).or_default() += count;
             }
         }
-        let mut lists = strs.into_iter().zip(TOP_ONLY).map(|(map, top_only)| {
-            let mut list: Vec<Bucket> = map
-                .into_iter()
+        let mut lists = strs.into_iter().map(|map| {
+            map.into_iter()
                 .map(|(value, count)| Bucket { value, count })
-                .collect();
-            biggest_first(&mut list, |a, b| a.value.cmp(&b.value));
-            if top_only {
-                list.truncate(self.size);
-            }
-            list
+                .collect::<Vec<_>>()
         });
         let mut next = || lists.next().unwrap_or_default();
-        let (domain, person, filetype, mut month, dkim) = (next(), next(), next(), next(), next());
+        let (mut domain, mut person, mut filetype, mut month, mut dkim) =
+            (next(), next(), next(), next(), next());
+        for list in [&mut domain, &mut person, &mut filetype, &mut dkim] {
+            list.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+        }
+        for list in [&mut domain, &mut person, &mut filetype] {
+            list.truncate(self.size);
+        }
         month.sort_by(|a, b| a.value.cmp(&b.value));
         let mut release: Vec<(u64, u64)> = release.into_iter().collect();
         release.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -150,11 +152,6 @@ impl Collector for FacetCounter {
     }
 }
 
-/// Sorts by count, biggest first, ties by `tie`.
-fn biggest_first(list: &mut [Bucket], tie: impl Fn(&Bucket, &Bucket) -> std::cmp::Ordering) {
-    list.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| tie(a, b)));
-}
-
 impl SegmentCollector for SegmentFacets {
     type Fruit = SegmentCounts;
 
@@ -176,12 +173,6 @@ impl SegmentCollector for SegmentFacets {
                     ReleaseCounts::Sparse(m) => *m.entry(n).or_default() += 1,
                 }
             }
-        }
-    }
-
-    fn collect_block(&mut self, docs: &[DocId]) {
-        for &doc in docs {
-            self.collect(doc, 0.0);
         }
     }
 
@@ -253,33 +244,17 @@ fn values_of(
 
 /// Counts per term ordinal of one column in one segment: an array with a slot per value,
 /// and the list of slots touched, so that a search matching a few emails reads back a
-/// few slots, not every value of the column.
-///
-/// The arrays are reused: each thread keeps a few, all zeros, and a drained tally puts
-/// its array back with its touched slots zeroed again. A real archive has tens of
-/// thousands of correspondents, and a fresh array per column,
-/// segment and search would be zeroed and read back whole each time. (The generated
-/// benchmark corpus has 426, so its figures do not show the difference.)
+/// few slots, not every value of the column (a real archive has thousands of
+/// correspondents).
 struct Tally {
     counts: Vec<u32>,
     touched: Vec<u32>,
 }
 
-thread_local! {
-    static SPARE: std::cell::RefCell<Vec<Vec<u32>>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Arrays a thread keeps for reuse, at most.
-const SPARE_KEPT: usize = 16;
-
 impl Tally {
     fn new(terms: usize) -> Tally {
-        let mut counts = SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default();
-        if counts.len() < terms {
-            counts.resize(terms, 0);
-        }
         Tally {
-            counts,
+            counts: vec![0; terms],
             touched: Vec::new(),
         }
     }
@@ -294,25 +269,11 @@ impl Tally {
         }
     }
 
-    /// The (ordinal, count) pairs counted, in no order; the array goes back to the
-    /// thread's spares, zeroed.
-    fn drain(mut self) -> Vec<(u64, u32)> {
-        let counted = self
-            .touched
+    /// The (ordinal, count) pairs counted, in no order.
+    fn drain(self) -> Vec<(u64, u32)> {
+        self.touched
             .iter()
-            .map(|&ord| {
-                let slot = &mut self.counts[ord as usize];
-                let count = std::mem::take(slot);
-                (ord as u64, count)
-            })
-            .collect();
-        let counts = std::mem::take(&mut self.counts);
-        SPARE.with(|s| {
-            let mut spare = s.borrow_mut();
-            if spare.len() < SPARE_KEPT {
-                spare.push(counts);
-            }
-        });
-        counted
+            .map(|&ord| (ord as u64, self.counts[ord as usize]))
+            .collect()
     }
 }
