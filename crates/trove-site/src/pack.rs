@@ -484,7 +484,8 @@ impl Default for Packs {
 
 /// Packs a reader keeps open, at most: every pack of a 250,000-email release (one per
 /// thousand emails), well under the 1,024 descriptors a process gets by default. At 64,
-/// searches over 100,000 emails (101 packs) opened a pack for every other hit read.
+/// fewer than the 101 packs of 100,000 emails, opening packs was 2.4 % of a server's
+/// samples under different searches.
 const OPEN_KEPT: usize = 256;
 /// Bytes of decompressed files a reader keeps, at most.
 const RECENT_BYTES: usize = 32 << 20;
