@@ -27,9 +27,7 @@ use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
     TextOptions, Value,
 };
-use tantivy::tokenizer::{
-    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, Stemmer, TextAnalyzer,
-};
+use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, TextAnalyzer};
 use tantivy::{
     DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader,
     TantivyDocument, Term,
@@ -38,26 +36,27 @@ use tantivy::{
 use crate::facets::FacetCounter;
 use crate::query::{ExactField, Expr, QueryError, TextField};
 use crate::threads::{Links, ThreadMap};
-use crate::tokens::WordTokenizer;
+use crate::tokens::{CachedStemmer, WordTokenizer};
 use crate::{PublishedMessage, Result, Site, SiteError, io_err};
+use rust_stemmers::Algorithm;
 
 const TOKENIZER: &str = "trove";
 
 /// The languages whose stems are indexed: the field suffix, tantivy's stemmer, and the
 /// language as whatlang names it.
-const STEMMED: [(&str, Language, whatlang::Lang); 12] = [
-    ("en", Language::English, whatlang::Lang::Eng),
-    ("fr", Language::French, whatlang::Lang::Fra),
-    ("de", Language::German, whatlang::Lang::Deu),
-    ("es", Language::Spanish, whatlang::Lang::Spa),
-    ("it", Language::Italian, whatlang::Lang::Ita),
-    ("pt", Language::Portuguese, whatlang::Lang::Por),
-    ("nl", Language::Dutch, whatlang::Lang::Nld),
-    ("sv", Language::Swedish, whatlang::Lang::Swe),
-    ("da", Language::Danish, whatlang::Lang::Dan),
-    ("no", Language::Norwegian, whatlang::Lang::Nob),
-    ("fi", Language::Finnish, whatlang::Lang::Fin),
-    ("ru", Language::Russian, whatlang::Lang::Rus),
+const STEMMED: [(&str, Algorithm, whatlang::Lang); 12] = [
+    ("en", Algorithm::English, whatlang::Lang::Eng),
+    ("fr", Algorithm::French, whatlang::Lang::Fra),
+    ("de", Algorithm::German, whatlang::Lang::Deu),
+    ("es", Algorithm::Spanish, whatlang::Lang::Spa),
+    ("it", Algorithm::Italian, whatlang::Lang::Ita),
+    ("pt", Algorithm::Portuguese, whatlang::Lang::Por),
+    ("nl", Algorithm::Dutch, whatlang::Lang::Nld),
+    ("sv", Algorithm::Swedish, whatlang::Lang::Swe),
+    ("da", Algorithm::Danish, whatlang::Lang::Dan),
+    ("no", Algorithm::Norwegian, whatlang::Lang::Nob),
+    ("fi", Algorithm::Finnish, whatlang::Lang::Fin),
+    ("ru", Algorithm::Russian, whatlang::Lang::Rus),
 ];
 
 struct Fields {
@@ -178,12 +177,12 @@ fn register_tokenizers(index: &Index) {
         .filter(AsciiFoldingFilter)
         .build();
     index.tokenizers().register(TOKENIZER, plain);
-    for (lang, language, _) in STEMMED {
+    for (slot, (lang, algorithm, _)) in STEMMED.into_iter().enumerate() {
         // Stem before folding: the stemmers know their language's accents.
         let stemmed = TextAnalyzer::builder(WordTokenizer::default())
             .filter(RemoveLongFilter::limit(60))
             .filter(LowerCaser)
-            .filter(Stemmer::new(language))
+            .filter(CachedStemmer::new(slot, algorithm))
             .filter(AsciiFoldingFilter)
             .build();
         index
