@@ -50,8 +50,8 @@ pub use index::{
 };
 pub use kept::KeptBytes;
 pub use manifest::{
-    FileEntry, Manifest, NumberRange, PreparedEmail, Register, ReleaseWriter, Withdrawal,
-    merkle_root, remove_withdrawn,
+    FileEntry, Manifest, NumberRange, PreparedEmail, RawSource, Register, ReleaseWriter,
+    Withdrawal, merkle_root, remove_withdrawn,
 };
 pub use message::{
     MESSAGE_FORMAT, Person, PublishedArc, PublishedArcSeal, PublishedAttachment, PublishedDkim,

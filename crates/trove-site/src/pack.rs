@@ -136,6 +136,31 @@ impl PackedFile {
             frame,
         })
     }
+
+    /// A file whose zstd frame the caller has already (a workspace keeps its originals
+    /// so): `frame` goes into the pack as it is when it is one whole frame stating the
+    /// size of `bytes`, and `bytes` are compressed again otherwise. `sha256` is the hash
+    /// of `bytes`, which the caller has computed.
+    pub(crate) fn framed(
+        path: String,
+        bytes: &[u8],
+        frame: Vec<u8>,
+        sha256: String,
+    ) -> io::Result<PackedFile> {
+        debug_assert_eq!(sha256, sha256_hex(bytes), "{path}");
+        let whole = zstd::zstd_safe::find_frame_compressed_size(&frame) == Ok(frame.len());
+        let sized = matches!(zstd::zstd_safe::get_frame_content_size(&frame),
+            Ok(Some(size)) if size == bytes.len() as u64);
+        if !(whole && sized) {
+            return PackedFile::new(path, bytes);
+        }
+        Ok(PackedFile {
+            path,
+            sha256,
+            size: bytes.len() as u64,
+            frame,
+        })
+    }
 }
 
 /// One file's frame decompressed, with a context kept per thread: made afresh for each
@@ -751,6 +776,56 @@ mod tests {
         remove(root, &["messages/0000/5.json".to_string()]).unwrap();
         assert!(!root.join("messages/0000/5.pack").exists());
         assert_eq!(read("messages/0000/5.json"), None);
+    }
+
+    /// A frame made elsewhere goes in as it is when it is one whole frame of the file's
+    /// size; anything else (two frames, a frame of other bytes, one not stating its size)
+    /// is compressed again, and every file reads back as its bytes.
+    #[test]
+    fn a_frame_made_elsewhere_is_kept_only_when_it_is_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let raw = "Received: from a\r\nSubject: x\r\n\r\nbody ".repeat(50);
+        let raw = raw.as_bytes();
+        let hash = sha256_hex(raw);
+        let level = |level| zstd::bulk::compress(raw, level).unwrap();
+        let kept = PackedFile::framed("messages/0000/1.eml".into(), raw, level(5), hash.clone());
+        assert_eq!(kept.unwrap().frame, level(5));
+
+        let mut two = zstd::bulk::compress(&raw[..10], 1).unwrap();
+        two.extend(zstd::bulk::compress(&raw[10..], 1).unwrap());
+        let other = zstd::bulk::compress(b"other bytes", 1).unwrap();
+        let mut streamed = Vec::new();
+        let mut encoder = zstd::stream::Encoder::new(&mut streamed, 1).unwrap();
+        std::io::Write::write_all(&mut encoder, raw).unwrap();
+        encoder.finish().unwrap();
+        assert!(matches!(
+            zstd::zstd_safe::get_frame_content_size(&streamed),
+            Ok(None)
+        ));
+        let mut w = PackWriter::new(0, 1);
+        for (n, frame) in [
+            (1, level(5)),
+            (2, two.clone()),
+            (3, other.clone()),
+            (4, streamed.clone()),
+        ] {
+            let file = PackedFile::framed(
+                format!("messages/0000/{n}.eml"),
+                raw,
+                frame.clone(),
+                hash.clone(),
+            )
+            .unwrap();
+            assert_eq!(file.frame == frame, n == 1, "{n}");
+            w.add(&file);
+        }
+        w.finish(root).unwrap();
+        let packs = Packs::default();
+        for n in 1..=4 {
+            let read = packs.read(root, &format!("messages/0000/{n}.eml")).unwrap();
+            assert_eq!(read.as_deref(), Some(raw), "{n}");
+        }
     }
 
     #[test]

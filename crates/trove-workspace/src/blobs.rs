@@ -143,7 +143,15 @@ impl BlobStore {
 
     /// The original bytes of `content_id`.
     pub fn get(&self, content_id: &str) -> Result<Vec<u8>> {
-        let (compressed, path) = match self.locate(content_id)? {
+        let at = self.locate(content_id)?;
+        Ok(self.original(content_id, at)?.bytes)
+    }
+
+    /// The original of `content_id` as stored, at `at` in a pack, or as a loose file when
+    /// `at` is `None` (a caller that read the catalogue's `packed` row already passes it,
+    /// and the lookup is not made again).
+    pub fn original(&self, content_id: &str, at: Option<Packed>) -> Result<Original> {
+        let (frame, path) = match at {
             Some(at) => {
                 let path = self.pack_path(at.pack);
                 let mut frame = vec![0; at.length as usize];
@@ -154,7 +162,7 @@ impl BlobStore {
             }
             None => {
                 let path = self.loose_path(content_id);
-                let compressed = fs::read(&path).map_err(|e| {
+                let frame = fs::read(&path).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::NotFound {
                         WorkspaceError::MissingBlob {
                             content_id: content_id.to_string(),
@@ -167,11 +175,19 @@ impl BlobStore {
                         }
                     }
                 })?;
-                (compressed, path)
+                (frame, path)
             }
         };
-        decompress(&compressed).map_err(io_err(&path))
+        let bytes = decompress(&frame).map_err(io_err(&path))?;
+        Ok(Original { frame, bytes })
     }
+}
+
+/// An original as the store keeps it: its zstd frame (or frames, in a loose file written
+/// by a stream) and the bytes they hold.
+pub struct Original {
+    pub frame: Vec<u8>,
+    pub bytes: Vec<u8>,
 }
 
 /// One zstd frame back to its bytes, with one decompression context per thread (a release

@@ -454,6 +454,36 @@ pub(crate) fn load_findings(
     found.map_or(Ok(Vec::new()), |f| decode_findings(&f))
 }
 
+/// The part and kind of each stored finding of email `message`, in the order found: what
+/// a release decides from, without the values and contexts (a release reads every
+/// email's findings, and those strings were most of the decoding).
+pub(crate) fn load_kinds(
+    conn: &rusqlite::Connection,
+    message: i64,
+) -> rusqlite::Result<Vec<(String, String)>> {
+    use serde::de::IgnoredAny;
+    type Row = (
+        String,
+        String,
+        IgnoredAny,
+        IgnoredAny,
+        IgnoredAny,
+        IgnoredAny,
+        IgnoredAny,
+    );
+    let found: Option<String> = conn
+        .prepare_cached("SELECT found FROM findings WHERE message = ?1")?
+        .query_row([message], |r| r.get(0))
+        .optional()?;
+    let Some(found) = found else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<Row> = serde_json::from_str(&found).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+    })?;
+    Ok(rows.into_iter().map(|r| (r.0, r.1)).collect())
+}
+
 /// Stores one email's findings, as [`encode_findings`] made them.
 pub(crate) fn store_findings(
     tx: &rusqlite::Connection,
