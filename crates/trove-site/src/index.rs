@@ -35,8 +35,9 @@ use tantivy::{
 
 use crate::facets::FacetCounter;
 use crate::query::{ExactField, Expr, QueryError, TextField};
+use crate::snippet::Highlighter;
 use crate::threads::{Links, ThreadMap};
-use crate::tokens::{CachedStemmer, WordTokenizer};
+use crate::tokens::{CachedStemmer, LONGEST_WORD, WordTokenizer};
 use crate::{PublishedMessage, Result, Site, SiteError, io_err};
 use rust_stemmers::Algorithm;
 
@@ -172,7 +173,7 @@ impl Fields {
 
 fn register_tokenizers(index: &Index) {
     let plain = TextAnalyzer::builder(WordTokenizer::default())
-        .filter(RemoveLongFilter::limit(60))
+        .filter(RemoveLongFilter::limit(LONGEST_WORD))
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
         .build();
@@ -180,7 +181,7 @@ fn register_tokenizers(index: &Index) {
     for (slot, (lang, algorithm, _)) in STEMMED.into_iter().enumerate() {
         // Stem before folding: the stemmers know their language's accents.
         let stemmed = TextAnalyzer::builder(WordTokenizer::default())
-            .filter(RemoveLongFilter::limit(60))
+            .filter(RemoveLongFilter::limit(LONGEST_WORD))
             .filter(LowerCaser)
             .filter(CachedStemmer::new(slot, algorithm))
             .filter(AsciiFoldingFilter)
@@ -909,40 +910,20 @@ impl SearchIndex {
         ]))
     }
 
-    /// Snippets of several texts for one query (one generator for a page of hits): HTML,
-    /// escaped text with `<b>` around the matches; `None` where nothing matches.
+    /// Snippets of several texts for one query (one highlighter for a page of hits):
+    /// HTML, escaped text with `<b>` around the matches; `None` where nothing matches.
     pub fn snippets(&self, query: &str, texts: &[&str], max_chars: usize) -> Vec<Option<String>> {
         let made = crate::query::parse(query).ok().and_then(|expr| {
             // Threads do not matter to which words are highlighted.
             let q = self.build(&expr, &ThreadMap::default());
             let searcher = self.reader.searcher();
-            let mut g =
-                tantivy::snippet::SnippetGenerator::create(&searcher, &*q, self.fields.body)
-                    .ok()?;
-            g.set_max_num_chars(max_chars);
-            Some((g, ascii_words(&*q, self.fields.body)))
+            let analyzer = self.index.tokenizer_for_field(self.fields.body).ok()?;
+            Highlighter::new(&searcher, &*q, self.fields.body, analyzer, max_chars).ok()
         });
-        let Some((generator, words)) = made else {
+        let Some(mut highlighter) = made else {
             return vec![None; texts.len()];
         };
-        texts
-            .iter()
-            .map(|t| {
-                // The generator cuts the whole text into words to find the query's; a
-                // hit that matched on its subject or a name often has none of them in
-                // its text, and that is cheaper to learn with a plain search.
-                if let Some(words) = &words
-                    && t.is_ascii()
-                {
-                    let lower = t.to_ascii_lowercase();
-                    if !words.iter().any(|w| lower.contains(w.as_str())) {
-                        return None;
-                    }
-                }
-                let s = generator.snippet(t);
-                (!s.fragment().is_empty()).then(|| s.to_html())
-            })
-            .collect()
+        texts.iter().map(|t| highlighter.html(t)).collect()
     }
 
     fn field(&self, f: TextField) -> Field {
@@ -1148,23 +1129,6 @@ impl SearchIndex {
 /// Marks a hit at or before the cursor: below every real key (scores are never
 /// negative), and dropped after collection.
 const SKIPPED: Key = (f32::NEG_INFINITY, i64::MIN, i64::MIN);
-
-/// The words `q` looks for in `field`, when they are all ASCII: in an ASCII text, the
-/// index's analysis (lower case, accents folded) finds one of them only where the
-/// lower-cased text contains it. `None` when some word is not ASCII (or not text).
-fn ascii_words(q: &dyn Query, field: Field) -> Option<Vec<String>> {
-    let mut words = Some(Vec::new());
-    q.query_terms(&mut |term, _| {
-        if term.field() != field {
-            return;
-        }
-        match (term.value().as_str(), words.as_mut()) {
-            (Some(w), Some(list)) if w.is_ascii() => list.push(w.to_owned()),
-            _ => words = None,
-        }
-    });
-    words
-}
 
 /// `key`, or [`SKIPPED`] when it is not after the cursor.
 fn keep_after(key: Key, after: Option<Key>) -> Key {

@@ -12,6 +12,10 @@ use std::cell::RefCell;
 use rustc_hash::FxHashMap;
 use tantivy::tokenizer::{Token, TokenFilter, TokenStream, Tokenizer};
 
+/// Words of this many bytes or more are not indexed (`RemoveLongFilter`): hashes,
+/// base64 runs, glued-together URLs.
+pub const LONGEST_WORD: usize = 60;
+
 #[derive(Clone, Default)]
 pub struct WordTokenizer {
     token: Token,
