@@ -20,7 +20,7 @@ use tantivy::schema::Field;
 use tantivy::tokenizer::{TextAnalyzer, TokenStream};
 use tantivy::{Score, Searcher, Term};
 
-use crate::tokens::LONGEST_WORD;
+use crate::tokens::{LONGEST_WORD, is_cjk};
 
 pub(crate) struct Highlighter {
     /// The query's words in the field, as the index writes them, with their weight.
@@ -143,32 +143,46 @@ impl Highlighter {
                 fragment.marked.push(word);
             }
         };
-        if text.is_ascii() {
-            // The analysis of ASCII text, without its per-character work: a word is a
-            // run of letters and digits, kept under 60 bytes, lower-cased (nothing to
-            // fold in ASCII).
-            let bytes = text.as_bytes();
-            let mut at = 0;
-            while at < bytes.len() {
-                if !bytes[at].is_ascii_alphanumeric() {
-                    at += 1;
-                    continue;
-                }
-                let start = at;
-                while at < bytes.len() && bytes[at].is_ascii_alphanumeric() {
-                    at += 1;
-                }
-                if at - start < LONGEST_WORD {
-                    visit(start..at, self.ascii_weight(&bytes[start..at]));
+        // The index's cut of the text into words (`tokens.rs`: runs of letters and
+        // digits, each CJK character a word of its own, words of LONGEST_WORD bytes or
+        // more dropped), done on the bytes: an ASCII word is compared lower-cased in
+        // place, and only a word with other letters goes through the analyser, which
+        // lower-cases and folds it as the index did.
+        let mut analyzer = self.analyzer.clone();
+        let bytes = text.as_bytes();
+        let mut at = 0;
+        while at < bytes.len() {
+            let (c, width) = char_at(text, at);
+            if !c.is_alphanumeric() {
+                at += width;
+                continue;
+            }
+            let start = at;
+            at += width;
+            let mut ascii = c.is_ascii();
+            if !is_cjk(c) {
+                while at < bytes.len() {
+                    let (c, width) = char_at(text, at);
+                    if !c.is_alphanumeric() || is_cjk(c) {
+                        break;
+                    }
+                    ascii &= c.is_ascii();
+                    at += width;
                 }
             }
-        } else {
-            let mut analyzer = self.analyzer.clone();
-            let mut stream = analyzer.token_stream(text);
-            while stream.advance() {
-                let token = stream.token();
-                visit(token.offset_from..token.offset_to, self.weight(&token.text));
+            if at - start >= LONGEST_WORD {
+                continue;
             }
+            let weight = if ascii {
+                self.ascii_weight(&bytes[start..at])
+            } else {
+                let mut stream = analyzer.token_stream(&text[start..at]);
+                stream
+                    .advance()
+                    .then(|| self.weight(&stream.token().text))
+                    .flatten()
+            };
+            visit(start..at, weight);
         }
         if fragment.score > best.score {
             best = fragment;
@@ -205,6 +219,19 @@ fn merged(ranges: &[Range<usize>]) -> Vec<Range<usize>> {
         }
     }
     out
+}
+
+/// The character at byte `at` of `text` and its length, with ASCII taken from the byte.
+fn char_at(text: &str, at: usize) -> (char, usize) {
+    let b = text.as_bytes()[at];
+    if b.is_ascii() {
+        return (b as char, 1);
+    }
+    let c = text[at..]
+        .chars()
+        .next()
+        .expect("at is a character boundary");
+    (c, c.len_utf8())
 }
 
 /// `s` escaped for HTML text and attribute values: the five characters that matter, as
