@@ -400,7 +400,7 @@ impl<'s> ReleaseWriter<'s> {
 
 /// An email's raw source, for [`ReleaseWriter::prepare`]: its bytes, and a zstd frame of
 /// exactly those bytes when the caller keeps them compressed already (a workspace keeps
-/// its originals so). Such a frame goes into the pack as it is, hashed by the published
+/// its originals so, and decompresses that very frame to get `bytes`). Such a frame goes into the pack as it is, hashed by the published
 /// form's `raw_sha256`: a release then neither compresses nor hashes an original a second
 /// time (zstd and SHA-256 on the raw sources were about a twentieth of a release).
 #[derive(Debug)]

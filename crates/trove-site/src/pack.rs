@@ -154,6 +154,10 @@ impl PackedFile {
         if !(whole && sized) {
             return PackedFile::new(path, bytes);
         }
+        debug_assert!(
+            decompress(&frame, bytes.len()).is_ok_and(|d| d == bytes),
+            "{path}: the frame does not hold the file"
+        );
         Ok(PackedFile {
             path,
             sha256,

@@ -8,10 +8,10 @@
 //! generator lower-cases every word of the text into a new string to look it up in a
 //! tree of the query's words, keeps every fragment that scores, and clones its analyser
 //! for each text: under different searches its snippets were a sixth of a server's
-//! samples, most of it allocating. Here the words are already lower-cased by the
-//! analysis (only a word with another letter is lower-cased again, as the generator
-//! would), the query's few words are compared in place, and only the best fragment so
-//! far is kept.
+//! samples, most of it allocating. Here the text is cut into the index's words on its
+//! bytes, an ASCII word is compared with the query's few words lower-cased in place,
+//! only a word with other letters goes through the analyser (to be lower-cased and folded
+//! as the index did it), and only the best fragment so far is kept.
 
 use std::ops::Range;
 
@@ -26,7 +26,8 @@ pub(crate) struct Highlighter {
     /// The query's words in the field, as the index writes them, with their weight.
     words: Vec<(String, Score)>,
     /// Whether every word is ASCII: then an ASCII text holds one only where its
-    /// lower-cased bytes do, which is cheaper to learn than cutting it into words.
+    /// lower-cased bytes do, which is cheaper to learn than cutting it into words (a hit
+    /// found by its subject or a name often has none in its text).
     ascii: bool,
     analyzer: TextAnalyzer,
     max_chars: usize,
@@ -53,8 +54,8 @@ impl Fragment {
 impl Highlighter {
     /// The words `query` looks for in `field`, weighed by `searcher`'s document
     /// frequencies (a word no email holds is left out). `analyzer` is the field's: the
-    /// index's words (`tokens.rs`), lower-cased and folded, which is what the shortcut
-    /// for ASCII texts in [`Highlighter::html`] does without it.
+    /// index's words (`tokens.rs`), lower-cased and folded, which [`Highlighter::html`]
+    /// does itself for ASCII words and asks the analyser for the others.
     pub(crate) fn new(
         searcher: &Searcher,
         query: &dyn Query,

@@ -103,8 +103,9 @@ pub struct CachedStemmer {
     algorithm: rust_stemmers::Algorithm,
 }
 
-/// Words kept per language and thread: at 32 bytes a word and its stem, 2 MiB or more. Once full, new
-/// words are stemmed and not kept; the most frequent ones arrive early and are kept.
+/// Words kept per language and thread: 32 bytes a word and its stem, about 2.2 MiB with
+/// the map's own bytes. Once full, new words are stemmed and not kept; the frequent ones
+/// come early and are kept.
 const KEPT_STEMS: usize = 1 << 16;
 
 /// A word of up to 16 bytes, zero-padded (a token is letters and digits, never a zero

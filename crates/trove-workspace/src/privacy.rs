@@ -447,11 +447,14 @@ pub(crate) fn load_findings(
     conn: &rusqlite::Connection,
     message: i64,
 ) -> rusqlite::Result<Vec<PartFinding>> {
-    let found: Option<String> = conn
-        .prepare_cached("SELECT found FROM findings WHERE message = ?1")?
+    stored_findings(conn, message)?.map_or(Ok(Vec::new()), |f| decode_findings(&f))
+}
+
+/// Email `message`'s findings as stored: one JSON array, if it has any.
+fn stored_findings(conn: &rusqlite::Connection, message: i64) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT found FROM findings WHERE message = ?1")?
         .query_row([message], |r| r.get(0))
-        .optional()?;
-    found.map_or(Ok(Vec::new()), |f| decode_findings(&f))
+        .optional()
 }
 
 /// The part and kind of each stored finding of email `message`, in the order found: what
@@ -471,11 +474,7 @@ pub(crate) fn load_kinds(
         IgnoredAny,
         IgnoredAny,
     );
-    let found: Option<String> = conn
-        .prepare_cached("SELECT found FROM findings WHERE message = ?1")?
-        .query_row([message], |r| r.get(0))
-        .optional()?;
-    let Some(found) = found else {
+    let Some(found) = stored_findings(conn, message)? else {
         return Ok(Vec::new());
     };
     let rows: Vec<Row> = serde_json::from_str(&found).map_err(|e| {

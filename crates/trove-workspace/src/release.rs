@@ -19,7 +19,6 @@ use trove_site::{
 };
 
 use crate::blobs::Packed;
-
 use crate::catalogue::db_err;
 use crate::{Result, Workspace, WorkspaceError};
 
@@ -618,7 +617,8 @@ fn published_form(row: &Row, release: u32, raw: &[u8]) -> (PublishedMessage, Vec
 #[cfg(test)]
 mod tests {
     /// Every chunk of a release searches the numbers' index; a plan that scans the
-    /// messages table made release quadratic (2,000 scans of a million rows at 1M).
+    /// messages table made release quadratic (2,000 scans of a million rows at 1M). The
+    /// copies' folders and the packed place are searched by index too: nothing is scanned.
     #[test]
     fn a_chunk_of_rows_is_read_through_the_numbers_index() {
         let dir = tempfile::tempdir().unwrap();
@@ -638,7 +638,7 @@ mod tests {
             "{plan:?}"
         );
         assert!(
-            !plan.iter().any(|step| step.starts_with("SCAN m")),
+            !plan.iter().any(|step| step.starts_with("SCAN")),
             "{plan:?}"
         );
     }
