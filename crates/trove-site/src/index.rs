@@ -768,6 +768,25 @@ impl SearchIndex {
 
     /// Runs a search request.
     pub fn run(&self, r: &SearchRequest) -> Result<SearchResults> {
+        Ok(self.run_with(r, None)?.0)
+    }
+
+    /// Runs a search request, with a highlighter for its hits' texts (snippets of at
+    /// most `max_chars` bytes) made from the same query and snapshot, so that a page with
+    /// snippets parses and builds its query once.
+    pub fn run_highlighted(
+        &self,
+        r: &SearchRequest,
+        max_chars: usize,
+    ) -> Result<(SearchResults, Option<Highlighter>)> {
+        self.run_with(r, Some(max_chars))
+    }
+
+    fn run_with(
+        &self,
+        r: &SearchRequest,
+        highlight: Option<usize>,
+    ) -> Result<(SearchResults, Option<Highlighter>)> {
         let expr = crate::query::parse(r.query)?;
         let after = r
             .after
@@ -856,12 +875,17 @@ impl SearchIndex {
                 subject: s(self.fields.subject_display),
             });
         }
-        Ok(SearchResults {
-            total,
-            hits,
-            next,
-            facets,
-        })
+        let highlighter =
+            highlight.and_then(|max_chars| self.highlighter(&searcher, &*q, max_chars));
+        Ok((
+            SearchResults {
+                total,
+                hits,
+                next,
+                facets,
+            },
+            highlighter,
+        ))
     }
 
     /// Forgets every counted facet, so that the next search counts its own: for
@@ -912,18 +936,29 @@ impl SearchIndex {
 
     /// Snippets of several texts for one query (one highlighter for a page of hits):
     /// HTML, escaped text with `<b>` around the matches; `None` where nothing matches.
+    /// (A page of search results gets its highlighter from
+    /// [`SearchIndex::run_highlighted`] instead, without building the query again.)
     pub fn snippets(&self, query: &str, texts: &[&str], max_chars: usize) -> Vec<Option<String>> {
         let made = crate::query::parse(query).ok().and_then(|expr| {
             // Threads do not matter to which words are highlighted.
             let q = self.build(&expr, &ThreadMap::default());
-            let searcher = self.reader.searcher();
-            let analyzer = self.index.tokenizer_for_field(self.fields.body).ok()?;
-            Highlighter::new(&searcher, &*q, self.fields.body, analyzer, max_chars).ok()
+            self.highlighter(&self.reader.searcher(), &*q, max_chars)
         });
         let Some(mut highlighter) = made else {
             return vec![None; texts.len()];
         };
         texts.iter().map(|t| highlighter.html(t)).collect()
+    }
+
+    /// The highlighter of `q`'s words in the body, weighed by `searcher`.
+    fn highlighter(
+        &self,
+        searcher: &tantivy::Searcher,
+        q: &dyn Query,
+        max_chars: usize,
+    ) -> Option<Highlighter> {
+        let analyzer = self.index.tokenizer_for_field(self.fields.body).ok()?;
+        Highlighter::new(searcher, q, self.fields.body, analyzer, max_chars).ok()
     }
 
     fn field(&self, f: TextField) -> Field {

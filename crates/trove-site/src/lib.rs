@@ -60,6 +60,7 @@ pub use message::{
 };
 pub use pack::{PACK_FORMAT, PackEntry, email_file, pack_file, pack_index, pack_path, unpack};
 pub use query::QueryError;
+pub use snippet::Highlighter;
 pub use verify::{VerifyReport, verify_site};
 
 /// The format a site is written in: `trove-site/2` keeps emails' files in packs

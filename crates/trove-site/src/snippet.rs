@@ -22,7 +22,9 @@ use tantivy::{Score, Searcher, Term};
 
 use crate::tokens::{LONGEST_WORD, is_cjk};
 
-pub(crate) struct Highlighter {
+/// The words of one search, ready to mark in the texts of its hits
+/// ([`crate::SearchIndex::run_highlighted`]).
+pub struct Highlighter {
     /// The query's words in the field, as the index writes them, with their weight.
     words: Vec<(String, Score)>,
     /// Whether every word is ASCII: then an ASCII text holds one only where its
@@ -118,7 +120,7 @@ impl Highlighter {
 
     /// The best fragment of `text` as HTML (escaped, the query's words in `<b>`), or
     /// `None` when none of the words is in it.
-    pub(crate) fn html(&mut self, text: &str) -> Option<String> {
+    pub fn html(&mut self, text: &str) -> Option<String> {
         if self.words.is_empty() {
             return None;
         }

@@ -113,21 +113,17 @@ fn run_with_snippets(
     index: &SearchIndex,
     request: &SearchRequest,
 ) -> trove_site::Result<(SearchResults, Vec<Row>)> {
-    let results = index.run(request)?;
-    let mut texts = Vec::with_capacity(results.hits.len());
+    let (results, mut highlighter) = index.run_highlighted(request, 240)?;
+    let mut rows = Vec::with_capacity(results.hits.len());
     for hit in &results.hits {
-        texts.push(s.site.message_text(hit.number)?.unwrap_or_default());
+        let text = s.site.message_text(hit.number)?.unwrap_or_default();
+        let snippet = if request.query.trim().is_empty() {
+            Some(pages::escape(&text.chars().take(200).collect::<String>()))
+        } else {
+            highlighter.as_mut().and_then(|h| h.html(&text))
+        };
+        rows.push((hit.clone(), snippet));
     }
-    let snippets = if request.query.trim().is_empty() {
-        texts
-            .iter()
-            .map(|t| Some(pages::escape(&t.chars().take(200).collect::<String>())))
-            .collect()
-    } else {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        index.snippets(request.query, &refs, 240)
-    };
-    let rows = results.hits.iter().cloned().zip(snippets).collect();
     Ok((results, rows))
 }
 
