@@ -27,10 +27,6 @@ use crate::tokens::{LONGEST_WORD, is_cjk};
 pub struct Highlighter {
     /// The query's words in the field, as the index writes them, with their weight.
     words: Vec<(String, Score)>,
-    /// Whether every word is ASCII: then an ASCII text holds one only where its
-    /// lower-cased bytes do, which is cheaper to learn than cutting it into words (a hit
-    /// found by its subject or a name often has none in its text).
-    ascii: bool,
     analyzer: TextAnalyzer,
     max_chars: usize,
 }
@@ -85,7 +81,6 @@ impl Highlighter {
             }
         }
         Ok(Highlighter {
-            ascii: words.iter().all(|(w, _)| w.is_ascii()),
             words,
             analyzer,
             max_chars,
@@ -123,12 +118,6 @@ impl Highlighter {
     pub fn html(&mut self, text: &str) -> Option<String> {
         if self.words.is_empty() {
             return None;
-        }
-        if self.ascii && text.is_ascii() {
-            let lower = text.to_ascii_lowercase();
-            if !self.words.iter().any(|(w, _)| lower.contains(w.as_str())) {
-                return None;
-            }
         }
         let mut best = Fragment::default();
         let mut fragment = Fragment::default();
