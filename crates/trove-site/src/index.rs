@@ -33,7 +33,7 @@ use tantivy::{
     TantivyDocument, Term,
 };
 
-use crate::facets::FacetCounter;
+use crate::facets::{ColumnCache, FacetCounter};
 use crate::query::{ExactField, Expr, QueryError, TextField};
 use crate::snippet::Highlighter;
 use crate::threads::{Links, ThreadMap};
@@ -414,6 +414,8 @@ pub struct SearchIndex {
     /// Facets already counted: a reader paging through a search, or many readers
     /// opening one shared link, count them once.
     facet_cache: std::sync::Mutex<FacetCache>,
+    /// The facet columns of the segments searched, read once per segment.
+    facet_columns: ColumnCache,
     /// Searches running now. A search alone spreads its segments over every core (a
     /// million emails' facets take half the time on two); while others run, the cores
     /// are busy anyway, and handing segments to the pool's threads and waiting for them
@@ -473,7 +475,7 @@ impl<'a> Pass<'a> {
     /// count: the total, the facets when counted, and what `top` kept.
     fn run<C: tantivy::collector::Collector>(
         &self,
-        counter: Option<FacetCounter>,
+        counter: Option<FacetCounter<'_>>,
         top: Option<C>,
     ) -> Result<(u64, Option<Facets>, Option<C::Fruit>)> {
         Ok(match counter {
@@ -496,7 +498,7 @@ impl<'a> Pass<'a> {
         sort: Sort,
         want: usize,
         after: Option<Key>,
-        counter: Option<FacetCounter>,
+        counter: Option<FacetCounter<'_>>,
     ) -> Result<(u64, Option<Facets>, Ranked)> {
         let top = TopDocs::with_limit(want + 1);
         let (total, facets, keyed) = if sort == Sort::Relevance {
@@ -601,6 +603,7 @@ impl SearchIndex {
             dir: dir.map(Path::to_path_buf),
             threads: std::sync::RwLock::new((u64::MAX, Default::default())),
             facet_cache: std::sync::Mutex::new(facet_cache()),
+            facet_columns: ColumnCache::default(),
             in_flight: Default::default(),
             alone: tantivy::Executor::single_thread(),
         })
@@ -809,7 +812,13 @@ impl SearchIndex {
             query: r.query.to_owned(),
         });
         let kept = facet_key.as_ref().and_then(|k| self.kept_facets().get(k));
-        let counter = (r.facets > 0 && kept.is_none()).then_some(FacetCounter { size: r.facets });
+        let counter = (r.facets > 0 && kept.is_none()).then(|| {
+            self.facet_columns.keep_only(&searcher);
+            FacetCounter {
+                size: r.facets,
+                columns: &self.facet_columns,
+            }
+        });
         let sort = if matches!(expr, Expr::All) && r.sort == Sort::Relevance {
             Sort::Newest
         } else {

@@ -161,63 +161,126 @@ fn cursor_pages_visit_every_hit_once_in_order() {
     assert!(r.to_string().contains("cursor"), "{r}");
 }
 
+/// The facets of `q` as a brute-force count over `messages` says they are, for the
+/// hits the index returns (every value: the corpus has fewer than the size asked).
+fn check_facets(index: &SearchIndex, messages: &[PublishedMessage], q: &str) {
+    let r = index
+        .run(&SearchRequest {
+            limit: 0,
+            facets: 100,
+            ..SearchRequest::new(q, u64::MAX)
+        })
+        .unwrap();
+    let hits: HashSet<u64> = numbers(index, q).into_iter().collect();
+    let matching: Vec<&PublishedMessage> = messages
+        .iter()
+        .filter(|m| hits.contains(&m.number))
+        .collect();
+    assert_eq!(r.total, matching.len() as u64, "{q}");
+    let f = r.facets.unwrap();
+    let mut domain: BTreeMap<String, u64> = BTreeMap::new();
+    let mut release: BTreeMap<String, u64> = BTreeMap::new();
+    let mut person: BTreeMap<String, u64> = BTreeMap::new();
+    let mut month: BTreeMap<String, u64> = BTreeMap::new();
+    for m in &matching {
+        if let Some(a) = m.from.first().and_then(|p| p.address.clone()) {
+            *domain
+                .entry(a.split('@').nth(1).unwrap().into())
+                .or_default() += 1;
+            *person.entry(a).or_default() += 1;
+        }
+        *release.entry(m.release.to_string()).or_default() += 1;
+        *person.entry(m.to[0].address.clone().unwrap()).or_default() += 1;
+        if let Some(t) = m.timestamp {
+            let d = time::OffsetDateTime::from_unix_timestamp(t).unwrap();
+            *month
+                .entry(format!("{:04}-{:02}", d.year(), d.month() as u8))
+                .or_default() += 1;
+        }
+    }
+    let got = |b: &[trove_site::Bucket]| -> BTreeMap<String, u64> {
+        b.iter().map(|b| (b.value.clone(), b.count)).collect()
+    };
+    assert_eq!(got(&f.domain), domain, "{q}");
+    assert_eq!(got(&f.release), release, "{q}");
+    assert_eq!(got(&f.person), person, "{q}");
+    assert_eq!(got(&f.month), month, "{q}");
+    let months: Vec<&String> = f.month.iter().map(|b| &b.value).collect();
+    assert!(months.windows(2).all(|w| w[0] < w[1]), "months in order");
+    for list in [&f.domain, &f.person, &f.release] {
+        assert!(
+            list.windows(2).all(|w| w[0].count > w[1].count
+                || (w[0].count == w[1].count && w[0].value < w[1].value)),
+            "{q}: biggest first, ties in order: {list:?}"
+        );
+    }
+    let pdfs = matching
+        .iter()
+        .filter(|m| !m.attachments.is_empty())
+        .count() as u64;
+    assert_eq!(
+        got(&f.filetype).get("pdf").copied().unwrap_or(0),
+        pdfs,
+        "{q}"
+    );
+    assert_eq!(
+        got(&f.dkim).get("none").copied().unwrap_or(0),
+        matching.len() as u64
+    );
+}
+
 #[test]
 fn facets_count_what_brute_force_counts() {
     let messages = corpus();
     let index = index_of(&messages, &|_| Vec::new());
     for q in ["", "gas", "has:attachment", "-domain:aol.com"] {
-        let r = index
-            .run(&SearchRequest {
-                limit: 0,
-                facets: 100,
-                ..SearchRequest::new(q, u64::MAX)
-            })
-            .unwrap();
-        let hits: HashSet<u64> = numbers(&index, q).into_iter().collect();
-        let matching: Vec<&PublishedMessage> = messages
-            .iter()
-            .filter(|m| hits.contains(&m.number))
-            .collect();
-        let f = r.facets.unwrap();
-        let mut domain: BTreeMap<String, u64> = BTreeMap::new();
-        let mut release: BTreeMap<String, u64> = BTreeMap::new();
-        let mut person: BTreeMap<String, u64> = BTreeMap::new();
-        let mut month: BTreeMap<String, u64> = BTreeMap::new();
-        for m in &matching {
-            let a = m.from[0].address.clone().unwrap();
-            *domain
-                .entry(a.split('@').nth(1).unwrap().into())
-                .or_default() += 1;
-            *release.entry(m.release.to_string()).or_default() += 1;
-            *person.entry(a).or_default() += 1;
-            *person.entry(m.to[0].address.clone().unwrap()).or_default() += 1;
-            let d = time::OffsetDateTime::from_unix_timestamp(m.timestamp.unwrap()).unwrap();
-            *month
-                .entry(format!("{:04}-{:02}", d.year(), d.month() as u8))
-                .or_default() += 1;
+        check_facets(&index, &messages, q);
+    }
+}
+
+/// The counter reads each segment's columns once and keeps them: they must stay true
+/// when emails have no date or sender (columns with gaps), when a withdrawal deletes an
+/// email from a segment already read, and when segments are merged into a new one.
+#[test]
+fn facets_stay_true_across_segments_withdrawals_and_merges() {
+    let mut messages = corpus();
+    for m in &mut messages {
+        if m.number % 11 == 0 {
+            m.timestamp = None;
         }
-        let got = |b: &[trove_site::Bucket]| -> BTreeMap<String, u64> {
-            b.iter().map(|b| (b.value.clone(), b.count)).collect()
-        };
-        assert_eq!(got(&f.domain), domain, "{q}");
-        assert_eq!(got(&f.release), release, "{q}");
-        assert_eq!(got(&f.person), person, "{q}");
-        assert_eq!(got(&f.month), month, "{q}");
-        let months: Vec<&String> = f.month.iter().map(|b| &b.value).collect();
-        assert!(months.windows(2).all(|w| w[0] < w[1]), "months in order");
-        let pdfs = matching
-            .iter()
-            .filter(|m| !m.attachments.is_empty())
-            .count() as u64;
-        assert_eq!(
-            got(&f.filetype).get("pdf").copied().unwrap_or(0),
-            pdfs,
-            "{q}"
-        );
-        assert_eq!(
-            got(&f.dkim).get("none").copied().unwrap_or(0),
-            matching.len() as u64
-        );
+        if m.number % 13 == 0 {
+            m.from.clear();
+        }
+    }
+    let index = SearchIndex::in_ram().unwrap();
+    let mut w = index.writer().unwrap();
+    for part in messages.chunks(90) {
+        for m in part {
+            index.add(&w, m, &[]).unwrap();
+        }
+        w.commit().unwrap();
+    }
+    index.reload().unwrap();
+    let queries = ["", "gas", "has:attachment", "-domain:aol.com"];
+    for q in queries {
+        check_facets(&index, &messages, q);
+    }
+    for gone in [3, 91, 250] {
+        index.delete_number(&w, gone);
+        messages.retain(|m| m.number != gone);
+    }
+    w.commit().unwrap();
+    index.reload().unwrap();
+    for q in queries {
+        check_facets(&index, &messages, q);
+    }
+    let segments = w.index().searchable_segment_ids().unwrap();
+    assert_eq!(segments.len(), 3, "one segment per commit");
+    w.merge(&segments).wait().unwrap();
+    w.commit().unwrap();
+    index.reload().unwrap();
+    for q in queries {
+        check_facets(&index, &messages, q);
     }
 }
 
