@@ -286,13 +286,25 @@ impl Site {
     }
 
     /// Only the text of published email `number`, for snippets: the file is read, but
-    /// nothing else in it is built.
+    /// nothing else in it is built, nor parsed when the file is as trove writes it.
     pub fn message_text(&self, number: u64) -> Result<Option<String>> {
         #[derive(serde::Deserialize)]
         struct TextOnly {
             text: String,
         }
-        Ok(self.read_message::<TextOnly>(number)?.map(|t| t.text))
+        let rel = message_path(number);
+        let Some(bytes) = self.read_file(&rel)? else {
+            return Ok(None);
+        };
+        if let Some(text) = pretty_text(&bytes) {
+            return Ok(Some(text));
+        }
+        serde_json::from_slice::<TextOnly>(&bytes)
+            .map(|t| Some(t.text))
+            .map_err(|e| SiteError::Format {
+                path: self.root.join(rel),
+                message: e.to_string(),
+            })
     }
 
     /// `messages/…/N.json` read as `T`; `None` when there is no such file.
@@ -377,6 +389,20 @@ impl Site {
     pub fn index_dir(&self) -> PathBuf {
         self.root.join("index")
     }
+}
+
+/// The `text` of a published email's JSON as trove writes it (`to_vec_pretty`: each
+/// key of the top object on a line of its own, two spaces in), read by parsing only that
+/// string: the headers before it and the HTML and attachments after it were most of a
+/// snippet's parse. `None` when the file is laid out otherwise (then the whole file is
+/// parsed). A JSON string holds no raw newline, so `\n  "text": ` can only be the top
+/// object's key.
+fn pretty_text(json: &[u8]) -> Option<String> {
+    use serde::Deserialize;
+    const KEY: &[u8] = b"\n  \"text\": ";
+    let at = memchr::memmem::find(json, KEY)? + KEY.len();
+    let mut de = serde_json::Deserializer::from_slice(json.get(at..)?);
+    String::deserialize(&mut de).ok()
 }
 
 /// `messages/0001/1234.json`: a thousand emails to a folder.
@@ -500,5 +526,46 @@ mod tests {
             Site::open_or_create(&foreign, "t", &key()),
             Err(SiteError::NotEmpty { .. })
         ));
+    }
+
+    /// A snippet's text read from the key alone is the text a full parse reads, with
+    /// escapes, other scripts and a header holding the key's look-alike; a file laid
+    /// out otherwise is left to the full parse.
+    #[test]
+    fn the_text_alone_is_the_text_of_the_whole_parse() {
+        let tricky = "He wrote \"text\": no.\n  \"text\": \"x\"\tZürich 東京 \u{1F600} \\ end";
+        let message = PublishedMessage {
+            format: 1,
+            number: 7,
+            release: 1,
+            message_id: Some("<7@example.com>".into()),
+            date: None,
+            timestamp: None,
+            from: vec![Person {
+                name: Some("A \"text\": B".into()),
+                address: Some("a@example.com".into()),
+            }],
+            to: vec![],
+            cc: vec![],
+            subject: "\n  \"text\": \"subject\"".into(),
+            in_reply_to: vec![],
+            references: vec![],
+            headers: "X-Note: \n  \"text\": \"header\"\r\n".into(),
+            text: tricky.into(),
+            html: Some("<p>html \"text\": </p>".into()),
+            attachments: vec![],
+            folders: vec![],
+            charsets: vec![],
+            defects: vec![],
+            raw_sha256: None,
+            raw_size: None,
+            dkim: vec![],
+            arc: None,
+            redaction: None,
+        };
+        let pretty = serde_json::to_vec_pretty(&message).unwrap();
+        assert_eq!(pretty_text(&pretty).as_deref(), Some(tricky));
+        let compact = serde_json::to_vec(&message).unwrap();
+        assert_eq!(pretty_text(&compact), None);
     }
 }

@@ -113,6 +113,17 @@ impl Highlighter {
         }
     }
 
+    /// The weight of a word with non-ASCII letters, lower-cased and folded by the
+    /// analyser (cloned from the field's on the text's first such word).
+    fn analysed_weight(&self, analyzer: &mut Option<TextAnalyzer>, word: &str) -> Option<Score> {
+        let analyzer = analyzer.get_or_insert_with(|| self.analyzer.clone());
+        let mut stream = analyzer.token_stream(word);
+        stream
+            .advance()
+            .then(|| self.weight(&stream.token().text))
+            .flatten()
+    }
+
     /// The best fragment of `text` as HTML (escaped, the query's words in `<b>`), or
     /// `None` when none of the words is in it.
     pub fn html(&mut self, text: &str) -> Option<String> {
@@ -140,25 +151,48 @@ impl Highlighter {
         // more dropped), done on the bytes: an ASCII word is compared lower-cased in
         // place, and only a word with other letters goes through the analyser, which
         // lower-cases and folds it as the index did.
-        let mut analyzer = self.analyzer.clone();
+        // ASCII, most of mail, is classed by a table on the byte; any other character
+        // is decoded. The analyser is cloned only for a text with a non-ASCII word.
+        let mut analyzer: Option<TextAnalyzer> = None;
         let bytes = text.as_bytes();
         let mut at = 0;
         while at < bytes.len() {
-            let (c, width) = char_at(text, at);
-            if !c.is_alphanumeric() {
-                at += width;
-                continue;
+            let b = bytes[at];
+            let mut ascii = b.is_ascii();
+            if ascii {
+                if !ASCII_WORD[b as usize] {
+                    at += 1;
+                    continue;
+                }
+            } else {
+                let (c, _) = char_at(text, at);
+                if !c.is_alphanumeric() {
+                    at += c.len_utf8();
+                    continue;
+                }
+                if is_cjk(c) {
+                    let start = at;
+                    at += c.len_utf8();
+                    let weight = self.analysed_weight(&mut analyzer, &text[start..at]);
+                    visit(start..at, weight);
+                    continue;
+                }
             }
             let start = at;
-            at += width;
-            let mut ascii = c.is_ascii();
-            if !is_cjk(c) {
-                while at < bytes.len() {
+            at += if ascii { 1 } else { char_at(text, at).1 };
+            while at < bytes.len() {
+                let b = bytes[at];
+                if b.is_ascii() {
+                    if !ASCII_WORD[b as usize] {
+                        break;
+                    }
+                    at += 1;
+                } else {
                     let (c, width) = char_at(text, at);
                     if !c.is_alphanumeric() || is_cjk(c) {
                         break;
                     }
-                    ascii &= c.is_ascii();
+                    ascii = false;
                     at += width;
                 }
             }
@@ -168,11 +202,7 @@ impl Highlighter {
             let weight = if ascii {
                 self.ascii_weight(&bytes[start..at])
             } else {
-                let mut stream = analyzer.token_stream(&text[start..at]);
-                stream
-                    .advance()
-                    .then(|| self.weight(&stream.token().text))
-                    .flatten()
+                self.analysed_weight(&mut analyzer, &text[start..at])
             };
             visit(start..at, weight);
         }
@@ -212,6 +242,17 @@ fn merged(ranges: &[Range<usize>]) -> Vec<Range<usize>> {
     }
     out
 }
+
+/// Which ASCII bytes are letters or digits: the index's word characters below 0x80.
+static ASCII_WORD: [bool; 128] = {
+    let mut t = [false; 128];
+    let mut b = 0;
+    while b < 128 {
+        t[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    t
+};
 
 /// The character at byte `at` of `text` and its length, with ASCII taken from the byte.
 fn char_at(text: &str, at: usize) -> (char, usize) {
