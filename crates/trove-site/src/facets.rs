@@ -5,10 +5,10 @@
 //! each segment's buckets into strings, build intermediate results and merge them through
 //! a general framework made for nested aggregations; under a load of different searches,
 //! the aggregations and the pass over the matches they ran in were a third of the
-//! server's samples. Here each segment counts term ordinals into plain arrays
-//! (one slot per value of the column), keeps the biggest counts, and only those are
-//! turned into strings, in one pass over the column's dictionary. Counting is the same
-//! work per match; what is saved is everything around it.
+//! server's samples. Here each segment's columns are read once into arrays
+//! ([`ColumnCache`]), each match's term ordinals are counted into plain arrays (one slot
+//! per value of the column), each segment keeps its biggest counts, and only the values
+//! shown are turned into strings, when the segments are merged.
 //!
 //! Counts are exact within a segment. Across segments, a value that is not among a
 //! segment's [`segment_size`] biggest is not counted there, as with tantivy's
@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use rustc_hash::FxHashMap;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
 use tantivy::index::SegmentId;
@@ -61,11 +62,11 @@ pub(crate) struct ColumnCache {
 
 impl ColumnCache {
     /// Drops the columns of segments `searcher` does not have, when its generation is
-    /// new to the cache.
+    /// newer than any seen (a search still running on an older snapshot drops nothing).
     pub fn keep_only(&self, searcher: &tantivy::Searcher) {
         let generation = searcher.generation().generation_id();
         let mut kept = self.segments.lock().unwrap_or_else(|e| e.into_inner());
-        if kept.0 == generation {
+        if generation <= kept.0 {
             return;
         }
         kept.0 = generation;
@@ -79,22 +80,14 @@ impl ColumnCache {
 
     fn of(&self, segment: &SegmentReader) -> tantivy::Result<Arc<SegmentColumns>> {
         let id = segment.segment_id();
-        let kept = |s: &Self| {
-            s.segments
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .1
-                .get(&id)
-                .cloned()
-        };
-        if let Some(columns) = kept(self) {
-            return Ok(columns);
+        let lock = || self.segments.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(columns) = lock().1.get(&id) {
+            return Ok(columns.clone());
         }
         // Read without holding the lock: two searches may both read a new segment, and
         // the first one kept is the one used.
         let read = Arc::new(SegmentColumns::read(segment)?);
-        let mut segments = self.segments.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(segments.1.entry(id).or_insert(read).clone())
+        Ok(lock().1.entry(id).or_insert(read).clone())
     }
 }
 
@@ -116,8 +109,8 @@ enum Values {
 const NONE: u32 = u32::MAX;
 
 impl Values {
-    /// Reads `column` for the segment's `docs` emails, `Many` when any email has more
-    /// than one value. A value that does not fit (never: ordinals and release numbers
+    /// Reads `column` for the segment's `docs` emails, `Many` when the column is
+    /// multi-valued. A value that does not fit (never: ordinals and release numbers
     /// are far below 2³²) is left out.
     fn read(column: &Column<u64>, docs: DocId) -> Values {
         let fit = |v: u64| u32::try_from(v).ok().filter(|&v| v != NONE);
@@ -177,10 +170,11 @@ impl SegmentColumns {
             }
             strs.push(Some((Values::read(column.ords(), docs), terms)));
         }
-        let release = fast
-            .u64("release")
-            .ok()
-            .map(|column| (Values::read(&column, docs), column.max_value() as u32));
+        let release = fast.u64("release").ok().map(|column| {
+            // Beyond u32 (never: releases are numbered from 1) counts by map.
+            let max = u32::try_from(column.max_value()).unwrap_or(u32::MAX);
+            (Values::read(&column, docs), max)
+        });
         Ok(SegmentColumns { strs, release })
     }
 }
@@ -246,8 +240,8 @@ impl Collector for FacetCounter<'_> {
     fn merge_fruits(&self, segments: Vec<SegmentCounts>) -> tantivy::Result<(u64, Facets)> {
         let mut total = 0;
         // Values are borrowed from the segments' columns until the shown ones are known.
-        let mut strs: Vec<HashMap<&str, u64>> = vec![HashMap::new(); STR_FACETS.len()];
-        let mut release: HashMap<u64, u64> = HashMap::new();
+        let mut strs: Vec<FxHashMap<&str, u64>> = vec![FxHashMap::default(); STR_FACETS.len()];
+        let mut release: FxHashMap<u64, u64> = FxHashMap::default();
         for s in &segments {
             total += s.total;
             for ((merged, counted), column) in strs.iter_mut().zip(&s.strs).zip(&s.columns.strs) {

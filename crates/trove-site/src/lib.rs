@@ -537,31 +537,15 @@ mod tests {
         let message = PublishedMessage {
             format: 1,
             number: 7,
-            release: 1,
-            message_id: Some("<7@example.com>".into()),
-            date: None,
-            timestamp: None,
             from: vec![Person {
                 name: Some("A \"text\": B".into()),
                 address: Some("a@example.com".into()),
             }],
-            to: vec![],
-            cc: vec![],
             subject: "\n  \"text\": \"subject\"".into(),
-            in_reply_to: vec![],
-            references: vec![],
             headers: "X-Note: \n  \"text\": \"header\"\r\n".into(),
             text: tricky.into(),
             html: Some("<p>html \"text\": </p>".into()),
-            attachments: vec![],
-            folders: vec![],
-            charsets: vec![],
-            defects: vec![],
-            raw_sha256: None,
-            raw_size: None,
-            dkim: vec![],
-            arc: None,
-            redaction: None,
+            ..Default::default()
         };
         let pretty = serde_json::to_vec_pretty(&message).unwrap();
         assert_eq!(pretty_text(&pretty).as_deref(), Some(tricky));

@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `messages/NNNN/N.json`. Versioned by `format`; fields are only ever added.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// `messages/NNNN/N.json`. Versioned by `format`; fields are only ever added. The
+/// default is an empty email of format 0, for code that fills in what it knows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct PublishedMessage {
     pub format: u32,
     /// The public number (`/emailid/N`).

@@ -151,50 +151,33 @@ impl Highlighter {
         // more dropped), done on the bytes: an ASCII word is compared lower-cased in
         // place, and only a word with other letters goes through the analyser, which
         // lower-cases and folds it as the index did.
-        // ASCII, most of mail, is classed by a table on the byte; any other character
-        // is decoded. The analyser is cloned only for a text with a non-ASCII word.
+        // ASCII, most of mail, is classed by a table on the byte (`is_word`); any other
+        // character is decoded. The analyser is cloned only for a text with a non-ASCII
+        // word.
         let mut analyzer: Option<TextAnalyzer> = None;
         let bytes = text.as_bytes();
         let mut at = 0;
         while at < bytes.len() {
-            let b = bytes[at];
-            let mut ascii = b.is_ascii();
-            if ascii {
-                if !ASCII_WORD[b as usize] {
-                    at += 1;
-                    continue;
-                }
-            } else {
-                let (c, _) = char_at(text, at);
-                if !c.is_alphanumeric() {
-                    at += c.len_utf8();
-                    continue;
-                }
-                if is_cjk(c) {
-                    let start = at;
-                    at += c.len_utf8();
-                    let weight = self.analysed_weight(&mut analyzer, &text[start..at]);
-                    visit(start..at, weight);
-                    continue;
-                }
+            let (c, width) = char_at(text, at);
+            if !is_word(c) {
+                at += width;
+                continue;
             }
             let start = at;
-            at += if ascii { 1 } else { char_at(text, at).1 };
+            at += width;
+            if is_cjk(c) {
+                let weight = self.analysed_weight(&mut analyzer, &text[start..at]);
+                visit(start..at, weight);
+                continue;
+            }
+            let mut ascii = c.is_ascii();
             while at < bytes.len() {
-                let b = bytes[at];
-                if b.is_ascii() {
-                    if !ASCII_WORD[b as usize] {
-                        break;
-                    }
-                    at += 1;
-                } else {
-                    let (c, width) = char_at(text, at);
-                    if !c.is_alphanumeric() || is_cjk(c) {
-                        break;
-                    }
-                    ascii = false;
-                    at += width;
+                let (c, width) = char_at(text, at);
+                if !is_word(c) || is_cjk(c) {
+                    break;
                 }
+                ascii &= c.is_ascii();
+                at += width;
             }
             if at - start >= LONGEST_WORD {
                 continue;
@@ -254,7 +237,18 @@ static ASCII_WORD: [bool; 128] = {
     t
 };
 
+/// Whether `c` is a letter or a digit, as the index's words are made of; ASCII by a
+/// table.
+#[inline]
+fn is_word(c: char) -> bool {
+    match ASCII_WORD.get(c as usize) {
+        Some(&word) => word,
+        None => c.is_alphanumeric(),
+    }
+}
+
 /// The character at byte `at` of `text` and its length, with ASCII taken from the byte.
+#[inline]
 fn char_at(text: &str, at: usize) -> (char, usize) {
     let b = text.as_bytes()[at];
     if b.is_ascii() {
