@@ -29,12 +29,13 @@ use tantivy::schema::{
 };
 use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, TextAnalyzer};
 use tantivy::{
-    DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader,
+    DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, SegmentReader,
     TantivyDocument, Term,
 };
 
 use crate::facets::{ColumnCache, FacetCounter};
 use crate::query::{ExactField, Expr, QueryError, TextField};
+use crate::ranking::{Key, TopRelevant};
 use crate::snippet::Highlighter;
 use crate::threads::{Links, ThreadMap};
 use crate::tokens::{CachedStemmer, LONGEST_WORD, WordTokenizer};
@@ -363,11 +364,6 @@ impl<'a> SearchRequest<'a> {
     }
 }
 
-/// A hit's place in the order: higher comes first. `(score, date or its complement,
-/// number or its complement)`, so ties always break the same way and a cursor can say
-/// exactly where a page ended.
-type Key = (Score, i64, i64);
-
 /// Hits in order, each with its key.
 type Ranked = Vec<(Key, DocAddress)>;
 
@@ -500,34 +496,30 @@ impl<'a> Pass<'a> {
         after: Option<Key>,
         counter: Option<FacetCounter<'_>>,
     ) -> Result<(u64, Option<Facets>, Ranked)> {
-        let top = TopDocs::with_limit(want + 1);
         let (total, facets, keyed) = if sort == Sort::Relevance {
-            self.run(
-                counter,
-                Some(top.tweak_score(move |seg: &SegmentReader| {
-                    let number = seg.fast_fields().u64("number").ok();
-                    move |doc: DocId, score: Score| {
-                        let n = number.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
-                        keep_after((score, 0, !(n as i64)), after)
-                    }
-                })),
-            )?
+            let top = TopRelevant {
+                limit: want + 1,
+                after,
+            };
+            self.run(counter, Some(top))?
         } else {
             self.run(
                 counter,
-                Some(top.custom_score(move |seg: &SegmentReader| {
-                    let number = seg.fast_fields().u64("number").ok();
-                    let date = seg.fast_fields().i64("date").ok();
-                    move |doc: DocId| {
-                        let n = number.as_ref().and_then(|c| c.first(doc)).unwrap_or(0) as i64;
-                        let d = date.as_ref().and_then(|c| c.first(doc)).unwrap_or(NO_DATE);
-                        let key = match sort {
-                            Sort::Oldest => (0.0, !d, !n),
-                            _ => (0.0, d, n),
-                        };
-                        keep_after(key, after)
-                    }
-                })),
+                Some(
+                    TopDocs::with_limit(want + 1).custom_score(move |seg: &SegmentReader| {
+                        let number = seg.fast_fields().u64("number").ok();
+                        let date = seg.fast_fields().i64("date").ok();
+                        move |doc: DocId| {
+                            let n = number.as_ref().and_then(|c| c.first(doc)).unwrap_or(0) as i64;
+                            let d = date.as_ref().and_then(|c| c.first(doc)).unwrap_or(NO_DATE);
+                            let key = match sort {
+                                Sort::Oldest => (0.0, !d, !n),
+                                _ => (0.0, d, n),
+                            };
+                            keep_after(key, after)
+                        }
+                    }),
+                ),
             )?
         };
         Ok((total, facets, keyed.unwrap_or_default()))

@@ -33,6 +33,7 @@ pub mod mbox;
 mod message;
 mod pack;
 pub mod query;
+mod ranking;
 mod snippet;
 pub mod threads;
 mod tokens;

@@ -161,6 +161,90 @@ fn cursor_pages_visit_every_hit_once_in_order() {
     assert!(r.to_string().contains("cursor"), "{r}");
 }
 
+/// The key a relevance cursor states: (score, number), from `relevance.BITS.0.!N`.
+fn relevance_key(cursor: &str) -> (f32, u64) {
+    let parts: Vec<&str> = cursor.split('.').collect();
+    assert_eq!(parts[0], "relevance", "{cursor}");
+    let score = f32::from_bits(parts[1].parse::<u32>().unwrap());
+    (score, !parts[3].parse::<i64>().unwrap() as u64)
+}
+
+/// By relevance, hits come by score, equal scores by the lower number, whatever the
+/// segments and the order the emails were indexed in; a page of any size is the start
+/// of the whole order. Walked one hit per page, each cursor states the hit's key: the
+/// keys must fall strictly and the walk must see every match.
+#[test]
+fn relevance_ranks_by_score_then_lower_number() {
+    let messages: Vec<PublishedMessage> = (1..=120u64)
+        .map(|n| {
+            // Scores vary with how often "gas" comes and how long the text is, in
+            // four groups of 30 equal scores, about 10 of each per segment.
+            let text = format!(
+                "{} {}",
+                vec!["gas"; (n % 2 + 1) as usize].join(" "),
+                vec!["pipeline"; (n % 3 / 2 * 3) as usize].join(" ")
+            );
+            message(n, &format!("Report {n}"), &text)
+        })
+        .collect();
+    let index = SearchIndex::in_ram().unwrap();
+    let mut w = index.writer().unwrap();
+    for (i, k) in (0..120u64).map(|i| (i, i * 37 % 120)).collect::<Vec<_>>() {
+        index.add(&w, &messages[k as usize], &[]).unwrap();
+        if i % 40 == 39 {
+            w.commit().unwrap();
+        }
+    }
+    index.reload().unwrap();
+    let whole: Vec<u64> = index
+        .search("gas", Sort::Relevance, 0, 10_000, u64::MAX)
+        .unwrap()
+        .hits
+        .iter()
+        .map(|h| h.number)
+        .collect();
+    assert_eq!(whole.len(), 120);
+    let mut keys = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let r = index
+            .run(&SearchRequest {
+                sort: Sort::Relevance,
+                after: after.as_deref(),
+                limit: 1,
+                ..SearchRequest::new("gas", u64::MAX)
+            })
+            .unwrap();
+        let Some(next) = r.next else { break };
+        let (score, number) = relevance_key(&next);
+        assert_eq!(r.hits[0].number, number);
+        keys.push((score, number));
+        after = Some(next);
+    }
+    // The last hit has no next page, so its key is not stated.
+    assert_eq!(keys.len(), 119);
+    for pair in keys.windows(2) {
+        let ((s1, n1), (s2, n2)) = (pair[0], pair[1]);
+        assert!(s1 > s2 || (s1 == s2 && n1 < n2), "{pair:?} out of order");
+    }
+    assert!(
+        keys.windows(2).any(|p| p[0].0 == p[1].0),
+        "the corpus has ties"
+    );
+    let walked: Vec<u64> = keys.iter().map(|k| k.1).collect();
+    assert_eq!(walked[..], whole[..119]);
+    for limit in [1, 2, 7, 30, 119, 500] {
+        let page: Vec<u64> = index
+            .search("gas", Sort::Relevance, 0, limit, u64::MAX)
+            .unwrap()
+            .hits
+            .iter()
+            .map(|h| h.number)
+            .collect();
+        assert_eq!(page[..], whole[..limit.min(120)], "limit {limit}");
+    }
+}
+
 /// The facets of `q` as a brute-force count over `messages` says they are, for the
 /// hits the index returns (every value: the corpus has fewer than the size asked).
 fn check_facets(index: &SearchIndex, messages: &[PublishedMessage], q: &str) {
