@@ -446,6 +446,7 @@ impl Drop for InFlight<'_> {
 /// lives.
 struct Pass<'a> {
     searcher: &'a tantivy::Searcher,
+    columns: &'a ColumnCache,
     q: &'a dyn Query,
     on: &'a tantivy::Executor,
     _flight: InFlight<'a>,
@@ -461,6 +462,7 @@ impl<'a> Pass<'a> {
         };
         Pass {
             searcher,
+            columns: &index.facet_columns,
             q,
             on,
             _flight: flight,
@@ -500,15 +502,29 @@ impl<'a> Pass<'a> {
             let top = TopRelevant {
                 limit: want + 1,
                 after,
+                columns: self.columns,
             };
             self.run(counter, Some(top))?
         } else {
+            // Each segment's number and date columns, as kept open (the scorer is made
+            // per segment, and may not borrow the cache).
+            let opened: Vec<_> = self
+                .searcher
+                .segment_readers()
+                .iter()
+                .filter_map(|s| Some((s.segment_id(), self.columns.of(s).ok()?)))
+                .collect();
             self.run(
                 counter,
                 Some(
                     TopDocs::with_limit(want + 1).custom_score(move |seg: &SegmentReader| {
-                        let number = seg.fast_fields().u64("number").ok();
-                        let date = seg.fast_fields().i64("date").ok();
+                        let (number, date) = match opened.iter().find(|o| o.0 == seg.segment_id()) {
+                            Some((_, c)) => (c.number.clone(), c.date.clone()),
+                            None => (
+                                seg.fast_fields().u64("number").ok(),
+                                seg.fast_fields().i64("date").ok(),
+                            ),
+                        };
                         move |doc: DocId| {
                             let n = number.as_ref().and_then(|c| c.first(doc)).unwrap_or(0) as i64;
                             let d = date.as_ref().and_then(|c| c.first(doc)).unwrap_or(NO_DATE);
@@ -790,6 +806,7 @@ impl SearchIndex {
             .transpose()?;
         // One snapshot for the whole search: the cap below is judged on what it holds.
         let searcher = self.reader.searcher();
+        self.facet_columns.keep_only(&searcher);
         let threads = if expr.mentions_thread() {
             self.threads()?
         } else {
@@ -804,12 +821,9 @@ impl SearchIndex {
             query: r.query.to_owned(),
         });
         let kept = facet_key.as_ref().and_then(|k| self.kept_facets().get(k));
-        let counter = (r.facets > 0 && kept.is_none()).then(|| {
-            self.facet_columns.keep_only(&searcher);
-            FacetCounter {
-                size: r.facets,
-                columns: &self.facet_columns,
-            }
+        let counter = (r.facets > 0 && kept.is_none()).then_some(FacetCounter {
+            size: r.facets,
+            columns: &self.facet_columns,
         });
         let sort = if matches!(expr, Expr::All) && r.sort == Sort::Relevance {
             Sort::Newest
@@ -918,8 +932,10 @@ impl SearchIndex {
         let highest = searcher
             .segment_readers()
             .iter()
-            .filter_map(|s| s.fast_fields().u64("number").ok())
-            .map(|c| c.max_value())
+            .filter_map(|s| {
+                let columns = self.facet_columns.of(s).ok()?;
+                columns.number.as_ref().map(|c| c.max_value())
+            })
             .max()
             .unwrap_or(0);
         if highest <= max_number {

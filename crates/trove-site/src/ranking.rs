@@ -15,6 +15,8 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
+use crate::facets::ColumnCache;
+
 /// A hit's place in the order: higher comes first. `(score, date or its complement,
 /// number or its complement)`, so ties always break the same way and a cursor can say
 /// exactly where a page ended. By relevance: the score, 0, then the complement of the
@@ -34,9 +36,11 @@ fn by_key(a: &Key, b: &Key) -> Ordering {
 
 /// The `limit` hits with the highest keys below `after` (all of them without a
 /// cursor), highest first.
-pub(crate) struct TopRelevant {
+pub(crate) struct TopRelevant<'a> {
     pub limit: usize,
     pub after: Option<Key>,
+    /// Where each segment's number column is kept open.
+    pub columns: &'a ColumnCache,
 }
 
 /// A kept hit, ordered so that the heap's top is the worst one kept.
@@ -72,7 +76,7 @@ pub(crate) struct SegmentTop {
     kept: BinaryHeap<Kept>,
 }
 
-impl Collector for TopRelevant {
+impl Collector for TopRelevant<'_> {
     type Fruit = Vec<(Key, DocAddress)>;
     type Child = SegmentTop;
 
@@ -85,7 +89,7 @@ impl Collector for TopRelevant {
             limit: self.limit,
             after: self.after,
             segment,
-            number: reader.fast_fields().u64("number").ok(),
+            number: self.columns.of(reader)?.number.clone(),
             kept: BinaryHeap::with_capacity(self.limit.min(1 << 16) + 1),
         })
     }
