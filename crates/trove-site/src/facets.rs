@@ -101,7 +101,7 @@ impl ColumnCache {
 pub(crate) struct SegmentColumns {
     pub number: Option<Column<u64>>,
     pub date: Option<Column<i64>>,
-    /// Per email, the values of the single-valued columns.
+    /// Per email, its [`Record`].
     records: Vec<Record>,
     strs: Vec<Option<(Values, Vec<Box<str>>)>>,
     release: Option<(Values, u32)>,
@@ -138,8 +138,8 @@ enum Read {
 }
 
 impl Values {
-    /// Reads `column` for the segment's `docs` emails, `Many` when the column is
-    /// multi-valued. A value that does not fit (never: ordinals and release numbers
+    /// Reads `column` for the segment's `docs` emails, [`Read::Many`] when the column
+    /// is multi-valued. A value that does not fit (never: ordinals and release numbers
     /// are far below 2³²) is left out.
     fn read(column: &Column<u64>, docs: DocId) -> Read {
         let fit = |v: u64| u32::try_from(v).ok().filter(|&v| v != NONE);
