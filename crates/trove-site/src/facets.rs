@@ -17,7 +17,7 @@
 //! statuses and releases are few and always counted in full.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rustc_hash::FxHashMap;
 use tantivy::collector::{Collector, SegmentCollector};
@@ -27,7 +27,7 @@ use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 use crate::index::{Bucket, Facets};
 
-/// The keyword columns counted, in the order of `SegmentColumns::strs`.
+/// The keyword columns counted, in the order of `FacetColumns::strs`.
 const STR_FACETS: [&str; 5] = ["domain", "person", "filetype", "month", "dkim"];
 /// Which of them show only their biggest values (the others show every value).
 const TOP_ONLY: [bool; 5] = [true, true, true, false, false];
@@ -44,18 +44,19 @@ pub(crate) struct FacetCounter<'a> {
     pub columns: &'a ColumnCache,
 }
 
-/// Each segment's facet columns, read once into plain arrays ([`SegmentColumns`]) and
-/// kept while the segment is searched. A segment never changes once written (a
-/// withdrawal only marks emails deleted, and deleted emails are never counted), so
-/// what is read stays true; segments a reload no longer sees are dropped.
+/// Each segment's columns a search reads for every match ([`SegmentColumns`]), opened or
+/// read once and kept while the segment is searched. A segment never changes once
+/// written (a withdrawal only marks emails deleted, and deleted emails are never
+/// counted), so what is read stays true; segments a reload no longer sees are dropped.
 ///
-/// Reading a column through tantivy's column index for each match (an optional
+/// Reading a facet column through tantivy's column index for each match (an optional
 /// column's rank, a multi-valued column's row range, then the value) was most of the
 /// counting, and counting a sixth of a server's samples under different searches.
 /// Here a match costs the load of its [`Record`] and of its multi-valued columns' values.
 /// Before the records, the arrays took 3.6 MB for a generated 100k site (measured); a
 /// record takes 8 bytes an email more than the arrays it replaced. The first search
-/// after a reload reads them (on that site, the first search took 13 ms, 20 ms before).
+/// with facets after a reload reads them (on that site, the first search took 13 ms,
+/// 20 ms before).
 #[derive(Default)]
 pub(crate) struct ColumnCache {
     segments: Mutex<(u64, HashMap<SegmentId, Arc<SegmentColumns>>)>,
@@ -79,28 +80,52 @@ impl ColumnCache {
         kept.1.retain(|id, _| live.contains(id));
     }
 
-    /// `segment`'s columns, read on first use.
-    pub fn of(&self, segment: &SegmentReader) -> tantivy::Result<Arc<SegmentColumns>> {
+    /// `segment`'s columns, opened on first use (its facet columns are read only when
+    /// a search counts facets: [`SegmentColumns::facets`]).
+    pub fn of(&self, segment: &SegmentReader) -> Arc<SegmentColumns> {
         let id = segment.segment_id();
-        let lock = || self.segments.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(columns) = lock().1.get(&id) {
-            return Ok(columns.clone());
+        let mut kept = self.segments.lock().unwrap_or_else(|e| e.into_inner());
+        kept.1
+            .entry(id)
+            .or_insert_with(|| Arc::new(SegmentColumns::open(segment)))
+            .clone()
+    }
+}
+
+/// One segment's number and date columns as tantivy opens them (opening one decodes its
+/// block table, and a search opened each segment's number twice, for the released cap
+/// and the ranking: about 2 % of a server's samples at 1M), and its facet columns once a
+/// search has counted facets.
+pub(crate) struct SegmentColumns {
+    pub number: Option<Column<u64>>,
+    pub date: Option<Column<i64>>,
+    facets: OnceLock<Arc<FacetColumns>>,
+}
+
+impl SegmentColumns {
+    fn open(segment: &SegmentReader) -> SegmentColumns {
+        let fast = segment.fast_fields();
+        SegmentColumns {
+            number: fast.u64("number").ok(),
+            date: fast.i64("date").ok(),
+            facets: OnceLock::new(),
         }
-        // Read without holding the lock: two searches may both read a new segment, and
-        // the first one kept is the one used.
-        let read = Arc::new(SegmentColumns::read(segment)?);
-        Ok(lock().1.entry(id).or_insert(read).clone())
+    }
+
+    /// The segment's facet columns, read on first use. Two searches may both read them;
+    /// the first kept is the one used.
+    fn facets(&self, segment: &SegmentReader) -> tantivy::Result<Arc<FacetColumns>> {
+        if let Some(facets) = self.facets.get() {
+            return Ok(facets.clone());
+        }
+        let read = Arc::new(FacetColumns::read(segment)?);
+        Ok(self.facets.get_or_init(|| read).clone())
     }
 }
 
 /// One segment's facet columns: per keyword column, each email's term ordinals and
-/// every term's text; per email, its release. With them, the number and date columns
-/// as tantivy opens them: opening one decodes its block table, and a search opened
-/// each segment's number twice (the released cap, the ranking), about 2 % of a server's
-/// samples at 1M.
-pub(crate) struct SegmentColumns {
-    pub number: Option<Column<u64>>,
-    pub date: Option<Column<i64>>,
+/// every term's text; per email, its release.
+pub(crate) struct FacetColumns {
     /// Per email, its [`Record`].
     records: Vec<Record>,
     strs: Vec<Option<(Values, Vec<Box<str>>)>>,
@@ -256,8 +281,8 @@ fn count_ranges(
     }
 }
 
-impl SegmentColumns {
-    fn read(segment: &SegmentReader) -> tantivy::Result<SegmentColumns> {
+impl FacetColumns {
+    fn read(segment: &SegmentReader) -> tantivy::Result<FacetColumns> {
         let fast = segment.fast_fields();
         let docs = segment.max_doc();
         let mut strs = Vec::with_capacity(STR_FACETS.len());
@@ -287,9 +312,7 @@ impl SegmentColumns {
             .collect();
         let release =
             release.map(|(read, max)| (Values::place(read, &mut records, &mut next), max));
-        Ok(SegmentColumns {
-            number: fast.u64("number").ok(),
-            date: fast.i64("date").ok(),
+        Ok(FacetColumns {
             records,
             strs,
             release,
@@ -301,7 +324,7 @@ impl SegmentColumns {
 pub(crate) struct SegmentFacets {
     total: u64,
     size: usize,
-    columns: Arc<SegmentColumns>,
+    columns: Arc<FacetColumns>,
     tallies: Vec<Tally>,
     release: ReleaseCounts,
     /// Matches not yet counted (fewer than [`BLOCK`]).
@@ -355,7 +378,7 @@ enum ReleaseCounts {
 /// text from the segment's columns only when merged; per release, counts.
 pub(crate) struct SegmentCounts {
     total: u64,
-    columns: Arc<SegmentColumns>,
+    columns: Arc<FacetColumns>,
     strs: Vec<Vec<(u32, u64)>>,
     release: Vec<(u64, u64)>,
 }
@@ -369,7 +392,7 @@ impl Collector for FacetCounter<'_> {
         _: SegmentOrdinal,
         segment: &SegmentReader,
     ) -> tantivy::Result<Self::Child> {
-        let columns = self.columns.of(segment)?;
+        let columns = self.columns.of(segment).facets(segment)?;
         let tallies = columns
             .strs
             .iter()

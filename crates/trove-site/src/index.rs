@@ -410,8 +410,9 @@ pub struct SearchIndex {
     /// Facets already counted: a reader paging through a search, or many readers
     /// opening one shared link, count them once.
     facet_cache: std::sync::Mutex<FacetCache>,
-    /// The facet columns of the segments searched, read once per segment.
-    facet_columns: ColumnCache,
+    /// The columns of the segments searched that a search reads per match, opened or
+    /// read once per segment (shared with the scorers of a sorted search).
+    columns: std::sync::Arc<ColumnCache>,
     /// Searches running now. A search alone spreads its segments over every core (a
     /// million emails' facets take half the time on two); while others run, the cores
     /// are busy anyway, and handing segments to the pool's threads and waiting for them
@@ -446,7 +447,7 @@ impl Drop for InFlight<'_> {
 /// lives.
 struct Pass<'a> {
     searcher: &'a tantivy::Searcher,
-    columns: &'a ColumnCache,
+    columns: &'a std::sync::Arc<ColumnCache>,
     q: &'a dyn Query,
     on: &'a tantivy::Executor,
     _flight: InFlight<'a>,
@@ -462,7 +463,7 @@ impl<'a> Pass<'a> {
         };
         Pass {
             searcher,
-            columns: &index.facet_columns,
+            columns: &index.columns,
             q,
             on,
             _flight: flight,
@@ -506,25 +507,14 @@ impl<'a> Pass<'a> {
             };
             self.run(counter, Some(top))?
         } else {
-            // Each segment's number and date columns, as kept open (the scorer is made
-            // per segment, and may not borrow the cache).
-            let opened: Vec<_> = self
-                .searcher
-                .segment_readers()
-                .iter()
-                .filter_map(|s| Some((s.segment_id(), self.columns.of(s).ok()?)))
-                .collect();
+            // The scorer is made per segment and may not borrow: it shares the cache.
+            let columns = std::sync::Arc::clone(self.columns);
             self.run(
                 counter,
                 Some(
                     TopDocs::with_limit(want + 1).custom_score(move |seg: &SegmentReader| {
-                        let (number, date) = match opened.iter().find(|o| o.0 == seg.segment_id()) {
-                            Some((_, c)) => (c.number.clone(), c.date.clone()),
-                            None => (
-                                seg.fast_fields().u64("number").ok(),
-                                seg.fast_fields().i64("date").ok(),
-                            ),
-                        };
+                        let opened = columns.of(seg);
+                        let (number, date) = (opened.number.clone(), opened.date.clone());
                         move |doc: DocId| {
                             let n = number.as_ref().and_then(|c| c.first(doc)).unwrap_or(0) as i64;
                             let d = date.as_ref().and_then(|c| c.first(doc)).unwrap_or(NO_DATE);
@@ -611,7 +601,7 @@ impl SearchIndex {
             dir: dir.map(Path::to_path_buf),
             threads: std::sync::RwLock::new((u64::MAX, Default::default())),
             facet_cache: std::sync::Mutex::new(facet_cache()),
-            facet_columns: ColumnCache::default(),
+            columns: Default::default(),
             in_flight: Default::default(),
             alone: tantivy::Executor::single_thread(),
         })
@@ -806,7 +796,7 @@ impl SearchIndex {
             .transpose()?;
         // One snapshot for the whole search: the cap below is judged on what it holds.
         let searcher = self.reader.searcher();
-        self.facet_columns.keep_only(&searcher);
+        self.columns.keep_only(&searcher);
         let threads = if expr.mentions_thread() {
             self.threads()?
         } else {
@@ -827,7 +817,7 @@ impl SearchIndex {
         let kept = facet_key.as_ref().and_then(|k| self.kept_facets().get(k));
         let counter = (r.facets > 0 && kept.is_none()).then_some(FacetCounter {
             size: r.facets,
-            columns: &self.facet_columns,
+            columns: &self.columns,
         });
         let sort = if matches!(expr, Expr::All) && r.sort == Sort::Relevance {
             Sort::Newest
@@ -936,10 +926,7 @@ impl SearchIndex {
         let highest = searcher
             .segment_readers()
             .iter()
-            .filter_map(|s| {
-                let columns = self.facet_columns.of(s).ok()?;
-                columns.number.as_ref().map(|c| c.max_value())
-            })
+            .filter_map(|s| self.columns.of(s).number.as_ref().map(|c| c.max_value()))
             .max()
             .unwrap_or(0);
         if highest <= max_number {

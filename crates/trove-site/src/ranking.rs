@@ -89,7 +89,7 @@ impl Collector for TopRelevant<'_> {
             limit: self.limit,
             after: self.after,
             segment,
-            number: self.columns.of(reader)?.number.clone(),
+            number: self.columns.of(reader).number.clone(),
             kept: BinaryHeap::with_capacity(self.limit.min(1 << 16) + 1),
         })
     }
