@@ -293,27 +293,29 @@ impl Site {
         struct TextOnly {
             text: String,
         }
-        let rel = message_path(number);
-        let Some(bytes) = self.read_file(&rel)? else {
-            return Ok(None);
-        };
-        if let Some(text) = pretty_text(&bytes) {
-            return Ok(Some(text));
-        }
-        serde_json::from_slice::<TextOnly>(&bytes)
-            .map(|t| Some(t.text))
-            .map_err(|e| SiteError::Format {
-                path: self.root.join(rel),
-                message: e.to_string(),
-            })
+        let quick = |json: &[u8]| pretty_text(json).map(|text| TextOnly { text });
+        Ok(self.read_message_with(number, quick)?.map(|t| t.text))
     }
 
     /// `messages/…/N.json` read as `T`; `None` when there is no such file.
     fn read_message<T: serde::de::DeserializeOwned>(&self, number: u64) -> Result<Option<T>> {
+        self.read_message_with(number, |_| None)
+    }
+
+    /// `messages/…/N.json` as `quick` reads it, or parsed whole as `T` when `quick`
+    /// cannot; `None` when there is no such file.
+    fn read_message_with<T: serde::de::DeserializeOwned>(
+        &self,
+        number: u64,
+        quick: impl FnOnce(&[u8]) -> Option<T>,
+    ) -> Result<Option<T>> {
         let rel = message_path(number);
         let Some(bytes) = self.read_file(&rel)? else {
             return Ok(None);
         };
+        if let Some(read) = quick(&bytes) {
+            return Ok(Some(read));
+        }
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| SiteError::Format {
