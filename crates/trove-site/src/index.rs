@@ -35,7 +35,7 @@ use tantivy::{
 
 use crate::facets::{ColumnCache, FacetCounter};
 use crate::query::{ExactField, Expr, QueryError, TextField};
-use crate::ranking::{Key, TopRelevant};
+use crate::ranking::{Key, SKIPPED, TopRelevant, keep_after};
 use crate::snippet::Highlighter;
 use crate::threads::{Links, ThreadMap};
 use crate::tokens::{CachedStemmer, LONGEST_WORD, WordTokenizer};
@@ -1202,18 +1202,6 @@ fn any_of(
         return Box::new(EmptyQuery);
     }
     Box::new(BooleanQuery::new(kept))
-}
-
-/// Marks a hit at or before the cursor: below every real key (scores are never
-/// negative), and dropped after collection.
-const SKIPPED: Key = (f32::NEG_INFINITY, i64::MIN, i64::MIN);
-
-/// `key`, or [`SKIPPED`] when it is not after the cursor.
-fn keep_after(key: Key, after: Option<Key>) -> Key {
-    match after {
-        Some(c) if key.partial_cmp(&c) != Some(std::cmp::Ordering::Less) => SKIPPED,
-        _ => key,
-    }
 }
 
 /// Brings `site`'s index up to date with its releases from `from` on: adds their emails

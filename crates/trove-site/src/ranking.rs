@@ -23,8 +23,27 @@ use crate::facets::ColumnCache;
 /// number, so that of equal scores the lower number comes first.
 pub(crate) type Key = (Score, i64, i64);
 
+/// Marks a hit at or before the cursor: below every real key (scores are never
+/// negative), and dropped after collection.
+pub(crate) const SKIPPED: Key = (f32::NEG_INFINITY, i64::MIN, i64::MIN);
+
+/// Whether `key` comes at or before the cursor `after`: a hit the page after it has
+/// already shown.
+fn shown_before(key: &Key, after: Option<Key>) -> bool {
+    after.is_some_and(|cursor| by_key(key, &cursor) != Ordering::Less)
+}
+
+/// `key`, or [`SKIPPED`] when it is not after the cursor.
+pub(crate) fn keep_after(key: Key, after: Option<Key>) -> Key {
+    if shown_before(&key, after) {
+        SKIPPED
+    } else {
+        key
+    }
+}
+
 /// The key of a hit with `score` and public number `n`.
-pub(crate) fn relevance_key(score: Score, n: u64) -> Key {
+fn relevance_key(score: Score, n: u64) -> Key {
     (score, 0, !(n as i64))
 }
 
@@ -120,9 +139,7 @@ impl SegmentCollector for SegmentTop {
         }
         let n = self.number.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
         let key = relevance_key(score, n);
-        if let Some(cursor) = self.after
-            && by_key(&key, &cursor) != Ordering::Less
-        {
+        if shown_before(&key, self.after) {
             return;
         }
         let candidate = Kept(key, doc);
