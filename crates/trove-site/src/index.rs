@@ -952,7 +952,7 @@ impl SearchIndex {
             let q = self.build(&expr, &ThreadMap::default(), None);
             self.highlighter(&self.reader.searcher(), &*q, max_chars)
         });
-        let Some(mut highlighter) = made else {
+        let Some(highlighter) = made else {
             return vec![None; texts.len()];
         };
         texts.iter().map(|t| highlighter.html(t)).collect()

@@ -126,7 +126,7 @@ impl Highlighter {
 
     /// The best fragment of `text` as HTML (escaped, the query's words in `<b>`), or
     /// `None` when none of the words is in it.
-    pub fn html(&mut self, text: &str) -> Option<String> {
+    pub fn html(&self, text: &str) -> Option<String> {
         if self.words.is_empty() {
             return None;
         }
@@ -377,8 +377,7 @@ mod tests {
             for width in [240, 60] {
                 let mut theirs = SnippetGenerator::create(&searcher, &query, body).unwrap();
                 theirs.set_max_num_chars(width);
-                let mut ours =
-                    Highlighter::new(&searcher, &query, body, analyzer(), width).unwrap();
+                let ours = Highlighter::new(&searcher, &query, body, analyzer(), width).unwrap();
                 for t in &texts {
                     let s = theirs.snippet(t);
                     let expected = (!s.fragment().is_empty()).then(|| s.to_html());

@@ -113,14 +113,20 @@ fn run_with_snippets(
     index: &SearchIndex,
     request: &SearchRequest,
 ) -> trove_site::Result<(SearchResults, Vec<Row>)> {
-    let (results, mut highlighter) = index.run_highlighted(request, 240)?;
+    // An empty query highlights nothing: its hits show their text's opening.
+    let empty = request.query.trim().is_empty();
+    let (results, highlighter) = if empty {
+        (index.run(request)?, None)
+    } else {
+        index.run_highlighted(request, 240)?
+    };
     let mut rows = Vec::with_capacity(results.hits.len());
     for hit in &results.hits {
         let text = s.site.message_text(hit.number)?.unwrap_or_default();
-        let snippet = if request.query.trim().is_empty() {
+        let snippet = if empty {
             Some(pages::escape(&text.chars().take(200).collect::<String>()))
         } else {
-            highlighter.as_mut().and_then(|h| h.html(&text))
+            highlighter.as_ref().and_then(|h| h.html(&text))
         };
         rows.push((hit.clone(), snippet));
     }
