@@ -27,6 +27,11 @@ use crate::tokens::{LONGEST_WORD, is_cjk};
 pub struct Highlighter {
     /// The query's words in the field, as the index writes them, with their weight.
     words: Vec<(String, Score)>,
+    /// Which ASCII bytes begin one of `words`: a word of the text beginning with any
+    /// other ASCII letter or digit is none of them, whatever follows (lower-casing and
+    /// folding leave an ASCII letter the first of its word), and is passed over
+    /// without comparing it or asking the analyser.
+    first: [bool; 128],
     analyzer: TextAnalyzer,
     max_chars: usize,
 }
@@ -80,8 +85,15 @@ impl Highlighter {
                 words.push((word.to_string(), 1.0 / (1.0 + frequency as Score)));
             }
         }
+        let mut first = [false; 128];
+        for (word, _) in &words {
+            if let Some(b) = word.bytes().next().filter(u8::is_ascii) {
+                first[b as usize] = true;
+            }
+        }
         Ok(Highlighter {
             words,
+            first,
             analyzer,
             max_chars,
         })
@@ -152,12 +164,18 @@ impl Highlighter {
         // place, and only a word with other letters goes through the analyser, which
         // lower-cases and folds it as the index did.
         // ASCII, most of mail, is classed by a table on the byte (`is_word`); any other
-        // character is decoded. The analyser is cloned only for a text with a non-ASCII
-        // word.
+        // character is decoded. A word whose first character is ASCII and begins none
+        // of the query's words is passed over (`first`), so the analyser is asked only
+        // about the few others, and cloned only for a text that has one.
         let mut analyzer: Option<TextAnalyzer> = None;
         let bytes = text.as_bytes();
         let mut at = 0;
         while at < bytes.len() {
+            let b = bytes[at];
+            if b.is_ascii() && !ASCII_WORD[b as usize] {
+                at += 1;
+                continue;
+            }
             let (c, width) = char_at(text, at);
             if !is_word(c) {
                 at += width;
@@ -170,19 +188,31 @@ impl Highlighter {
                 visit(start..at, weight);
                 continue;
             }
+            // ASCII letters and digits by the table alone; any other character is
+            // decoded and classed.
             let mut ascii = c.is_ascii();
             while at < bytes.len() {
+                let b = bytes[at];
+                if b.is_ascii() {
+                    if !ASCII_WORD[b as usize] {
+                        break;
+                    }
+                    at += 1;
+                    continue;
+                }
                 let (c, width) = char_at(text, at);
                 if !is_word(c) || is_cjk(c) {
                     break;
                 }
-                ascii &= c.is_ascii();
+                ascii = false;
                 at += width;
             }
             if at - start >= LONGEST_WORD {
                 continue;
             }
-            let weight = if ascii {
+            let weight = if b.is_ascii() && !self.first[b.to_ascii_lowercase() as usize] {
+                None
+            } else if ascii {
                 self.ascii_weight(&bytes[start..at])
             } else {
                 self.analysed_weight(&mut analyzer, &text[start..at])
