@@ -27,11 +27,10 @@ use crate::tokens::{LONGEST_WORD, is_cjk};
 pub struct Highlighter {
     /// The query's words in the field, as the index writes them, with their weight.
     words: Vec<(String, Score)>,
-    /// Which ASCII bytes begin one of `words`: a word of the text beginning with any
-    /// other ASCII letter or digit is none of them, whatever follows (lower-casing and
-    /// folding leave an ASCII letter the first of its word), and is passed over
-    /// without comparing it or asking the analyser.
+    /// Which ASCII bytes begin one of `words`, and whether any begins with another
+    /// character: what [`Highlighter::may_match`] asks.
     first: [bool; 128],
+    first_other: bool,
     analyzer: TextAnalyzer,
     max_chars: usize,
 }
@@ -86,17 +85,37 @@ impl Highlighter {
             }
         }
         let mut first = [false; 128];
+        let mut first_other = false;
         for (word, _) in &words {
-            if let Some(b) = word.bytes().next().filter(u8::is_ascii) {
-                first[b as usize] = true;
+            match word.bytes().next() {
+                Some(b) if b.is_ascii() => first[b as usize] = true,
+                Some(_) => first_other = true,
+                None => {}
             }
         }
         Ok(Highlighter {
             words,
             first,
+            first_other,
             analyzer,
             max_chars,
         })
+    }
+
+    /// Whether a word of the text beginning with `c` may be one of the query's words;
+    /// false when it cannot, whatever follows. The analyser lower-cases and folds a
+    /// word character by character, so the word's first character decides the first of
+    /// what it becomes: an ASCII letter or digit stays itself, lower-cased, and the
+    /// letters of [`stays_outside_ascii`] stay outside ASCII.
+    #[inline]
+    fn may_match(&self, c: char) -> bool {
+        if c.is_ascii() {
+            self.first[c.to_ascii_lowercase() as usize]
+        } else if stays_outside_ascii(c) {
+            self.first_other
+        } else {
+            true
+        }
     }
 
     /// The weight of an ASCII word of the text, compared lower-cased, in place.
@@ -164,8 +183,8 @@ impl Highlighter {
         // place, and only a word with other letters goes through the analyser, which
         // lower-cases and folds it as the index did.
         // ASCII, most of mail, is classed by a table on the byte (`is_word`); any other
-        // character is decoded. A word whose first character is ASCII and begins none
-        // of the query's words is passed over (`first`), so the analyser is asked only
+        // character is decoded. A word that cannot be one of the query's words by its
+        // first character is passed over (`may_match`), so the analyser is asked only
         // about the few others, and cloned only for a text that has one.
         let mut analyzer: Option<TextAnalyzer> = None;
         let bytes = text.as_bytes();
@@ -184,7 +203,10 @@ impl Highlighter {
             let start = at;
             at += width;
             if is_cjk(c) {
-                let weight = self.analysed_weight(&mut analyzer, &text[start..at]);
+                let weight = self
+                    .may_match(c)
+                    .then(|| self.analysed_weight(&mut analyzer, &text[start..at]))
+                    .flatten();
                 visit(start..at, weight);
                 continue;
             }
@@ -210,7 +232,7 @@ impl Highlighter {
             if at - start >= LONGEST_WORD {
                 continue;
             }
-            let weight = if b.is_ascii() && !self.first[b.to_ascii_lowercase() as usize] {
+            let weight = if !self.may_match(c) {
                 None
             } else if ascii {
                 self.ascii_weight(&bytes[start..at])
@@ -254,6 +276,13 @@ fn merged(ranges: &[Range<usize>]) -> Vec<Range<usize>> {
         }
     }
     out
+}
+
+/// Letters that the analyser's lower-casing and folding leave outside ASCII: Greek,
+/// Cyrillic, Hebrew, Arabic and the CJK scripts (a test runs the analyser over each).
+#[inline]
+fn stays_outside_ascii(c: char) -> bool {
+    matches!(c as u32, 0x0370..=0x03FF | 0x0400..=0x052F | 0x0590..=0x06FF) || is_cjk(c)
 }
 
 /// Which ASCII bytes are letters or digits: the index's word characters below 0x80.
@@ -322,6 +351,30 @@ mod tests {
     use super::*;
     use crate::tokens::WordTokenizer;
 
+    /// Every letter and digit [`stays_outside_ascii`] names becomes, through the index's
+    /// analyser, a word whose first character is not ASCII.
+    #[test]
+    fn letters_said_to_stay_outside_ascii_do() {
+        let mut analyzer = TextAnalyzer::builder(WordTokenizer::default())
+            .filter(RemoveLongFilter::limit(LONGEST_WORD))
+            .filter(LowerCaser)
+            .filter(AsciiFoldingFilter)
+            .build();
+        let mut checked = 0;
+        for c in (0x80..0x30000).filter_map(char::from_u32) {
+            if !stays_outside_ascii(c) || !is_word(c) {
+                continue;
+            }
+            let word = c.to_string();
+            let mut stream = analyzer.token_stream(&word);
+            assert!(stream.advance(), "{c:?} is a word");
+            let first = stream.token().text.chars().next();
+            assert!(first.is_some_and(|f| !f.is_ascii()), "{c:?} -> {first:?}");
+            checked += 1;
+        }
+        assert!(checked > 90_000, "{checked}");
+    }
+
     /// Ours and tantivy's generator give the same HTML for every text of the Enron
     /// sample and a few written to test case, accents, CJK and escaping, for queries of
     /// one to three words drawn from the texts (and one no email holds), at two widths.
@@ -351,6 +404,7 @@ mod tests {
             "Meeting in Zürich: ZÜRICH or zurich? <b>Bring</b> \"the\" A&B 'deck'.",
             "会議は東京で。東京 meeting, Tokyo.",
             "ǅemal's forward: Straße STRASSE strasse, café CAFÉ.",
+            "Привет, ПРИВЕТ: ёлка Ёлка и Σοφία ΣΟΦΊΑ, привет café.",
         ]);
         let mut writer = index.writer_with_num_threads(1, 20_000_000).unwrap();
         for t in &texts {
@@ -377,6 +431,9 @@ mod tests {
                 "東",
                 "strasse",
                 "cafe",
+                "привет",
+                "ёлка",
+                "σοφια",
                 "meeting",
                 "deck",
                 "b",
