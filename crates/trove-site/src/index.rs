@@ -486,11 +486,57 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// The figures BM25 weighs one search's words by, each summed over the snapshot's
+/// segments once: the search looks up every alternative of a word to leave out the ones
+/// no email has ([`any_of`]), then its weights and its highlighter ask the same
+/// document frequencies, and each field's token count, again. The same figures as the
+/// searcher's, so the same scores.
+pub(crate) struct Statistics<'a> {
+    searcher: &'a tantivy::Searcher,
+    doc_freq: std::cell::RefCell<rustc_hash::FxHashMap<Term, u64>>,
+    tokens: std::cell::RefCell<rustc_hash::FxHashMap<Field, u64>>,
+}
+
+impl<'a> Statistics<'a> {
+    pub(crate) fn new(searcher: &'a tantivy::Searcher) -> Self {
+        Statistics {
+            searcher,
+            doc_freq: Default::default(),
+            tokens: Default::default(),
+        }
+    }
+}
+
+impl tantivy::query::Bm25StatisticsProvider for Statistics<'_> {
+    fn total_num_tokens(&self, field: Field) -> tantivy::Result<u64> {
+        if let Some(&n) = self.tokens.borrow().get(&field) {
+            return Ok(n);
+        }
+        let n = self.searcher.total_num_tokens(field)?;
+        self.tokens.borrow_mut().insert(field, n);
+        Ok(n)
+    }
+
+    fn total_num_docs(&self) -> tantivy::Result<u64> {
+        self.searcher.total_num_docs()
+    }
+
+    fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
+        if let Some(&n) = self.doc_freq.borrow().get(term) {
+            return Ok(n);
+        }
+        let n = self.searcher.doc_freq(term)?;
+        self.doc_freq.borrow_mut().insert(term.clone(), n);
+        Ok(n)
+    }
+}
+
 /// One search's query over one snapshot of the index, on the executor chosen for it:
 /// what the passes over its matches share. It counts as a search in flight while it
 /// lives.
 struct Pass<'a> {
     searcher: &'a tantivy::Searcher,
+    statistics: &'a Statistics<'a>,
     columns: &'a std::sync::Arc<ColumnCache>,
     q: &'a dyn Query,
     on: &'a tantivy::Executor,
@@ -498,7 +544,8 @@ struct Pass<'a> {
 }
 
 impl<'a> Pass<'a> {
-    fn new(index: &'a SearchIndex, searcher: &'a tantivy::Searcher, q: &'a dyn Query) -> Self {
+    fn new(index: &'a SearchIndex, statistics: &'a Statistics<'a>, q: &'a dyn Query) -> Self {
+        let searcher = statistics.searcher;
         let flight = InFlight::enter(&index.in_flight);
         let on = if flight.others == 0 {
             index.index.search_executor()
@@ -507,6 +554,7 @@ impl<'a> Pass<'a> {
         };
         Pass {
             searcher,
+            statistics,
             columns: &index.columns,
             q,
             on,
@@ -578,7 +626,10 @@ impl<'a> Pass<'a> {
     /// `searcher.search` on this pass's executor.
     fn search<C: tantivy::collector::Collector>(&self, collector: &C) -> Result<C::Fruit> {
         let scoring = if collector.requires_scoring() {
-            tantivy::query::EnableScoring::enabled_from_searcher(self.searcher)
+            tantivy::query::EnableScoring::enabled_from_statistics_provider(
+                self.statistics,
+                self.searcher,
+            )
         } else {
             tantivy::query::EnableScoring::disabled_from_searcher(self.searcher)
         };
@@ -846,12 +897,13 @@ impl SearchIndex {
         } else {
             Default::default()
         };
+        let statistics = Statistics::new(&searcher);
         let q = self.released(
             &searcher,
-            self.build(&expr, &threads, Some(&searcher)),
+            self.build(&expr, &threads, Some(&statistics)),
             r.max_number,
         );
-        let pass = Pass::new(self, &searcher, &*q);
+        let pass = Pass::new(self, &statistics, &*q);
         let facet_key = (r.facets > 0).then(|| FacetKey {
             generation: searcher.generation().generation_id(),
             max_number: r.max_number,
@@ -944,7 +996,7 @@ impl SearchIndex {
             });
         }
         let highlighter =
-            highlight.and_then(|max_chars| self.highlighter(&searcher, &*q, max_chars));
+            highlight.and_then(|max_chars| self.highlighter(&statistics, &*q, max_chars));
         Ok((
             SearchResults {
                 total,
@@ -1020,12 +1072,12 @@ impl SearchIndex {
     /// The highlighter of `q`'s words in the body, weighed by `searcher`.
     fn highlighter(
         &self,
-        searcher: &tantivy::Searcher,
+        statistics: &dyn tantivy::query::Bm25StatisticsProvider,
         q: &dyn Query,
         max_chars: usize,
     ) -> Option<Highlighter> {
         let analyzer = self.index.tokenizer_for_field(self.fields.body).ok()?;
-        Highlighter::new(searcher, q, self.fields.body, analyzer, max_chars).ok()
+        Highlighter::new(statistics, q, self.fields.body, analyzer, max_chars).ok()
     }
 
     fn field(&self, f: TextField) -> Field {
@@ -1131,7 +1183,7 @@ impl SearchIndex {
         &self,
         expr: &Expr,
         threads: &ThreadMap,
-        searcher: Option<&tantivy::Searcher>,
+        statistics: Option<&Statistics<'_>>,
     ) -> Box<dyn Query> {
         let f = &self.fields;
         match expr {
@@ -1155,7 +1207,7 @@ impl SearchIndex {
                             .map(|q| (Occur::Should, q)),
                     );
                 }
-                any_of(any, searcher)
+                any_of(any, statistics)
             }
             Expr::Text {
                 field: Some(field),
@@ -1189,7 +1241,7 @@ impl SearchIndex {
                         .into_iter()
                         .map(|q| (Occur::Should, q)),
                 );
-                any_of(any, searcher)
+                any_of(any, statistics)
             }
             Expr::Dkim(status) => self.exact(f.dkim, status),
             Expr::Exact(which, value) => match which {
@@ -1220,18 +1272,18 @@ impl SearchIndex {
             }
             Expr::Not(inner) => Box::new(BooleanQuery::new(vec![
                 (Occur::Must, Box::new(AllQuery)),
-                (Occur::MustNot, self.build(inner, threads, searcher)),
+                (Occur::MustNot, self.build(inner, threads, statistics)),
             ])),
             Expr::And(parts) => Box::new(BooleanQuery::new(
                 parts
                     .iter()
-                    .map(|p| (Occur::Must, self.build(p, threads, searcher)))
+                    .map(|p| (Occur::Must, self.build(p, threads, statistics)))
                     .collect(),
             )),
             Expr::Or(parts) => Box::new(BooleanQuery::new(
                 parts
                     .iter()
-                    .map(|p| (Occur::Should, self.build(p, threads, searcher)))
+                    .map(|p| (Occur::Should, self.build(p, threads, statistics)))
                     .collect(),
             )),
         }
@@ -1242,16 +1294,17 @@ impl SearchIndex {
 /// terms any email of `searcher` has (a clause made of words cannot match then).
 fn any_of(
     clauses: Vec<(Occur, Box<dyn Query>)>,
-    searcher: Option<&tantivy::Searcher>,
+    statistics: Option<&Statistics<'_>>,
 ) -> Box<dyn Query> {
-    let Some(searcher) = searcher else {
+    use tantivy::query::Bm25StatisticsProvider;
+    let Some(statistics) = statistics else {
         return Box::new(BooleanQuery::new(clauses));
     };
     let present = |q: &dyn Query| {
         let mut found = false;
         q.query_terms(&mut |term, _| {
             // A term that cannot be looked up counts as present: kept, as before.
-            found = found || searcher.doc_freq(term).map_or(true, |n| n > 0);
+            found = found || statistics.doc_freq(term).map_or(true, |n| n > 0);
         });
         found
     };
@@ -1347,7 +1400,7 @@ fn index_releases(site: &Site, from: u32) -> Result<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{STEMMED, SearchIndex, ThreadMap, language_of, reads_as_english};
+    use super::{STEMMED, SearchIndex, Statistics, ThreadMap, language_of, reads_as_english};
     use crate::{Person, PublishedMessage};
     use tantivy::collector::{Count, TopDocs};
 
@@ -1432,22 +1485,27 @@ mod tests {
             let expr = crate::query::parse(q).unwrap();
             let threads = ThreadMap::default();
             let whole = index.build(&expr, &threads, None);
-            let pruned = index.build(&expr, &threads, Some(&searcher));
+            // Built and weighed with the figures the pruning looked up and kept.
+            let statistics = Statistics::new(&searcher);
+            let pruned = index.build(&expr, &threads, Some(&statistics));
             let terms = |q: &dyn tantivy::query::Query| {
                 let mut n = 0;
                 q.query_terms(&mut |_, _| n += 1);
                 n
             };
             pruned_any |= terms(&*pruned) < terms(&*whole);
-            let hits = |q: &dyn tantivy::query::Query| {
-                let (top, count) = searcher
-                    .search(q, &(TopDocs::with_limit(100), Count))
-                    .unwrap();
-                let top: Vec<(u32, tantivy::DocAddress)> =
-                    top.into_iter().map(|(s, a)| (s.to_bits(), a)).collect();
-                (top, count)
-            };
-            assert_eq!(hits(&*pruned), hits(&*whole), "{q}");
+            let hits =
+                |q: &dyn tantivy::query::Query,
+                 statistics: &dyn tantivy::query::Bm25StatisticsProvider| {
+                    let collector = (TopDocs::with_limit(100), Count);
+                    let (top, count) = searcher
+                        .search_with_statistics_provider(q, &collector, statistics)
+                        .unwrap();
+                    let top: Vec<(u32, tantivy::DocAddress)> =
+                        top.into_iter().map(|(s, a)| (s.to_bits(), a)).collect();
+                    (top, count)
+                };
+            assert_eq!(hits(&*pruned, &statistics), hits(&*whole, &searcher), "{q}");
         }
         assert!(pruned_any, "some alternative was left out");
     }

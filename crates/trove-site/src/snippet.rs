@@ -15,10 +15,10 @@
 
 use std::ops::Range;
 
-use tantivy::query::Query;
+use tantivy::query::{Bm25StatisticsProvider, Query};
 use tantivy::schema::Field;
 use tantivy::tokenizer::{TextAnalyzer, TokenStream};
-use tantivy::{Score, Searcher, Term};
+use tantivy::{Score, Term};
 
 use crate::tokens::{LONGEST_WORD, is_cjk};
 
@@ -59,7 +59,7 @@ impl Highlighter {
     /// index's words (`tokens.rs`), lower-cased and folded, which [`Highlighter::html`]
     /// does itself for ASCII words and asks the analyser for the others.
     pub(crate) fn new(
-        searcher: &Searcher,
+        statistics: &dyn Bm25StatisticsProvider,
         query: &dyn Query,
         field: Field,
         analyzer: TextAnalyzer,
@@ -79,7 +79,7 @@ impl Highlighter {
             let Some(word) = value.as_str() else {
                 continue;
             };
-            let frequency = searcher.doc_freq(term)?;
+            let frequency = statistics.doc_freq(term)?;
             if frequency > 0 {
                 words.push((word.to_string(), 1.0 / (1.0 + frequency as Score)));
             }
