@@ -31,6 +31,9 @@ use crate::index::{Bucket, Facets};
 const STR_FACETS: [&str; 5] = ["domain", "person", "filetype", "month", "dkim"];
 /// Which of them show only their biggest values (the others show every value).
 const TOP_ONLY: [bool; 5] = [true, true, true, false, false];
+/// Where month and DKIM status are in [`STR_FACETS`].
+const MONTH: usize = 3;
+const DKIM: usize = 4;
 
 /// How many values of a top-only facet each segment proposes for `size` shown.
 fn segment_size(size: usize) -> usize {
@@ -130,6 +133,47 @@ pub(crate) struct FacetColumns {
     records: Vec<Record>,
     strs: Vec<Option<(Values, Vec<Box<str>>)>>,
     release: Option<(Values, u32)>,
+    /// Month, DKIM status and release counted together, when each email has at most
+    /// one of each (always, with trove's columns).
+    combined: Option<Combined>,
+}
+
+/// Month, DKIM status and release as one value: a match adds one count instead of
+/// three, and the segment's combinations (a few hundred: months times statuses times
+/// releases that occur) are split into the three columns' counts when it is harvested.
+/// The combination's number is kept in the month's slot of each [`Record`].
+struct Combined {
+    slot: usize,
+    /// Per combination: the month's and the status's term ordinals and the release
+    /// number, `NONE` for what an email lacks.
+    parts: Vec<[u32; 3]>,
+}
+
+impl Combined {
+    /// Numbers each email's combination of the single-valued `month`, `dkim` and
+    /// `release` slots, in place of its month: `None` when a column is missing or
+    /// holds several values per email.
+    fn number(
+        records: &mut [Record],
+        month: &Values,
+        dkim: &Values,
+        release: &Values,
+    ) -> Option<Combined> {
+        let (Values::One(m), Values::One(d), Values::One(r)) = (month, dkim, release) else {
+            return None;
+        };
+        let mut ids: FxHashMap<[u32; 3], u32> = FxHashMap::default();
+        let mut parts = Vec::new();
+        for record in records.iter_mut() {
+            let key = [record[*m], record[*d], record[*r]];
+            let id = *ids.entry(key).or_insert_with(|| {
+                parts.push(key);
+                (parts.len() - 1) as u32
+            });
+            record[*m] = id;
+        }
+        Some(Combined { slot: *m, parts })
+    }
 }
 
 /// The values of one column for every email of a segment.
@@ -306,16 +350,23 @@ impl FacetColumns {
         // The columns go into the records, slot by slot, in the order counted.
         let mut records = vec![[NONE; SLOTS]; docs as usize];
         let mut next = 0;
-        let strs = strs
+        let strs: Vec<_> = strs
             .into_iter()
             .map(|c| c.map(|(read, terms)| (Values::place(read, &mut records, &mut next), terms)))
             .collect();
-        let release =
+        let release: Option<(Values, u32)> =
             release.map(|(read, max)| (Values::place(read, &mut records, &mut next), max));
+        let combined = match (&strs[MONTH], &strs[DKIM], &release) {
+            (Some((month, _)), Some((dkim, _)), Some((release, _))) => {
+                Combined::number(&mut records, month, dkim, release)
+            }
+            _ => None,
+        };
         Ok(FacetColumns {
             records,
             strs,
             release,
+            combined,
         })
     }
 }
@@ -327,6 +378,8 @@ pub(crate) struct SegmentFacets {
     columns: Arc<FacetColumns>,
     tallies: Vec<Tally>,
     release: ReleaseCounts,
+    /// Per combination of month, status and release, when they are [`Combined`].
+    combined: Tally,
     /// Matches not yet counted (fewer than [`BLOCK`]).
     pending: Vec<DocId>,
 }
@@ -347,21 +400,24 @@ impl SegmentFacets {
                 *record = *r;
             }
         }
-        for (column, tally) in self.columns.strs.iter().zip(&mut self.tallies) {
+        let combined = self.columns.combined.as_ref();
+        for (i, (column, tally)) in self.columns.strs.iter().zip(&mut self.tallies).enumerate() {
+            if combined.is_some() && (i == MONTH || i == DKIM) {
+                continue;
+            }
             if let Some((values, _)) = column {
                 values.for_each_of(docs, &records, |ord| tally.add(ord));
             }
         }
-        if let Some((values, _)) = &self.columns.release {
+        if let Some(c) = combined {
+            // Every email has a combination; a match past the segment's records (never)
+            // has NONE, which the tally does not count.
+            for record in &records[..docs.len()] {
+                self.combined.add(record[c.slot]);
+            }
+        } else if let Some((values, _)) = &self.columns.release {
             let counts = &mut self.release;
-            values.for_each_of(docs, &records, |n| match counts {
-                ReleaseCounts::Dense(v) => {
-                    if let Some(c) = v.get_mut(n as usize) {
-                        *c += 1;
-                    }
-                }
-                ReleaseCounts::Sparse(m) => *m.entry(n).or_default() += 1,
-            });
+            values.for_each_of(docs, &records, |n| counts.add(n, 1));
         }
         self.pending.clear();
     }
@@ -372,6 +428,20 @@ impl SegmentFacets {
 enum ReleaseCounts {
     Dense(Vec<u32>),
     Sparse(HashMap<u32, u32>),
+}
+
+impl ReleaseCounts {
+    #[inline]
+    fn add(&mut self, release: u32, count: u32) {
+        match self {
+            ReleaseCounts::Dense(v) => {
+                if let Some(c) = v.get_mut(release as usize) {
+                    *c += count;
+                }
+            }
+            ReleaseCounts::Sparse(m) => *m.entry(release).or_default() += count,
+        }
+    }
 }
 
 /// What a segment found: per keyword facet, (term ordinal, count) pairs, turned into
@@ -403,12 +473,14 @@ impl Collector for FacetCounter<'_> {
             Some((_, max)) => ReleaseCounts::Dense(vec![0; *max as usize + 1]),
             None => ReleaseCounts::Dense(Vec::new()),
         };
+        let combined = Tally::new(columns.combined.as_ref().map_or(0, |c| c.parts.len()));
         Ok(SegmentFacets {
             total: 0,
             size: self.size,
             columns,
             tallies,
             release,
+            combined,
             pending: Vec::with_capacity(BLOCK),
         })
     }
@@ -490,6 +562,21 @@ impl SegmentCollector for SegmentFacets {
 
     fn harvest(mut self) -> SegmentCounts {
         self.count_pending();
+        if let Some(c) = &self.columns.combined {
+            let combined = std::mem::replace(&mut self.combined, Tally::new(0));
+            for (id, count) in combined.drain() {
+                let Some(&[month, dkim, release]) = c.parts.get(id as usize) else {
+                    continue;
+                };
+                // A count never exceeds the segment's emails, which fit in u32.
+                let count = count as u32;
+                self.tallies[MONTH].add_n(month, count);
+                self.tallies[DKIM].add_n(dkim, count);
+                if release != NONE {
+                    self.release.add(release, count);
+                }
+            }
+        }
         let keep = segment_size(self.size);
         let strs = self
             .tallies
@@ -546,12 +633,18 @@ impl Tally {
 
     #[inline]
     fn add(&mut self, ord: u32) {
-        // An ordinal is below the column's number of terms by construction.
+        self.add_n(ord, 1)
+    }
+
+    /// Counts `n` more for `ord`; an ordinal past the column's terms (`NONE`) is not
+    /// counted.
+    #[inline]
+    fn add_n(&mut self, ord: u32, n: u32) {
         if let Some(c) = self.counts.get_mut(ord as usize) {
             if *c == 0 {
                 self.touched.push(ord);
             }
-            *c += 1;
+            *c += n;
         }
     }
 
