@@ -141,9 +141,11 @@ pub(crate) struct FacetColumns {
 /// Month, DKIM status and release as one value: a match adds one count instead of
 /// three, and the segment's combinations (a few hundred: months times statuses times
 /// releases that occur) are split into the three columns' counts when it is harvested.
-/// The combination's number is kept in the month's slot of each [`Record`].
+/// The combination's number is kept in the month's slot of each [`Record`], and the
+/// three columns' own [`Values`] say [`Values::Combined`].
 struct Combined {
-    slot: usize,
+    /// The combination of each email, as a single-valued column.
+    values: Values,
     /// Per combination: the month's and the status's term ordinals and the release
     /// number, `NONE` for what an email lacks.
     parts: Vec<[u32; 3]>,
@@ -151,28 +153,35 @@ struct Combined {
 
 impl Combined {
     /// Numbers each email's combination of the single-valued `month`, `dkim` and
-    /// `release` slots, in place of its month: `None` when a column is missing or
-    /// holds several values per email.
+    /// `release` slots, in place of its month, and marks the three
+    /// [`Values::Combined`]; `None`, leaving all as they were, when a column holds
+    /// several values per email.
     fn number(
         records: &mut [Record],
-        month: &Values,
-        dkim: &Values,
-        release: &Values,
+        month: &mut Values,
+        dkim: &mut Values,
+        release: &mut Values,
     ) -> Option<Combined> {
-        let (Values::One(m), Values::One(d), Values::One(r)) = (month, dkim, release) else {
+        let (&mut Values::One(m), &mut Values::One(d), &mut Values::One(r)) =
+            (&mut *month, &mut *dkim, &mut *release)
+        else {
             return None;
         };
         let mut ids: FxHashMap<[u32; 3], u32> = FxHashMap::default();
         let mut parts = Vec::new();
         for record in records.iter_mut() {
-            let key = [record[*m], record[*d], record[*r]];
+            let key = [record[m], record[d], record[r]];
             let id = *ids.entry(key).or_insert_with(|| {
                 parts.push(key);
                 (parts.len() - 1) as u32
             });
-            record[*m] = id;
+            record[m] = id;
         }
-        Some(Combined { slot: *m, parts })
+        (*month, *dkim, *release) = (Values::Combined, Values::Combined, Values::Combined);
+        Some(Combined {
+            values: Values::One(m),
+            parts,
+        })
     }
 }
 
@@ -188,6 +197,8 @@ enum Values {
     /// have no room for (never with today's columns): email `d`'s are
     /// `values[starts[d]..starts[d + 1]]`.
     Spilled { starts: Vec<u32>, values: Vec<u32> },
+    /// Counted as part of the segment's [`Combined`] column, not on its own.
+    Combined,
 }
 
 const NONE: u32 = u32::MAX;
@@ -299,6 +310,7 @@ impl Values {
                 }
                 count_ranges(values, ranges.into_iter().take(docs.len()), f)
             }
+            Values::Combined => {}
         }
     }
 }
@@ -350,13 +362,14 @@ impl FacetColumns {
         // The columns go into the records, slot by slot, in the order counted.
         let mut records = vec![[NONE; SLOTS]; docs as usize];
         let mut next = 0;
-        let strs: Vec<_> = strs
+        let mut strs: Vec<_> = strs
             .into_iter()
             .map(|c| c.map(|(read, terms)| (Values::place(read, &mut records, &mut next), terms)))
             .collect();
-        let release: Option<(Values, u32)> =
+        let mut release: Option<(Values, u32)> =
             release.map(|(read, max)| (Values::place(read, &mut records, &mut next), max));
-        let combined = match (&strs[MONTH], &strs[DKIM], &release) {
+        let (before, from_dkim) = strs.split_at_mut(DKIM);
+        let combined = match (&mut before[MONTH], &mut from_dkim[0], &mut release) {
             (Some((month, _)), Some((dkim, _)), Some((release, _))) => {
                 Combined::number(&mut records, month, dkim, release)
             }
@@ -400,24 +413,18 @@ impl SegmentFacets {
                 *record = *r;
             }
         }
-        let combined = self.columns.combined.as_ref();
-        for (i, (column, tally)) in self.columns.strs.iter().zip(&mut self.tallies).enumerate() {
-            if combined.is_some() && (i == MONTH || i == DKIM) {
-                continue;
-            }
+        for (column, tally) in self.columns.strs.iter().zip(&mut self.tallies) {
             if let Some((values, _)) = column {
                 values.for_each_of(docs, &records, |ord| tally.add(ord));
             }
         }
-        if let Some(c) = combined {
-            // Every email has a combination; a match past the segment's records (never)
-            // has NONE, which the tally does not count.
-            for record in &records[..docs.len()] {
-                self.combined.add(record[c.slot]);
-            }
-        } else if let Some((values, _)) = &self.columns.release {
+        if let Some((values, _)) = &self.columns.release {
             let counts = &mut self.release;
             values.for_each_of(docs, &records, |n| counts.add(n, 1));
+        }
+        if let Some(c) = &self.columns.combined {
+            let combined = &mut self.combined;
+            c.values.for_each_of(docs, &records, |id| combined.add(id));
         }
         self.pending.clear();
     }
@@ -563,8 +570,7 @@ impl SegmentCollector for SegmentFacets {
     fn harvest(mut self) -> SegmentCounts {
         self.count_pending();
         if let Some(c) = &self.columns.combined {
-            let combined = std::mem::replace(&mut self.combined, Tally::new(0));
-            for (id, count) in combined.drain() {
+            for (id, count) in std::mem::take(&mut self.combined).drain() {
                 let Some(&[month, dkim, release]) = c.parts.get(id as usize) else {
                     continue;
                 };
@@ -618,6 +624,7 @@ fn biggest(mut counted: Vec<(u32, u64)>, keep: Option<usize>) -> Vec<(u32, u64)>
 /// and the list of slots touched, so that a search matching a few emails reads back a
 /// few slots, not every value of the column (a real archive has thousands of
 /// correspondents).
+#[derive(Default)]
 struct Tally {
     counts: Vec<u32>,
     touched: Vec<u32>,
