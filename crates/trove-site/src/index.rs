@@ -535,7 +535,7 @@ impl tantivy::query::Bm25StatisticsProvider for Statistics<'_> {
 /// what the passes over its matches share. It counts as a search in flight while it
 /// lives.
 struct Pass<'a> {
-    searcher: &'a tantivy::Searcher,
+    /// The snapshot searched is the one its figures come from.
     statistics: &'a Statistics<'a>,
     columns: &'a std::sync::Arc<ColumnCache>,
     q: &'a dyn Query,
@@ -545,7 +545,6 @@ struct Pass<'a> {
 
 impl<'a> Pass<'a> {
     fn new(index: &'a SearchIndex, statistics: &'a Statistics<'a>, q: &'a dyn Query) -> Self {
-        let searcher = statistics.searcher;
         let flight = InFlight::enter(&index.in_flight);
         let on = if flight.others == 0 {
             index.index.search_executor()
@@ -553,7 +552,6 @@ impl<'a> Pass<'a> {
             &index.alone
         };
         Pass {
-            searcher,
             statistics,
             columns: &index.columns,
             q,
@@ -625,17 +623,16 @@ impl<'a> Pass<'a> {
 
     /// `searcher.search` on this pass's executor.
     fn search<C: tantivy::collector::Collector>(&self, collector: &C) -> Result<C::Fruit> {
+        let searcher = self.statistics.searcher;
         let scoring = if collector.requires_scoring() {
             tantivy::query::EnableScoring::enabled_from_statistics_provider(
                 self.statistics,
-                self.searcher,
+                searcher,
             )
         } else {
-            tantivy::query::EnableScoring::disabled_from_searcher(self.searcher)
+            tantivy::query::EnableScoring::disabled_from_searcher(searcher)
         };
-        Ok(self
-            .searcher
-            .search_with_executor(self.q, collector, self.on, scoring)?)
+        Ok(searcher.search_with_executor(self.q, collector, self.on, scoring)?)
     }
 }
 
@@ -1069,7 +1066,8 @@ impl SearchIndex {
         texts.iter().map(|t| highlighter.html(t)).collect()
     }
 
-    /// The highlighter of `q`'s words in the body, weighed by `searcher`.
+    /// The highlighter of `q`'s words in the body, weighed by `statistics`'s document
+    /// frequencies.
     fn highlighter(
         &self,
         statistics: &dyn tantivy::query::Bm25StatisticsProvider,
@@ -1174,7 +1172,7 @@ impl SearchIndex {
         ))
     }
 
-    /// The query for `expr`. With `searcher`, a word's alternatives (its fields, its stems)
+    /// The query for `expr`. With `statistics`, a word's alternatives (its fields, its stems)
     /// that no email of the snapshot has are left out: each would still be weighed and
     /// given a scorer per segment only to match nothing (a bare word asks 19 fields, and
     /// most lack it). The hits and their scores are the same: tantivy's union drops a
@@ -1291,7 +1289,8 @@ impl SearchIndex {
 }
 
 /// A query matching any of `clauses` (each `Should`), without the clauses none of whose
-/// terms any email of `searcher` has (a clause made of words cannot match then).
+/// terms any email of the snapshot has, by `statistics` (a clause made of words cannot
+/// match then); all of them without.
 fn any_of(
     clauses: Vec<(Occur, Box<dyn Query>)>,
     statistics: Option<&Statistics<'_>>,
