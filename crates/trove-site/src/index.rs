@@ -23,9 +23,9 @@ use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
     TermSetQuery,
 };
-use tantivy::schema::document::DeserializeError;
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions, Value,
 };
 use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, TextAnalyzer};
 use tantivy::{
@@ -283,50 +283,6 @@ pub struct Hit {
     pub date: Option<String>,
     pub from: String,
     pub subject: String,
-}
-
-/// A hit's stored fields (number, release, and the sender, subject and date shown), read
-/// out of the doc store as they are: tantivy's `TantivyDocument` copies each value into
-/// a document of its own, and the hits' documents were 2 % of a server's samples under
-/// different searches.
-struct Stored(Vec<(Field, Shown)>);
-
-/// A stored value: text or a number (the only kinds the schema stores).
-enum Shown {
-    Text(String),
-    Number(u64),
-}
-
-impl tantivy::schema::document::DocumentDeserialize for Stored {
-    fn deserialize<'de, D>(mut fields: D) -> std::result::Result<Self, DeserializeError>
-    where
-        D: tantivy::schema::document::DocumentDeserializer<'de>,
-    {
-        let mut values = Vec::with_capacity(fields.size_hint());
-        while let Some(field) = fields.next_field::<Shown>()? {
-            values.push(field);
-        }
-        Ok(Stored(values))
-    }
-}
-
-impl tantivy::schema::document::ValueDeserialize for Shown {
-    fn deserialize<'de, D>(value: D) -> std::result::Result<Self, DeserializeError>
-    where
-        D: tantivy::schema::document::ValueDeserializer<'de>,
-    {
-        struct Visitor;
-        impl tantivy::schema::document::ValueVisitor for Visitor {
-            type Value = Shown;
-            fn visit_string(&self, text: String) -> std::result::Result<Shown, DeserializeError> {
-                Ok(Shown::Text(text))
-            }
-            fn visit_u64(&self, n: u64) -> std::result::Result<Shown, DeserializeError> {
-                Ok(Shown::Number(n))
-            }
-        }
-        value.deserialize_any(Visitor)
-    }
 }
 
 /// One value of a facet and how many of the matching emails have it.
@@ -960,36 +916,21 @@ impl SearchIndex {
             .flatten();
         let mut hits = Vec::with_capacity(page.len());
         for (_, addr) in page {
-            let Stored(mut values) = searcher.doc(*addr)?;
-            let mut s = |field| {
-                values
-                    .iter_mut()
-                    .find_map(|(f, v)| match v {
-                        Shown::Text(text) if *f == field => Some(std::mem::take(text)),
-                        _ => None,
-                    })
+            let doc: TantivyDocument = searcher.doc(*addr)?;
+            let s = |field| {
+                doc.get_first(field)
+                    .and_then(|v| v.as_str())
                     .unwrap_or_default()
+                    .to_string()
             };
-            let (date, from, subject) = (
-                s(self.fields.date_display),
-                s(self.fields.from_display),
-                s(self.fields.subject_display),
-            );
-            let n = |field| {
-                values
-                    .iter()
-                    .find_map(|(f, v)| match v {
-                        Shown::Number(n) if *f == field => Some(*n),
-                        _ => None,
-                    })
-                    .unwrap_or(0)
-            };
+            let n = |field| doc.get_first(field).and_then(|v| v.as_u64()).unwrap_or(0);
+            let date = s(self.fields.date_display);
             hits.push(Hit {
                 number: n(self.fields.number),
                 release: n(self.fields.release) as u32,
                 date: (!date.is_empty()).then_some(date),
-                from,
-                subject,
+                from: s(self.fields.from_display),
+                subject: s(self.fields.subject_display),
             });
         }
         let highlighter =
