@@ -96,6 +96,7 @@ pub fn timeline(months: &[Bucket], query: &str) -> String {
     // same inside a page and on its own.
     let mut years = String::new();
     let mut digits = itoa::Buffer::new();
+    let mut month = String::with_capacity(8);
     for (i, (y, m, count)) in all.iter().enumerate() {
         let x = i as u64 * bar;
         // An empty month is drawn as nothing but still gets a hover target; any other
@@ -107,7 +108,7 @@ pub fn timeline(months: &[Bucket], query: &str) -> String {
         };
         // Pieces pushed and numbers written by `itoa`: `write!` with eight arguments a
         // bar was most of the picture's cost, drawn for every search page.
-        let mut month = String::with_capacity(8);
+        month.clear();
         year_month(&mut month, *y, *m);
         svg.push_str("<a href=\"/search?q=");
         svg.push_str(&base);
