@@ -637,11 +637,15 @@ impl SearchIndex {
         // Each hit's sender, subject and date come from the doc store: blocks of 16 KiB
         // (about a hundred emails' stored fields), compressed. tantivy keeps 100 blocks
         // per segment decompressed; 512 (8 MiB per segment at most) took 3,000 different
-        // searches at 100k from 2,346-2,583 to 2,698-2,713 req/s.
+        // searches at 100k from 2,346-2,583 to 2,698-2,713 req/s, when 100k emails were
+        // three segments of about 330 blocks each. Segments are bigger since
+        // ([`WRITER_BUDGET`]): 100k is one of about 1,000 blocks, and with 512 reading the
+        // blocks again was 6 % of a server's samples. 2,048 (32 MiB per segment at most)
+        // keeps a segment of 200,000 emails whole.
         let reader = index
             .reader_builder()
             .reload_policy(reload)
-            .doc_store_cache_num_blocks(512)
+            .doc_store_cache_num_blocks(2048)
             .try_into()?;
         // The thread map is read on first use ([`SearchIndex::threads`]): most searches
         // never need it.
