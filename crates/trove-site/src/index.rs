@@ -332,8 +332,10 @@ pub struct SearchResults {
     pub hits: Vec<Hit>,
     /// The cursor for the page after this one, if there is one.
     pub next: Option<String>,
+    /// Shared with the kept facets ([`SearchIndex::run`] keeps them for the next page),
+    /// so that keeping them copies no value.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub facets: Option<Facets>,
+    pub facets: Option<std::sync::Arc<Facets>>,
 }
 
 /// What to search for and which page of it.
@@ -610,10 +612,10 @@ struct FacetKey {
 const FACETS_KEPT: usize = 4 << 20;
 
 /// Facets kept from searches already run, weighed by the text of their values.
-type FacetCache = crate::KeptBytes<FacetKey, Facets>;
+type FacetCache = crate::KeptBytes<FacetKey, std::sync::Arc<Facets>>;
 
 fn facet_cache() -> FacetCache {
-    FacetCache::weighed(FACETS_KEPT, FACETS_KEPT / 16, Facets::weight)
+    FacetCache::weighed(FACETS_KEPT, FACETS_KEPT / 16, |f| f.weight())
 }
 
 impl SearchIndex {
@@ -912,6 +914,7 @@ impl SearchIndex {
         let facets = match (kept, counted) {
             (Some(facets), _) => Some(facets),
             (None, Some(facets)) => {
+                let facets = std::sync::Arc::new(facets);
                 if let Some(key) = facet_key {
                     self.kept_facets().put(key, facets.clone());
                 }

@@ -93,7 +93,7 @@ struct ApiSearch {
     hits: Vec<ApiHit>,
     next: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    facets: Option<Facets>,
+    facets: Option<std::sync::Arc<Facets>>,
 }
 
 pub async fn search(
@@ -139,7 +139,7 @@ pub async fn search(
     let results = match result {
         Ok(Some(results)) => results,
         Ok(None) => trove_site::SearchResults {
-            facets: facets.then(Facets::default),
+            facets: facets.then(Default::default),
             ..Default::default()
         },
         Err(e) => return json_error(e),

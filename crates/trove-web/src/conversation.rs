@@ -152,11 +152,12 @@ pub fn person_summary(s: &AppState, address: &str) -> Result<PersonSummary, WebE
         last: everything.hits.first().and_then(|h| h.date.clone()),
         correspondents: facets
             .person
-            .into_iter()
+            .iter()
             .filter(|b| b.value != address)
             .take(10)
+            .cloned()
             .collect(),
-        months: facets.month,
+        months: facets.month.clone(),
         address,
     })
 }

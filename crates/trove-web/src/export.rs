@@ -98,7 +98,7 @@ pub async fn export_static(
                 ..trove_site::SearchRequest::new("", state.max_number())
             })
             .map_err(|e| e.to_string())?;
-        for b in people.facets.map(|f| f.person).unwrap_or_default() {
+        for b in people.facets.iter().flat_map(|f| &f.person) {
             routes.push(format!("/person/{}", crate::pages::encode(&b.value)));
         }
     }

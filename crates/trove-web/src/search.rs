@@ -158,7 +158,7 @@ pub(crate) async fn months(s: &Shared, query: String) -> Result<Vec<Bucket>, Web
             facets: 1,
             ..SearchRequest::new(&query, max)
         })?;
-        Ok(r.facets.map(|f| f.month).unwrap_or_default())
+        Ok(r.facets.map(|f| f.month.clone()).unwrap_or_default())
     })
     .await?;
     Ok(months.unwrap_or_default())
