@@ -195,21 +195,25 @@ pub async fn email(State(s): State<Shared>, UrlPath(n): UrlPath<String>) -> Resp
 
 pub async fn thread(State(s): State<Shared>, UrlPath(n): UrlPath<String>) -> Response {
     let state = s.clone();
-    match tokio::task::spawn_blocking(move || crate::conversation::load_thread(&state, &n)).await {
-        Ok(Ok(t)) => Json(t).into_response(),
-        Ok(Err(e)) => json_error(e),
-        Err(e) => json_error(WebError::Internal(e.to_string())),
+    match crate::blocking(&crate::THREADS, move || {
+        crate::conversation::load_thread(&state, &n)
+    })
+    .await
+    {
+        Ok(t) => Json(t).into_response(),
+        Err(e) => json_error(e),
     }
 }
 
 pub async fn person(State(s): State<Shared>, UrlPath(address): UrlPath<String>) -> Response {
     let state = s.clone();
-    match tokio::task::spawn_blocking(move || crate::conversation::person_summary(&state, &address))
-        .await
+    match crate::blocking(&crate::PEOPLE, move || {
+        crate::conversation::person_summary(&state, &address)
+    })
+    .await
     {
-        Ok(Ok(p)) => Json(p).into_response(),
-        Ok(Err(e)) => json_error(e),
-        Err(e) => json_error(WebError::Internal(e.to_string())),
+        Ok(p) => Json(p).into_response(),
+        Err(e) => json_error(e),
     }
 }
 

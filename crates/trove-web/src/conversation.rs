@@ -67,9 +67,7 @@ pub async fn thread_page(
     Query(p): Query<PageParams>,
 ) -> Result<Html<String>, WebError> {
     let state = s.clone();
-    let t = tokio::task::spawn_blocking(move || load_thread(&state, &n))
-        .await
-        .map_err(|e| WebError::Internal(e.to_string()))??;
+    let t = crate::blocking(&crate::THREADS, move || load_thread(&state, &n)).await?;
     let page = p.page.unwrap_or(1).max(1);
     Ok(Html(pages::thread(&s.site.info().title, &t, page)))
 }
@@ -167,8 +165,6 @@ pub async fn person_page(
     UrlPath(address): UrlPath<String>,
 ) -> Result<Html<String>, WebError> {
     let state = s.clone();
-    let p = tokio::task::spawn_blocking(move || person_summary(&state, &address))
-        .await
-        .map_err(|e| WebError::Internal(e.to_string()))??;
+    let p = crate::blocking(&crate::PEOPLE, move || person_summary(&state, &address)).await?;
     Ok(Html(pages::person(&s.site.info().title, &p)))
 }

@@ -179,6 +179,74 @@ impl AppState {
 
 /// The one error type of the handlers. A 500 logs its cause and shows the reader nothing
 /// internal.
+/// How long one kind of request's work took lately (a moving average), which decides
+/// where the next one runs ([`blocking`]).
+pub(crate) struct Lately {
+    micros: std::sync::atomic::AtomicU64,
+}
+
+impl Lately {
+    pub(crate) const fn new() -> Lately {
+        Lately {
+            micros: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn took(&self, spent: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let spent = spent.as_micros().min(u64::MAX as u128) as u64;
+        // Three parts the past, one part this run; two threads racing lose an update,
+        // which an average can afford.
+        let was = self.micros.load(Relaxed);
+        self.micros.store((was * 3 + spent) / 4, Relaxed);
+    }
+
+    fn is_quick(&self) -> bool {
+        self.micros.load(std::sync::atomic::Ordering::Relaxed) < INLINE_MICROS
+    }
+}
+
+/// Work that took less than this lately runs on the worker that took the request.
+const INLINE_MICROS: u64 = 2_000;
+
+/// Searches, thread pages and person pages, each measured apart.
+pub(crate) static SEARCHES: Lately = Lately::new();
+pub(crate) static THREADS: Lately = Lately::new();
+pub(crate) static PEOPLE: Lately = Lately::new();
+
+/// Runs `f` (a search, a thread or person page: file reads and work for the cores, from
+/// a fraction of a millisecond to hundreds) for a request, and keeps the server
+/// answering its other requests while long ones run.
+///
+/// While such work has been quick lately (under 2 ms on average: a search at 100,000
+/// emails takes about 0.3), `f` runs right on the tokio worker that took the request.
+/// Handing it to a blocking thread (`spawn_blocking`) cost two thread switches per
+/// request: under 3,000 different searches at 100,000 emails a page took 0.35-0.39 ms of
+/// CPU that way and 0.25-0.29 on the worker (BENCHMARKS.md). Once it has been slow (a
+/// flood of searches matching a million emails), `f` goes to a blocking thread again, so
+/// that the workers stay free for email pages and files: under such a flood an email
+/// page took 1-12 ms that way, and hundreds of milliseconds when the searches ran on the
+/// workers or with `block_in_place` (whose hand-off waited for a blocking thread).
+///
+/// A panic in `f` is a 500, as it was from a blocking thread, not a dropped connection.
+pub(crate) async fn blocking<T: Send + 'static>(
+    lately: &'static Lately,
+    f: impl FnOnce() -> Result<T, WebError> + Send + 'static,
+) -> Result<T, WebError> {
+    let timed = move || {
+        let start = std::time::Instant::now();
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        lately.took(start.elapsed());
+        out.map_err(|_| WebError::Internal("the request's work panicked".into()))?
+    };
+    if lately.is_quick() {
+        return timed();
+    }
+    tokio::task::spawn_blocking(timed)
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?
+}
+
 pub enum WebError {
     NotFound,
     /// Published once, then withdrawn: the withdrawing release and its reason.
@@ -664,7 +732,43 @@ async fn style() -> impl IntoResponse {
 
 #[cfg(test)]
 mod tests {
-    use super::content_disposition;
+    use super::{Lately, WebError, blocking, content_disposition};
+    use std::time::Duration;
+
+    /// Quick work runs on the worker that asked; after slow work the next run goes to a
+    /// blocking thread, and back to the worker once runs are quick again; a panic is a
+    /// 500 either way.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn work_runs_on_the_worker_while_it_is_quick() {
+        static LATELY: Lately = Lately::new();
+        let here = || std::thread::current().id();
+        let ran_on = || async {
+            blocking(&LATELY, move || Ok(std::thread::current().id()))
+                .await
+                .ok()
+                .unwrap()
+        };
+        let asked = here();
+        assert_eq!(ran_on().await, asked);
+        blocking(&LATELY, || {
+            std::thread::sleep(Duration::from_millis(20));
+            Ok(())
+        })
+        .await
+        .ok()
+        .unwrap();
+        assert!(!LATELY.is_quick());
+        let asked = here();
+        assert_ne!(ran_on().await, asked, "after slow work, a blocking thread");
+        for _ in 0..20 {
+            ran_on().await;
+        }
+        assert!(LATELY.is_quick());
+        let asked = here();
+        assert_eq!(ran_on().await, asked);
+        let panicked = blocking(&LATELY, || -> Result<(), WebError> { panic!("boom") }).await;
+        assert!(matches!(panicked, Err(WebError::Internal(_))));
+    }
 
     #[test]
     fn disposition_is_always_attachment_and_safe() {

@@ -133,20 +133,19 @@ fn run_with_snippets(
     Ok((results, rows))
 }
 
-/// Runs `f` with the site's index on a blocking thread (searches read files and can take
-/// milliseconds). `None` when the site has no index yet.
+/// Runs `f` with the site's index, without holding up other connections (searches read
+/// files and can take milliseconds; [`crate::blocking`]). `None` when the site has no
+/// index yet.
 pub(crate) async fn on_index<T: Send + 'static>(
     s: &Shared,
     f: impl FnOnce(&AppState, &SearchIndex) -> trove_site::Result<T> + Send + 'static,
 ) -> Result<Option<T>, WebError> {
     let state = s.clone();
-    tokio::task::spawn_blocking(move || match &state.index {
-        Some(index) => f(&state, index).map(Some),
+    crate::blocking(&crate::SEARCHES, move || match &state.index {
+        Some(index) => f(&state, index).map(Some).map_err(WebError::from),
         None => Ok(None),
     })
     .await
-    .map_err(|e| WebError::Internal(e.to_string()))?
-    .map_err(WebError::from)
 }
 
 /// How email volume splits by month for `query` (the month facet), for timelines.
