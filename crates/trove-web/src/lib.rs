@@ -207,7 +207,7 @@ impl Lately {
 }
 
 /// Work that took less than this lately runs on the worker that took the request.
-const INLINE_MICROS: u64 = 2_000;
+const INLINE_MICROS: u64 = 5_000;
 
 /// Searches, thread pages and person pages, each measured apart.
 pub(crate) static SEARCHES: Lately = Lately::new();
@@ -218,11 +218,13 @@ pub(crate) static PEOPLE: Lately = Lately::new();
 /// a fraction of a millisecond to hundreds) for a request, and keeps the server
 /// answering its other requests while long ones run.
 ///
-/// While such work has been quick lately (under 2 ms on average: a search at 100,000
-/// emails takes about 0.3), `f` runs right on the tokio worker that took the request.
-/// Handing it to a blocking thread (`spawn_blocking`) cost two thread switches per
-/// request: under 3,000 different searches at 100,000 emails a page took 0.35-0.39 ms of
-/// CPU that way and 0.25-0.29 on the worker (BENCHMARKS.md). Once it has been slow (a
+/// While such work has been quick lately (under 5 ms on average: a search page takes
+/// about 0.3 ms at 100,000 emails and 1-2 at a million, more while others wait for the
+/// cores), `f` runs right on the tokio worker that took the request. Handing it to a
+/// blocking thread (`spawn_blocking`) cost two thread switches per request: under 3,000
+/// different searches a page took 0.35-0.39 ms of CPU that way and 0.25-0.29 on the
+/// worker at 100,000 emails, 1.11-1.32 and 0.83-0.88 at a million, where a 2 ms limit
+/// still sent most of them away (BENCHMARKS.md). Once it has been slow (a
 /// flood of searches matching a million emails), `f` goes to a blocking thread again, so
 /// that the workers stay free for email pages and files: under such a flood an email
 /// page took 1-12 ms that way, and hundreds of milliseconds when the searches ran on the
@@ -751,7 +753,7 @@ mod tests {
         let asked = here();
         assert_eq!(ran_on().await, asked);
         blocking(&LATELY, || {
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(40));
             Ok(())
         })
         .await
