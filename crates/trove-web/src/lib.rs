@@ -177,8 +177,6 @@ impl AppState {
     }
 }
 
-/// The one error type of the handlers. A 500 logs its cause and shows the reader nothing
-/// internal.
 /// How long one kind of request's work took lately (a moving average), which decides
 /// where the next one runs ([`blocking`]).
 pub(crate) struct Lately {
@@ -249,6 +247,8 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| WebError::Internal(e.to_string()))?
 }
 
+/// The one error type of the handlers. A 500 logs its cause and shows the reader nothing
+/// internal.
 pub enum WebError {
     NotFound,
     /// Published once, then withdrawn: the withdrawing release and its reason.
