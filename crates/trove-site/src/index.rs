@@ -175,13 +175,19 @@ impl Fields {
     }
 }
 
-fn register_tokenizers(index: &Index) {
-    let plain = TextAnalyzer::builder(WordTokenizer::default())
+/// The analyser of the exact text fields: words cut, long ones dropped, lower-cased,
+/// accents folded. What the index writes, so what the highlighter and its tests compare
+/// with.
+pub(crate) fn words_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(WordTokenizer::default())
         .filter(RemoveLongFilter::limit(LONGEST_WORD))
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
-        .build();
-    index.tokenizers().register(TOKENIZER, plain);
+        .build()
+}
+
+fn register_tokenizers(index: &Index) {
+    index.tokenizers().register(TOKENIZER, words_analyzer());
     for (slot, (lang, algorithm, _)) in STEMMED.into_iter().enumerate() {
         // Stem before folding: the stemmers know their language's accents.
         let stemmed = TextAnalyzer::builder(WordTokenizer::default())

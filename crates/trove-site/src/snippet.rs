@@ -345,21 +345,15 @@ mod tests {
     use tantivy::query::{BooleanQuery, Occur, TermQuery};
     use tantivy::schema::{IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
     use tantivy::snippet::SnippetGenerator;
-    use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter};
     use tantivy::{Index, TantivyDocument};
 
     use super::*;
-    use crate::tokens::WordTokenizer;
 
     /// Every letter and digit [`stays_outside_ascii`] names becomes, through the index's
     /// analyser, a word whose first character is not ASCII.
     #[test]
     fn letters_said_to_stay_outside_ascii_do() {
-        let mut analyzer = TextAnalyzer::builder(WordTokenizer::default())
-            .filter(RemoveLongFilter::limit(LONGEST_WORD))
-            .filter(LowerCaser)
-            .filter(AsciiFoldingFilter)
-            .build();
+        let mut analyzer = crate::index::words_analyzer();
         let mut checked = 0;
         for c in (0x80..0x30000).filter_map(char::from_u32) {
             if !stays_outside_ascii(c) || !is_word(c) {
@@ -380,13 +374,7 @@ mod tests {
     /// one to three words drawn from the texts (and one no email holds), at two widths.
     #[test]
     fn the_same_snippets_as_tantivys_generator() {
-        let analyzer = || {
-            TextAnalyzer::builder(WordTokenizer::default())
-                .filter(RemoveLongFilter::limit(LONGEST_WORD))
-                .filter(LowerCaser)
-                .filter(AsciiFoldingFilter)
-                .build()
-        };
+        let analyzer = crate::index::words_analyzer;
         let mut schema = Schema::builder();
         let body = schema.add_text_field(
             "body",
