@@ -196,7 +196,8 @@ impl Lately {
         // Three parts the past, one part this run; two threads racing lose an update,
         // which an average can afford.
         let was = self.micros.load(Relaxed);
-        self.micros.store((was * 3 + spent) / 4, Relaxed);
+        self.micros
+            .store(was.saturating_mul(3).saturating_add(spent) / 4, Relaxed);
     }
 
     fn is_quick(&self) -> bool {
@@ -220,9 +221,9 @@ pub(crate) static PEOPLE: Lately = Lately::new();
 /// about 0.3 ms at 100,000 emails and 1-2 at a million, more while others wait for the
 /// cores), `f` runs right on the tokio worker that took the request. Handing it to a
 /// blocking thread (`spawn_blocking`) cost two thread switches per request: under 3,000
-/// different searches a page took 0.35-0.39 ms of CPU that way and 0.25-0.29 on the
-/// worker at 100,000 emails, 1.11-1.32 and 0.83-0.88 at a million, where a 2 ms limit
-/// still sent most of them away (BENCHMARKS.md). Once it has been slow (a
+/// different searches a page took 0.36-0.41 ms of CPU that way and 0.26-0.32 this way
+/// at 100,000 emails; at a million, 1.11-1.32 ms with a 2 ms limit (which still sent
+/// most of them away) and 0.83-0.88 with this one (BENCHMARKS.md). Once it has been slow (a
 /// flood of searches matching a million emails), `f` goes to a blocking thread again, so
 /// that the workers stay free for email pages and files: under such a flood an email
 /// page took 1-12 ms that way, and hundreds of milliseconds when the searches ran on the
