@@ -3,15 +3,17 @@
 //! server made (trove-web).
 
 use std::borrow::Borrow;
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 
 /// Values kept under keys, at most `budget` bytes of them in all (as `weigh` counts
 /// them); the oldest goes first when a new one needs room, and a value over `largest`
-/// bytes is not kept.
+/// bytes is not kept. Keys are hashed with `S`: the standard library's keyed hash unless
+/// they are the reader's own (places in packs), never a request's.
 #[derive(Debug)]
-pub struct KeptBytes<K, V> {
-    values: HashMap<K, V>,
+pub struct KeptBytes<K, V, S = RandomState> {
+    values: HashMap<K, V, S>,
     order: VecDeque<K>,
     bytes: usize,
     budget: usize,
@@ -19,18 +21,18 @@ pub struct KeptBytes<K, V> {
     weigh: fn(&V) -> usize,
 }
 
-impl<K: Hash + Eq + Clone, V: AsRef<[u8]> + Clone> KeptBytes<K, V> {
+impl<K: Hash + Eq + Clone, V: AsRef<[u8]> + Clone, S: BuildHasher + Default> KeptBytes<K, V, S> {
     /// Kept bytes (files, pages), weighed by their length.
     pub fn new(budget: usize, largest: usize) -> Self {
         KeptBytes::weighed(budget, largest, |v| v.as_ref().len())
     }
 }
 
-impl<K: Hash + Eq + Clone, V: Clone> KeptBytes<K, V> {
+impl<K: Hash + Eq + Clone, V: Clone, S: BuildHasher + Default> KeptBytes<K, V, S> {
     /// Kept values of any kind, weighed by `weigh`.
     pub fn weighed(budget: usize, largest: usize, weigh: fn(&V) -> usize) -> Self {
         KeptBytes {
-            values: HashMap::new(),
+            values: HashMap::default(),
             order: VecDeque::new(),
             bytes: 0,
             budget,
@@ -78,7 +80,7 @@ mod tests {
 
     #[test]
     fn the_oldest_values_go_when_the_budget_is_spent() {
-        let mut kept = KeptBytes::new(1000, 100);
+        let mut kept: KeptBytes<u32, Vec<u8>> = KeptBytes::new(1000, 100);
         for n in 0..20u32 {
             kept.put(n, vec![n as u8; 100]);
         }

@@ -310,7 +310,7 @@ impl Site {
         quick: impl FnOnce(&[u8]) -> Option<T>,
     ) -> Result<Option<T>> {
         let rel = message_path(number);
-        let Some(bytes) = self.read_file(&rel)? else {
+        let Some(bytes) = self.packs.read(&self.root, &rel)? else {
             return Ok(None);
         };
         if let Some(read) = quick(&bytes) {
@@ -328,7 +328,10 @@ impl Site {
     /// `attachments/ab/ab12…`), wherever it is stored: in a pack or as a file of its
     /// own. `None` when the site does not hold it.
     pub fn read_file(&self, rel: &str) -> Result<Option<Vec<u8>>> {
-        self.packs.read(&self.root, rel)
+        Ok(self
+            .packs
+            .read(&self.root, rel)?
+            .map(pack::FileBytes::into_vec))
     }
 
     /// Stores emails' files of one folder as one pack (a mirror storing what it fetched

@@ -36,6 +36,7 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::hash::BuildHasherDefault;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -170,6 +171,27 @@ impl PackedFile {
 /// One file's frame decompressed, with a context kept per thread: made afresh for each
 /// file, the context's setup was a quarter of a thread page's time (thirty emails).
 fn decompress(frame: &[u8], size: usize) -> io::Result<Vec<u8>> {
+    with_decompressor(|d| d.decompress(frame, size))
+}
+
+/// `frame` decompressed into a shared buffer of `size` bytes, which it must fill.
+fn decompress_shared(frame: &[u8], size: usize) -> io::Result<Arc<[u8]>> {
+    let mut out: Arc<[u8]> = std::iter::repeat_n(0, size).collect();
+    let buffer = Arc::get_mut(&mut out).expect("made above, not shared yet");
+    let written = with_decompressor(|d| d.decompress_to_buffer(frame, buffer))?;
+    if written != size {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{written} bytes, its index says {size}"),
+        ));
+    }
+    Ok(out)
+}
+
+/// Runs `f` with this thread's zstd decompressor, made once.
+fn with_decompressor<T>(
+    f: impl FnOnce(&mut zstd::bulk::Decompressor<'static>) -> io::Result<T>,
+) -> io::Result<T> {
     thread_local! {
         static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
             const { std::cell::RefCell::new(None) };
@@ -179,7 +201,7 @@ fn decompress(frame: &[u8], size: usize) -> io::Result<Vec<u8>> {
         if d.is_none() {
             *d = Some(zstd::bulk::Decompressor::new()?);
         }
-        d.as_mut().expect("made above").decompress(frame, size)
+        f(d.as_mut().expect("made above"))
     })
 }
 
@@ -498,7 +520,7 @@ pub(crate) struct Packs {
     /// two apart) and the file's offset.
     /// Loose files stayed in the kernel's page cache and were read back with a copy; a
     /// packed one would be decompressed again on every read of a hot thread page.
-    recent: Mutex<KeptBytes<Place, Arc<[u8]>>>,
+    recent: Mutex<KeptBytes<Place, Arc<[u8]>, BuildHasherDefault<rustc_hash::FxHasher>>>,
 }
 
 impl Default for Packs {
@@ -523,8 +545,37 @@ const RECENT_BYTES: usize = 32 << 20;
 /// pack, and its offset there.
 type Place = (u64, u64, u64, i64, i64, u64);
 
+/// A site file's bytes as a reader got them: shared with the files kept of late when
+/// they came out of a pack (a search's snippets read them without a copy), owned when
+/// read from a file of their own.
+#[derive(Debug)]
+pub(crate) enum FileBytes {
+    Packed(Arc<[u8]>),
+    Loose(Vec<u8>),
+}
+
+impl FileBytes {
+    pub(crate) fn into_vec(self) -> Vec<u8> {
+        match self {
+            FileBytes::Packed(shared) => shared.to_vec(),
+            FileBytes::Loose(owned) => owned,
+        }
+    }
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Packed(shared) => shared,
+            FileBytes::Loose(owned) => owned,
+        }
+    }
+}
+
 enum Found {
-    Bytes(Vec<u8>),
+    Bytes(Arc<[u8]>),
     /// Not in any pack this reader knows of.
     Absent,
     /// Listed, but the pack changed or went since its index was read.
@@ -588,25 +639,20 @@ impl Packs {
                 e.offset,
             );
             if let Some(bytes) = self.recent.lock().expect("not poisoned").get(&key) {
-                return Ok(Found::Bytes(bytes.to_vec()));
+                return Ok(Found::Bytes(bytes));
             }
             let mut frame = vec![0u8; e.length as usize];
             file.read_exact_at(&mut frame, e.offset)
                 .map_err(io_err(&pack.path))?;
-            let bytes = decompress(&frame, e.size as usize).map_err(|err| SiteError::Format {
-                path: pack.path.clone(),
-                message: format!("{rel}: {err}"),
-            })?;
-            if bytes.len() != e.size as usize {
-                return Err(SiteError::Format {
+            let bytes =
+                decompress_shared(&frame, e.size as usize).map_err(|err| SiteError::Format {
                     path: pack.path.clone(),
-                    message: format!("{rel}: {} bytes, its index says {}", bytes.len(), e.size),
-                });
-            }
+                    message: format!("{rel}: {err}"),
+                })?;
             self.recent
                 .lock()
                 .expect("not poisoned")
-                .put(key, Arc::from(bytes.as_slice()));
+                .put(key, bytes.clone());
             return Ok(Found::Bytes(bytes));
         }
         Ok(Found::Absent)
@@ -614,16 +660,16 @@ impl Packs {
 
     /// The bytes of site file `rel`, from a pack or a loose file; `None` if it is in
     /// neither.
-    pub(crate) fn read(&self, root: &Path, rel: &str) -> Result<Option<Vec<u8>>> {
-        let loose = root.join(rel);
+    pub(crate) fn read(&self, root: &Path, rel: &str) -> Result<Option<FileBytes>> {
+        let loose = || read_loose(&root.join(rel)).map(|b| b.map(FileBytes::Loose));
         let Some((folder, number)) = email_file(rel) else {
-            return read_loose(&loose);
+            return loose();
         };
         let known = self.folder(root, folder, false)?;
         match self.find(&known, rel, number)? {
-            Found::Bytes(b) => return Ok(Some(b)),
+            Found::Bytes(b) => return Ok(Some(FileBytes::Packed(b))),
             Found::Absent => {
-                if let Some(b) = read_loose(&loose)? {
+                if let Some(b) = loose()? {
                     return Ok(Some(b));
                 }
             }
@@ -632,8 +678,8 @@ impl Packs {
         // A release or a withdrawal since this reader last looked: look again.
         let fresh = self.folder(root, folder, true)?;
         match self.find(&fresh, rel, number)? {
-            Found::Bytes(b) => Ok(Some(b)),
-            _ => read_loose(&loose),
+            Found::Bytes(b) => Ok(Some(FileBytes::Packed(b))),
+            _ => loose(),
         }
     }
 }
@@ -756,7 +802,7 @@ mod tests {
         );
         fs::write(root.join("messages/0000/3.json"), b"loose").unwrap();
         let packs = Packs::default();
-        let read = |rel: &str| packs.read(root, rel).unwrap();
+        let read = |rel: &str| packs.read(root, rel).unwrap().map(FileBytes::into_vec);
         assert_eq!(read("messages/0000/1.json").unwrap(), b"{\"one\": 1}");
         assert_eq!(read("messages/0000/1.eml").unwrap(), big.as_bytes());
         assert_eq!(read("messages/0000/2.json").unwrap(), b"");
