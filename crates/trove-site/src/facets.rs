@@ -451,6 +451,9 @@ impl ReleaseCounts {
     }
 }
 
+/// One facet's values, borrowed from a segment's columns, and their counts.
+type Counted<'a> = Vec<(&'a str, u64)>;
+
 /// What a segment found: per keyword facet, (term ordinal, count) pairs, turned into
 /// text from the segment's columns only when merged; per release, counts.
 pub(crate) struct SegmentCounts {
@@ -497,26 +500,49 @@ impl Collector for FacetCounter<'_> {
     }
 
     fn merge_fruits(&self, segments: Vec<SegmentCounts>) -> tantivy::Result<(u64, Facets)> {
-        let mut total = 0;
+        let total = segments.iter().map(|s| s.total).sum();
         // Values are borrowed from the segments' columns until the shown ones are known.
-        let mut strs: Vec<FxHashMap<&str, u64>> = vec![FxHashMap::default(); STR_FACETS.len()];
-        let mut release: FxHashMap<u64, u64> = FxHashMap::default();
-        for s in &segments {
-            total += s.total;
-            for ((merged, counted), column) in strs.iter_mut().zip(&s.strs).zip(&s.columns.strs) {
-                let Some((_, terms)) = column else { continue };
-                for &(ord, count) in counted {
-                    if let Some(term) = terms.get(ord as usize) {
-                        *merged.entry(term).or_default() += count;
+        let (strs, mut release): (Vec<Counted>, Vec<(u64, u64)>) = match &segments[..] {
+            // One segment's ordinals are distinct: nothing to add up.
+            [one] => {
+                let strs = one
+                    .strs
+                    .iter()
+                    .zip(&one.columns.strs)
+                    .map(|(counted, column)| match column {
+                        Some((_, terms)) => counted
+                            .iter()
+                            .filter_map(|&(ord, count)| Some((&**terms.get(ord as usize)?, count)))
+                            .collect(),
+                        None => Vec::new(),
+                    })
+                    .collect();
+                (strs, one.release.clone())
+            }
+            _ => {
+                let mut strs: Vec<FxHashMap<&str, u64>> =
+                    vec![FxHashMap::default(); STR_FACETS.len()];
+                let mut release: FxHashMap<u64, u64> = FxHashMap::default();
+                for s in &segments {
+                    for ((merged, counted), column) in
+                        strs.iter_mut().zip(&s.strs).zip(&s.columns.strs)
+                    {
+                        let Some((_, terms)) = column else { continue };
+                        for &(ord, count) in counted {
+                            if let Some(term) = terms.get(ord as usize) {
+                                *merged.entry(term).or_default() += count;
+                            }
+                        }
+                    }
+                    for &(number, count) in &s.release {
+                        *release.entry(number).or_default() += count;
                     }
                 }
+                let strs = strs.into_iter().map(|m| m.into_iter().collect()).collect();
+                (strs, release.into_iter().collect())
             }
-            for &(number, count) in &s.release {
-                *release.entry(number).or_default() += count;
-            }
-        }
-        let mut lists = strs.into_iter().zip(TOP_ONLY).map(|(map, top_only)| {
-            let mut list: Vec<(&str, u64)> = map.into_iter().collect();
+        };
+        let mut lists = strs.into_iter().zip(TOP_ONLY).map(|(mut list, top_only)| {
             if top_only {
                 list.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
                 list.truncate(self.size);
@@ -533,7 +559,6 @@ impl Collector for FacetCounter<'_> {
             (next(), next(), next(), next(), next());
         dkim.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
         month.sort_by(|a, b| a.value.cmp(&b.value));
-        let mut release: Vec<(u64, u64)> = release.into_iter().collect();
         release.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let release = release
             .into_iter()
