@@ -141,8 +141,8 @@ pub(crate) struct FacetColumns {
 /// Month, DKIM status and release as one value: a match adds one count instead of
 /// three, and the segment's combinations (a few hundred: months times statuses times
 /// releases that occur) are split into the three columns' counts when it is harvested.
-/// The combination's number is kept in the month's slot of each [`Record`], and the
-/// three columns' own [`Values`] say [`Values::Combined`].
+/// The combination's number has a slot of its own in each [`Record`], and the three
+/// columns' own [`Values`] say [`Values::Combined`].
 struct Combined {
     /// The combination of each email, as a single-valued column.
     values: Values,
@@ -153,35 +153,24 @@ struct Combined {
 
 impl Combined {
     /// Numbers each email's combination of the single-valued `month`, `dkim` and
-    /// `release` slots, in place of its month, and marks the three
-    /// [`Values::Combined`]; `None`, leaving all as they were, when a column holds
-    /// several values per email.
-    fn number(
-        records: &mut [Record],
-        month: &mut Values,
-        dkim: &mut Values,
-        release: &mut Values,
-    ) -> Option<Combined> {
-        let (&mut Values::One(m), &mut Values::One(d), &mut Values::One(r)) =
-            (&mut *month, &mut *dkim, &mut *release)
-        else {
-            return None;
-        };
+    /// `release` columns: the combination of each email, and the parts of each
+    /// combination.
+    fn number(month: &[u32], dkim: &[u32], release: &[u32]) -> (Vec<u32>, Vec<[u32; 3]>) {
         let mut ids: FxHashMap<[u32; 3], u32> = FxHashMap::default();
         let mut parts = Vec::new();
-        for record in records.iter_mut() {
-            let key = [record[m], record[d], record[r]];
-            let id = *ids.entry(key).or_insert_with(|| {
-                parts.push(key);
-                (parts.len() - 1) as u32
-            });
-            record[m] = id;
-        }
-        (*month, *dkim, *release) = (Values::Combined, Values::Combined, Values::Combined);
-        Some(Combined {
-            values: Values::One(m),
-            parts,
-        })
+        let numbered = month
+            .iter()
+            .zip(dkim)
+            .zip(release)
+            .map(|((&m, &d), &r)| {
+                let key = [m, d, r];
+                *ids.entry(key).or_insert_with(|| {
+                    parts.push(key);
+                    (parts.len() - 1) as u32
+                })
+            })
+            .collect();
+        (numbered, parts)
     }
 }
 
@@ -190,25 +179,34 @@ enum Values {
     /// At most one value per email, in slot `.0` of its [`Record`]; `NONE` for an
     /// email without.
     One(usize),
-    /// Any number: an email's are `values[start..end]`, with `start` and `end` in
-    /// slots `slot` and `slot + 1` of its record.
-    Many { slot: usize, values: Vec<u32> },
-    /// The same with the ranges in an array of their own, for a column the records
-    /// have no room for (never with today's columns): email `d`'s are
-    /// `values[starts[d]..starts[d + 1]]`.
+    /// Any number, up to `width` of them in slots `slot..slot + width` of an email's
+    /// record (the rest of them `NONE`), so that counting a match loads no other
+    /// memory; an email with more says [`SPILLED`] in its first slot, and its values
+    /// are in `spilled`.
+    Inline {
+        slot: usize,
+        width: usize,
+        spilled: FxHashMap<DocId, Box<[u32]>>,
+    },
+    /// The values in an array of their own, for a column the records have no room for
+    /// (never with today's columns): email `d`'s are `values[starts[d]..starts[d + 1]]`.
     Spilled { starts: Vec<u32>, values: Vec<u32> },
     /// Counted as part of the segment's [`Combined`] column, not on its own.
     Combined,
 }
 
 const NONE: u32 = u32::MAX;
+/// In an email's first slot of an [`Values::Inline`] column: it has more values than
+/// the slots hold. Never a term's ordinal.
+const SPILLED: u32 = u32::MAX - 1;
 
 /// Slots in an email's [`Record`].
 const SLOTS: usize = 8;
 
-/// An email's values of the single-valued columns and where each multi-valued column's
-/// values are, side by side in 32 bytes: a match loads one cache line for all its
-/// columns. At 1M emails each column's own array missed the cache on every match.
+/// An email's values of every column, side by side in 32 bytes: a match loads one cache
+/// line for all its columns. At 1M emails each column's own array missed the cache on
+/// every match, and so, with the values of the multi-valued columns (people, file
+/// types) kept in arrays of their own, did each match's people.
 type Record = [u32; SLOTS];
 
 /// A column read: at most one value per email, or any number.
@@ -240,27 +238,57 @@ impl Values {
         Read::Many { starts, values }
     }
 
-    /// Puts a column read into `records` from slot `*next` on, when there is room.
-    fn place(read: Read, records: &mut [Record], next: &mut usize) -> Values {
+    /// Puts a single-valued column into `records` at slot `*next`, when there is room.
+    fn place_one(column: Vec<u32>, records: &mut [Record], next: &mut usize) -> Values {
+        if *next >= SLOTS {
+            return Values::spill(Read::One(column));
+        }
+        let slot = *next;
+        for (record, v) in records.iter_mut().zip(column) {
+            record[slot] = v;
+        }
+        *next += 1;
+        Values::One(slot)
+    }
+
+    /// Puts a multi-valued column into `width` slots of `records` from slot `*next` on
+    /// (its emails with more values aside), or into an array of its own when `width` is
+    /// 0 or there is no such room.
+    fn place_many(
+        starts: Vec<u32>,
+        values: Vec<u32>,
+        width: usize,
+        records: &mut [Record],
+        next: &mut usize,
+    ) -> Values {
+        if width == 0 || *next + width > SLOTS {
+            return Values::Spilled { starts, values };
+        }
+        let slot = *next;
+        let mut spilled = FxHashMap::default();
+        for (doc, (record, range)) in records.iter_mut().zip(starts.windows(2)).enumerate() {
+            let Some(vs) = values.get(range[0] as usize..range[1] as usize) else {
+                continue;
+            };
+            if vs.len() > width {
+                record[slot] = SPILLED;
+                spilled.insert(doc as DocId, vs.into());
+            } else {
+                record[slot..slot + vs.len()].copy_from_slice(vs);
+            }
+        }
+        *next += width;
+        Values::Inline {
+            slot,
+            width,
+            spilled,
+        }
+    }
+
+    /// A column read as an array of its own (a single-valued column's ranges are 0 or
+    /// 1 long).
+    fn spill(read: Read) -> Values {
         match read {
-            Read::One(column) if *next < SLOTS => {
-                let slot = *next;
-                for (record, v) in records.iter_mut().zip(column) {
-                    record[slot] = v;
-                }
-                *next += 1;
-                Values::One(slot)
-            }
-            Read::Many { starts, values } if *next + 2 <= SLOTS => {
-                let slot = *next;
-                for (record, range) in records.iter_mut().zip(starts.windows(2)) {
-                    record[slot] = range[0];
-                    record[slot + 1] = range[1];
-                }
-                *next += 2;
-                Values::Many { slot, values }
-            }
-            // No room: an array of ranges (a single-valued column's are 0 or 1 long).
             Read::One(column) => {
                 let mut starts = Vec::with_capacity(column.len() + 1);
                 let mut values = Vec::with_capacity(column.len());
@@ -293,12 +321,26 @@ impl Values {
                     }
                 }
             }
-            Values::Many { slot, values } => {
-                let range = |r: &Record| {
-                    let start = r.get(*slot).copied().unwrap_or(0);
-                    (start, r.get(slot + 1).copied().unwrap_or(start))
-                };
-                count_ranges(values, records.iter().map(range), f)
+            Values::Inline {
+                slot,
+                width,
+                spilled,
+            } => {
+                for (record, doc) in records.iter().zip(docs) {
+                    let Some(inline) = record.get(*slot..slot + width) else {
+                        continue;
+                    };
+                    if inline.first() == Some(&SPILLED) {
+                        spilled.get(doc).into_iter().flatten().for_each(|&v| f(v));
+                        continue;
+                    }
+                    for &v in inline {
+                        if v == NONE {
+                            break;
+                        }
+                        f(v);
+                    }
+                }
             }
             Values::Spilled { starts, values } => {
                 let mut ranges = [(0u32, 0u32); BLOCK];
@@ -313,6 +355,24 @@ impl Values {
             Values::Combined => {}
         }
     }
+}
+
+/// How many slots hold the values of 99 % of the emails of a multi-valued column whose
+/// email `d`'s values are `starts[d]..starts[d + 1]` (at least one, at most [`SLOTS`]).
+fn slots_needed(starts: &[u32]) -> usize {
+    let mut by_count = [0usize; SLOTS + 1];
+    for range in starts.windows(2) {
+        by_count[(range[1].saturating_sub(range[0]) as usize).min(SLOTS)] += 1;
+    }
+    let emails = starts.len().saturating_sub(1);
+    let mut held = 0;
+    for (count, &n) in by_count.iter().enumerate() {
+        held += n;
+        if held * 100 >= emails * 99 {
+            return count.max(1);
+        }
+    }
+    SLOTS
 }
 
 /// Calls `f` with `values[a..b]` for each of a block's `ranges`, each range's first
@@ -359,22 +419,64 @@ impl FacetColumns {
             let max = u32::try_from(column.max_value()).unwrap_or(u32::MAX);
             (Values::read(&column, docs), max)
         });
-        // The columns go into the records, slot by slot, in the order counted.
         let mut records = vec![[NONE; SLOTS]; docs as usize];
         let mut next = 0;
-        let mut strs: Vec<_> = strs
-            .into_iter()
-            .map(|c| c.map(|(read, terms)| (Values::place(read, &mut records, &mut next), terms)))
-            .collect();
-        let mut release: Option<(Values, u32)> =
-            release.map(|(read, max)| (Values::place(read, &mut records, &mut next), max));
-        let (before, from_dkim) = strs.split_at_mut(DKIM);
-        let combined = match (&mut before[MONTH], &mut from_dkim[0], &mut release) {
-            (Some((month, _)), Some((dkim, _)), Some((release, _))) => {
-                Combined::number(&mut records, month, dkim, release)
+        // Month, status and release as one combination when each is single-valued (always,
+        // with trove's columns), in a slot of its own.
+        let combined = match (&strs[MONTH], &strs[DKIM], &release) {
+            (Some((Read::One(m), _)), Some((Read::One(d), _)), Some((Read::One(r), _))) => {
+                let (numbered, parts) = Combined::number(m, d, r);
+                let values = Values::place_one(numbered, &mut records, &mut next);
+                Some(Combined { values, parts })
             }
             _ => None,
         };
+        let combined_away = |i: usize| combined.is_some() && (i == MONTH || i == DKIM);
+        // The other single-valued columns a slot each; the multi-valued ones share the
+        // slots left, below.
+        let mut many = Vec::new();
+        let mut strs: Vec<Option<(Values, Vec<Box<str>>)>> = strs
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                c.map(|(read, terms)| {
+                    let values = match read {
+                        _ if combined_away(i) => Values::Combined,
+                        Read::One(column) => Values::place_one(column, &mut records, &mut next),
+                        Read::Many { starts, values } => {
+                            many.push((i, starts, values));
+                            Values::Combined // in place of what is placed below
+                        }
+                    };
+                    (values, terms)
+                })
+            })
+            .collect();
+        let release = release.map(|(read, max)| {
+            let values = match read {
+                _ if combined.is_some() => Values::Combined,
+                Read::One(column) => Values::place_one(column, &mut records, &mut next),
+                many @ Read::Many { .. } => Values::spill(many),
+            };
+            (values, max)
+        });
+        // The column with the fewest values per email first, as many slots as hold 99 %
+        // of its emails' values (leaving one for each column after it); the last takes
+        // every slot left.
+        many.sort_by_key(|(_, starts, _)| slots_needed(starts));
+        let columns = many.len();
+        for (k, (i, starts, values)) in many.into_iter().enumerate() {
+            let later = columns - k - 1;
+            let room = SLOTS.saturating_sub(next).saturating_sub(later);
+            let width = match later {
+                0 => room,
+                _ => slots_needed(&starts).min(room),
+            };
+            let placed = Values::place_many(starts, values, width, &mut records, &mut next);
+            if let Some((values, _)) = &mut strs[i] {
+                *values = placed;
+            }
+        }
         Ok(FacetColumns {
             records,
             strs,
@@ -721,29 +823,32 @@ mod tests {
         }
         let mut records = vec![[NONE; SLOTS]; docs as usize];
         let mut next = 0;
-        let placed_one = Values::place(Read::One(one.clone()), &mut records, &mut next);
-        let placed_many = Values::place(
-            Read::Many {
-                starts: starts.clone(),
-                values: many.clone(),
-            },
-            &mut records,
-            &mut next,
-        );
+        let placed_one = Values::place_one(one.clone(), &mut records, &mut next);
+        // Two slots: the emails with three values are set aside.
+        let placed_many =
+            Values::place_many(starts.clone(), many.clone(), 2, &mut records, &mut next);
         assert!(matches!(placed_one, Values::One(0)));
-        assert!(matches!(placed_many, Values::Many { slot: 1, .. }));
-        let mut full = SLOTS;
-        let spilled_one = Values::place(Read::One(one), &mut records, &mut full);
-        let spilled_many = Values::place(
-            Read::Many {
-                starts,
-                values: many,
-            },
+        assert!(matches!(
+            &placed_many,
+            Values::Inline { slot: 1, width: 2, spilled } if spilled.len() == 75
+        ));
+        assert_eq!(next, 3);
+        let mut full = SLOTS - 1;
+        let spilled_one = Values::place_one(one, &mut records, &mut full);
+        assert!(matches!(spilled_one, Values::One(_)));
+        let spilled_one = Values::place_one(
+            (0..docs)
+                .map(|d| if d % 7 == 0 { NONE } else { d % 13 })
+                .collect(),
             &mut records,
             &mut full,
         );
+        let spilled_many =
+            Values::place_many(starts.clone(), many.clone(), 2, &mut records, &mut full);
+        let unplaced_many = Values::place_many(starts, many, 0, &mut records, &mut next);
         assert!(matches!(spilled_one, Values::Spilled { .. }));
         assert!(matches!(spilled_many, Values::Spilled { .. }));
+        assert!(matches!(unplaced_many, Values::Spilled { .. }));
         let blocks: [Vec<DocId>; 4] = [
             (0..64).collect(),
             (0..docs).step_by(5).take(BLOCK).collect(),
@@ -765,6 +870,29 @@ mod tests {
             assert_eq!(seen(&spilled_one, &records, block), expected_one);
             assert_eq!(seen(&placed_many, &records, block), expected_many);
             assert_eq!(seen(&spilled_many, &records, block), expected_many);
+            assert_eq!(seen(&unplaced_many, &records, block), expected_many);
         }
+    }
+
+    /// A multi-valued column gets the slots that hold 99 % of its emails' values.
+    #[test]
+    fn a_column_gets_the_slots_most_of_its_emails_need() {
+        let starts = |counts: &[u32]| {
+            let mut starts = vec![0];
+            for c in counts {
+                starts.push(starts.last().unwrap() + c);
+            }
+            starts
+        };
+        assert_eq!(slots_needed(&starts(&[])), 1);
+        assert_eq!(slots_needed(&starts(&[0; 100])), 1);
+        let mut counts = vec![2; 98];
+        counts.extend([5, 9]);
+        assert_eq!(slots_needed(&starts(&counts)), 5);
+        // One email in a hundred with forty people does not widen every record.
+        let mut counts = vec![2; 99];
+        counts.push(40);
+        assert_eq!(slots_needed(&starts(&counts)), 2);
+        assert_eq!(slots_needed(&starts(&[SLOTS as u32 + 3; 10])), SLOTS);
     }
 }
