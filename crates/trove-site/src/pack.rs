@@ -533,11 +533,41 @@ impl Default for Packs {
     }
 }
 
-/// Packs a reader keeps open, at most: every pack of a 250,000-email release (one per
-/// thousand emails), well under the 1,024 descriptors a process gets by default. At 64,
-/// fewer than the 101 packs of 100,000 emails, opening packs was 2.4 % of a server's
-/// samples under different searches.
-const OPEN_KEPT: usize = 256;
+/// Packs a reader keeps open, at most: half the files the process may open (at least 64,
+/// at most 8,192), so that sockets and the index have the rest. A million emails are a
+/// thousand packs; under the default limit of 1,024 a reader could keep a quarter of them,
+/// and opening and closing packs was 4.5 % of a server's samples under different
+/// searches, which is why `trove` raises its limit to the hard one
+/// ([`raise_open_files_limit`]). At 64, fewer than the 101 packs of 100,000 emails,
+/// opening packs was 2.4 %.
+fn open_kept() -> usize {
+    use rustix::process::{Resource, getrlimit};
+    // Asked when a pack is opened, a system call already.
+    let limit = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    usize::try_from(limit / 2)
+        .unwrap_or(usize::MAX)
+        .clamp(64, 8192)
+}
+
+/// Raises this process's limit on open files to its hard limit (a reader keeps packs
+/// open: [`open_kept`]). Call it before the first pack is read; a limit that cannot be
+/// raised is left as it is.
+pub fn raise_open_files_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    // No limit (`None`) is as high as a limit goes; the kernel takes at most 2^20.
+    let want = limit.maximum.unwrap_or(1 << 20).min(1 << 20);
+    if limit.current.is_some_and(|current| current < want) {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(want),
+                maximum: limit.maximum,
+            },
+        );
+    }
+}
+
 /// Bytes of decompressed files a reader keeps, at most.
 const RECENT_BYTES: usize = 32 << 20;
 
@@ -601,8 +631,9 @@ impl Packs {
             return Ok(f.clone());
         }
         let file = Arc::new(fs::File::open(path)?);
+        let kept = open_kept();
         let mut open = self.open.lock().expect("not poisoned");
-        if open.len() >= OPEN_KEPT {
+        if open.len() >= kept {
             open.clear();
         }
         open.insert(path.to_path_buf(), file.clone());
@@ -826,6 +857,33 @@ mod tests {
         remove(root, &["messages/0000/5.json".to_string()]).unwrap();
         assert!(!root.join("messages/0000/5.pack").exists());
         assert_eq!(read("messages/0000/5.json"), None);
+    }
+
+    /// The limit on open files goes up to the hard one, and a reader keeps half of it.
+    #[test]
+    fn the_open_files_limit_goes_up_to_the_hard_one() {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let before = getrlimit(Resource::Nofile);
+        // Lowered first (as low as the usual default), so that raising it shows.
+        let low = before.current.unwrap_or(1024).min(1024);
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(low),
+                maximum: before.maximum,
+            },
+        )
+        .unwrap();
+        raise_open_files_limit();
+        let after = getrlimit(Resource::Nofile);
+        let want = before.maximum.unwrap_or(1 << 20).min(1 << 20);
+        assert_eq!(after.current, Some(want.max(low)));
+        assert_eq!(after.maximum, before.maximum);
+        assert_eq!(
+            open_kept() as u64,
+            (after.current.unwrap() / 2).clamp(64, 8192),
+            "half the raised limit"
+        );
     }
 
     /// A frame made elsewhere goes in as it is when it is one whole frame of the file's

@@ -386,6 +386,7 @@ fn main() -> ExitCode {
         default_hook(info);
     }));
     let cli = Cli::parse();
+    trove_site::raise_open_files_limit();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
