@@ -11,6 +11,8 @@
 # Needs: python3, wrk, public-inbox (apt-get install wrk public-inbox), curl, sqlite3
 # (python's). The corpus comes from ../shared/bench/gen_corpus.py (seed 42). Results
 # go to benches/results/DATE-reader-N.md (or OUT). Set SKIP_PI=1 to measure trove alone.
+#   REUSE_SITE=1 WORK=DIR scripts/bench-reader.sh
+#                                           # serves the site an earlier run built in DIR
 #   SMOKE=1 N=1000 WORK=$(mktemp -d) OUT=/tmp/r.md scripts/bench-reader.sh
 #                                           # CI: debug build, 2 s per page, fails when a
 #                                           # page was not served
@@ -50,12 +52,20 @@ fi
 run_timed() {  # name command...: wall seconds into $WORK/time-name
   local name=$1; shift; local start end; start=$(date +%s.%N); "$@" > "$WORK/log-$name.txt" 2>&1 || { log "$name failed: $WORK/log-$name.txt"; exit 1; }; end=$(date +%s.%N); python3 -c "print(round($end - $start, 1))" > "$WORK/time-$name"; }
 
-rm -rf "$WORK/ws"
-"$T" init "$WORK/ws" > /dev/null
-log "trove ingest"
-run_timed ingest "$T" ingest "$WORK/ws" "$CORPUS/maildir"
-log "trove release"
-run_timed release "$T" release "$WORK/ws" --all --title "Benchmark"
+# REUSE_SITE=1 serves the site an earlier run of this script built in $WORK (its build
+# times are reported as that run's): for measuring a change to serving alone.
+if [ "${REUSE_SITE:-0}" = 1 ] && [ -f "$WORK/ws/site/site.json" ]; then
+  log "reusing the site built earlier in $WORK/ws"
+  BUILT="built by an earlier run, reused (REUSE_SITE=1)"
+else
+  rm -rf "$WORK/ws"
+  "$T" init "$WORK/ws" > /dev/null
+  log "trove ingest"
+  run_timed ingest "$T" ingest "$WORK/ws" "$CORPUS/maildir"
+  log "trove release"
+  run_timed release "$T" release "$WORK/ws" --all --title "Benchmark"
+  BUILT="this run"
+fi
 SITE=$WORK/ws/site
 
 log "search latency"
@@ -137,7 +147,7 @@ ratio() { python3 -c "import sys; a,b=float(sys.argv[1] or 0),float(sys.argv[2] 
   echo "Corpus: ../shared/bench/gen_corpus.py -n $N --seed 42 ($(du -sh "$CORPUS/maildir" | cut -f1) of Maildir)."
   echo "Command: N=$N scripts/bench-reader.sh (wrk -t2 -c$CONNS -d${DURATION}s per page; servers and wrk share the machine)."
   echo
-  echo "## Build"
+  echo "## Build ($BUILT)"
   echo
   echo "| step | seconds |"
   echo "|---|---|"
