@@ -521,6 +521,8 @@ pub(crate) struct Packs {
     /// Loose files stayed in the kernel's page cache and were read back with a copy; a
     /// packed one would be decompressed again on every read of a hot thread page.
     recent: Mutex<KeptBytes<Place, Arc<[u8]>, BuildHasherDefault<rustc_hash::FxHasher>>>,
+    /// How many packs `open` holds at most ([`open_kept`], asked once).
+    open_kept: usize,
 }
 
 impl Default for Packs {
@@ -529,6 +531,7 @@ impl Default for Packs {
             folders: Default::default(),
             open: Default::default(),
             recent: Mutex::new(KeptBytes::new(RECENT_BYTES, RECENT_BYTES / 64)),
+            open_kept: open_kept(),
         }
     }
 }
@@ -536,13 +539,12 @@ impl Default for Packs {
 /// Packs a reader keeps open, at most: half the files the process may open (at least 64,
 /// at most 8,192), so that sockets and the index have the rest. A million emails are a
 /// thousand packs; under the default limit of 1,024 a reader could keep a quarter of them,
-/// and opening and closing packs was 4.5 % of a server's samples under different
+/// and opening and closing packs was 4.4 % of a server's samples under different
 /// searches, which is why `trove` raises its limit to the hard one
 /// ([`raise_open_files_limit`]). At 64, fewer than the 101 packs of 100,000 emails,
 /// opening packs was 2.4 %.
 fn open_kept() -> usize {
     use rustix::process::{Resource, getrlimit};
-    // Asked when a pack is opened, a system call already.
     let limit = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
     usize::try_from(limit / 2)
         .unwrap_or(usize::MAX)
@@ -550,7 +552,7 @@ fn open_kept() -> usize {
 }
 
 /// Raises this process's limit on open files to its hard limit (a reader keeps packs
-/// open: [`open_kept`]). Call it before the first pack is read; a limit that cannot be
+/// open: [`open_kept`], asked when a site is opened). Call it first; a limit that cannot be
 /// raised is left as it is.
 pub fn raise_open_files_limit() {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
@@ -631,9 +633,8 @@ impl Packs {
             return Ok(f.clone());
         }
         let file = Arc::new(fs::File::open(path)?);
-        let kept = open_kept();
         let mut open = self.open.lock().expect("not poisoned");
-        if open.len() >= kept {
+        if open.len() >= self.open_kept {
             open.clear();
         }
         open.insert(path.to_path_buf(), file.clone());
@@ -880,7 +881,7 @@ mod tests {
         assert_eq!(after.current, Some(want.max(low)));
         assert_eq!(after.maximum, before.maximum);
         assert_eq!(
-            open_kept() as u64,
+            Packs::default().open_kept as u64,
             (after.current.unwrap() / 2).clamp(64, 8192),
             "half the raised limit"
         );
