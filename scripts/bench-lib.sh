@@ -23,6 +23,19 @@ wrk_rate_paths() {  # BASE PATHS_FILE
   wrk -t2 -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$(dirname "${BASH_SOURCE[0]}")/wrk-paths.lua" "$1" -- "$2" 2> /dev/null | awk '/Requests/ {print $2}'
 }
 
+# One pass over every path in PATHS_FILE under BASE (four clients, each keeping its
+# connection open across its share), printing the pass's requests per second: the rate
+# of a server whose caches and page cache do not yet hold these pages. It runs before
+# wrk_rate_paths on the same list, so that wrk measures the server after that first
+# pass, as it runs once it has been up a while; both servers get the same pass.
+first_pass_rate() {  # BASE PATHS_FILE
+  local start end n; n=$(grep -c . "$2")
+  start=$(date +%s.%N)
+  sed "s|^|$1|" "$2" | xargs -P 4 -n $(( (n + 3) / 4 )) curl -s > /dev/null
+  end=$(date +%s.%N)
+  python3 -c "print(round($n / ($end - $start), 1))"
+}
+
 # Up to N distinct words (five letters or more) from the Subject lines of MBOX, in the
 # order they first appear: search terms that exist in the mail, many enough that a
 # server's caches do not hold them all.
