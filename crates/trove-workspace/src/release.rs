@@ -152,7 +152,7 @@ impl Workspace {
         let catalogue_path = self.catalogue.path.clone();
         let mut writer = ReleaseWriter::new(site, release, &title, &published_at, numbers);
         let index = SearchIndex::open_or_create(&site.index_dir())?;
-        let mut index_writer = index.writer()?;
+        let index_writer = index.writer()?;
         index.delete_release(&index_writer, release);
         let mut done = 0;
         let mut threaded = Vec::with_capacity(count as usize);
@@ -259,7 +259,7 @@ impl Workspace {
         let files = manifest.files.len();
         drop(manifest);
         trove_site::rethread(site, threaded, &withdrawn)?;
-        index_writer.commit().map_err(trove_site::SiteError::from)?;
+        index.commit_whole(index_writer)?;
         self.catalogue
             .conn
             .execute(
