@@ -8,7 +8,7 @@
 #                                           # of it public-inbox's import; DROP_TROVE=1
 #                                           # frees trove's 17 GB before that import)
 #
-# Needs: python3, wrk, public-inbox (apt-get install wrk public-inbox), curl, sqlite3
+# Needs: python3, wrk, public-inbox, GNU time (apt-get install wrk public-inbox time), curl, sqlite3
 # (python's). The corpus comes from ../shared/bench/gen_corpus.py (seed 42). Results
 # go to benches/results/DATE-reader-N.md (or OUT). Set SKIP_PI=1 to measure trove alone.
 #   REUSE_SITE=1 WORK=DIR scripts/bench-reader.sh
@@ -49,8 +49,9 @@ else
   BENCH_PROFILE=()
 fi
 
-run_timed() {  # name command...: wall seconds into $WORK/time-name
-  local name=$1; shift; local start end; start=$(date +%s.%N); "$@" > "$WORK/log-$name.txt" 2>&1 || { log "$name failed: $WORK/log-$name.txt"; exit 1; }; end=$(date +%s.%N); python3 -c "print(round($end - $start, 1))" > "$WORK/time-$name"; }
+run_timed() {  # name command...: wall seconds into $WORK/time-name, peak KB into $WORK/rss-name
+  local name=$1; shift; local start end; start=$(date +%s.%N); /usr/bin/time -f "%M" -o "$WORK/rss-$name" "$@" > "$WORK/log-$name.txt" 2>&1 || { log "$name failed: $WORK/log-$name.txt"; exit 1; }; end=$(date +%s.%N); python3 -c "print(round($end - $start, 1))" > "$WORK/time-$name"; }
+peak_mb() { [ -f "$WORK/rss-$1" ] && echo $(( $(tail -1 "$WORK/rss-$1") / 1024 )) || echo "-"; }
 
 # REUSE_SITE=1 serves the site an earlier run of this script built in $WORK (its build
 # times are reported as that run's): for measuring a change to serving alone.
@@ -158,11 +159,11 @@ ratio() { python3 -c "import sys; a,b=float(sys.argv[1] or 0),float(sys.argv[2] 
   echo
   echo "## Build ($BUILT)"
   echo
-  echo "| step | seconds |"
-  echo "|---|---|"
-  echo "| trove ingest | $(cat "$WORK/time-ingest") |"
-  echo "| trove release (published form, index, threads, signed manifest) | $(cat "$WORK/time-release") |"
-  [ -f "$WORK/time-pi-import" ] && echo "| public-inbox import (git + SQLite + Xapian) | $(cat "$WORK/time-pi-import") |"
+  echo "| step | seconds | peak MB |"
+  echo "|---|---|---|"
+  echo "| trove ingest | $(cat "$WORK/time-ingest") | $(peak_mb ingest) |"
+  echo "| trove release (published form, index, threads, signed manifest) | $(cat "$WORK/time-release") | $(peak_mb release) |"
+  [ -f "$WORK/time-pi-import" ] && echo "| public-inbox import (git + SQLite + Xapian) | $(cat "$WORK/time-pi-import") | - |"
   echo
   echo "## Search latency (trove, first page of 20, in process)"
   echo
