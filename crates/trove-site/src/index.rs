@@ -722,9 +722,9 @@ impl SearchIndex {
     /// the order of their numbers, if it has more than one or any email deleted.
     ///
     /// A search looks each word up, weighs it, unites its fields and counts its facets
-    /// once per segment: a million emails released in three segments took 7 % more CPU
-    /// per search page than the same index merged (BENCHMARKS.md), and the merge took
-    /// 12 s against a release of 167 s. A merge also drops the emails a release
+    /// once per segment: a million emails released in three segments took 6 to 8 % more
+    /// CPU per search page than the same index merged (BENCHMARKS.md), and merging them
+    /// took 11.6 s, against a release of 140 to 170 s. A merge also drops the emails a release
     /// deleted (withdrawn, or a crashed release's own, added again): until then their
     /// words, positions and stored fields were still in the index's files.
     pub fn commit_whole(&self, mut writer: IndexWriter) -> Result<()> {
@@ -1450,7 +1450,8 @@ mod tests {
         let in_order: Vec<u64> = (0..29).filter_map(|d| numbers.first(d)).collect();
         let expected: Vec<u64> = (1..=30).filter(|&n| n != 5).collect();
         assert_eq!(in_order, expected);
-        // Before the merge the deleted email's word still counted in the index.
+        // A delete alone leaves the email's words in the index (counted by doc_freq);
+        // the merge removes them.
         let zeppelin = index.terms(super::TOKENIZER, index.fields.body, "zeppelin");
         assert_eq!(searcher.doc_freq(&zeppelin[0]).unwrap(), 0);
     }
