@@ -729,28 +729,37 @@ impl SearchIndex {
     /// words, positions and stored fields were still in the index's files.
     pub fn commit_whole(&self, mut writer: IndexWriter) -> Result<()> {
         writer.commit()?;
-        let segments = self.index.searchable_segments()?;
-        let deleted = segments.iter().any(|s| s.meta().has_deletes());
-        if segments.len() > 1 || deleted {
-            // Each segment's lowest number decides its place: segment ids are random,
-            // and the order the merged index keeps its emails in should not be.
-            let mut ordered = Vec::with_capacity(segments.len());
-            for segment in &segments {
-                let reader = SegmentReader::open(segment)?;
-                let lowest = reader
-                    .fast_fields()
-                    .u64("number")
-                    .ok()
-                    .map(|c| c.min_value())
-                    .unwrap_or(u64::MAX);
-                ordered.push((lowest, segment.id()));
-            }
-            ordered.sort_unstable();
-            let ids: Vec<_> = ordered.into_iter().map(|(_, id)| id).collect();
+        // Only the ids are kept through the merge: a `Segment` held meanwhile keeps its
+        // files listed as in use, and tantivy's collection at the merge's end left them
+        // on disk (a million emails' index kept its three old segments beside the
+        // merged one, and a withdrawn email's words stayed in their files).
+        if let Some(ids) = self.merge_order()? {
             writer.merge(&ids).wait()?;
         }
         writer.wait_merging_threads()?;
         Ok(())
+    }
+
+    /// The index's segments in the order of their lowest number, when there is anything
+    /// to merge: more than one, or any email deleted. Segment ids are random, and the
+    /// order the merged index keeps its emails in should not be.
+    fn merge_order(&self) -> Result<Option<Vec<tantivy::index::SegmentId>>> {
+        let segments = self.index.searchable_segments()?;
+        if segments.len() < 2 && !segments.iter().any(|s| s.meta().has_deletes()) {
+            return Ok(None);
+        }
+        let mut ordered = Vec::with_capacity(segments.len());
+        for segment in &segments {
+            let lowest = SegmentReader::open(segment)?
+                .fast_fields()
+                .u64("number")
+                .ok()
+                .map(|c| c.min_value())
+                .unwrap_or(u64::MAX);
+            ordered.push((lowest, segment.id()));
+        }
+        ordered.sort_unstable();
+        Ok(Some(ordered.into_iter().map(|(_, id)| id).collect()))
     }
 
     /// Removes every email of release `release` (before re-adding it after a crash).
@@ -1439,6 +1448,9 @@ mod tests {
             w.commit().unwrap();
         }
         assert_eq!(index.index.searchable_segments().unwrap().len(), 3);
+        // The index's own reader holds the three, as a release's holds the segments of
+        // the releases before it: that does not keep their files.
+        index.reload().unwrap();
         index.delete_number(&w, 5);
         index.commit_whole(w).unwrap();
         index.reload().unwrap();
@@ -1454,6 +1466,19 @@ mod tests {
         // the merge removes them.
         let zeppelin = index.terms(super::TOKENIZER, index.fields.body, "zeppelin");
         assert_eq!(searcher.doc_freq(&zeppelin[0]).unwrap(), 0);
+        // And the merged segments' files are gone, not only out of use.
+        let live = segment.segment_id().uuid_string();
+        let mut on_disk: Vec<String> = index
+            .index
+            .directory()
+            .list_managed_files()
+            .iter()
+            .filter_map(|f| Some(f.file_stem()?.to_str()?.to_string()))
+            .filter(|stem| stem.len() == 32)
+            .collect();
+        on_disk.sort();
+        on_disk.dedup();
+        assert_eq!(on_disk, vec![live]);
     }
 
     /// Leaving out a word's alternatives that no email has changes nothing a search
