@@ -700,18 +700,15 @@ impl SearchIndex {
     /// One indexing thread: with two, which segment an email lands in depends on timing,
     /// so hits of equal score came back in another order on a mirror that built the same
     /// index (the mirror test caught it), and a release was no faster (the build and the
-    /// file writes already fill both cores).
-    ///
-    /// Its memory budget is what decides how many segments an index has: with 64 MiB a
-    /// segment held about 34,000 emails, so 100,000 made three and a million nine (three
-    /// of them merged from eight), and every search looks each word up, weighs it and
-    /// counts its facets once per segment. With 512 MiB, 100,000 emails are one segment;
-    /// a search page over it took 11 % less CPU, and the release took no longer
-    /// (BENCHMARKS.md). The arena grows as it is filled, so a small release or a test
-    /// index uses no more than it did.
+    /// file writes already fill both cores; tried again with the merge below: 12.3-14.4
+    /// s against 14.8-16.1 s for 100k).
     ///
     /// The writer never merges on its own: [`SearchIndex::commit_whole`] makes one
-    /// segment of the index after each commit.
+    /// segment of the index after each commit. The memory budget decides how many
+    /// segments a release writes before that: with 512 MiB a segment holds about
+    /// 100,000 emails (34,000 with 64 MiB), so a release of 100,000 needs no merge and
+    /// a million is three segments merged in about 12 s. The arena grows as it is
+    /// filled, so a small release or a test index uses no more than it needs.
     pub fn writer(&self) -> Result<IndexWriter> {
         let writer: IndexWriter = self.index.writer_with_num_threads(1, WRITER_BUDGET)?;
         writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
@@ -741,8 +738,9 @@ impl SearchIndex {
     }
 
     /// The index's segments in the order of their lowest number, when there is anything
-    /// to merge: more than one, or any email deleted. Segment ids are random, and the
-    /// order the merged index keeps its emails in should not be.
+    /// to merge: more than one, or any email deleted. No answer depends on that order
+    /// (equal scores break by number), but with it the merged index holds its emails in
+    /// number order on every build, where the segments' random ids would shuffle them.
     fn merge_order(&self) -> Result<Option<Vec<tantivy::index::SegmentId>>> {
         let segments = self.index.searchable_segments()?;
         if segments.len() < 2 && !segments.iter().any(|s| s.meta().has_deletes()) {
@@ -1421,6 +1419,18 @@ mod tests {
     use crate::{Person, PublishedMessage};
     use tantivy::collector::{Count, TopDocs};
 
+    /// Email `number` of release 1 with `subject` and `text`.
+    fn email(number: u64, subject: String, text: String) -> PublishedMessage {
+        PublishedMessage {
+            format: 1,
+            number,
+            release: 1,
+            subject,
+            text,
+            ..Default::default()
+        }
+    }
+
     /// After a commit the index is one segment, its emails in number order whichever
     /// segment held them, and an email deleted before it is gone from the index's
     /// files, not only from its results.
@@ -1431,18 +1441,8 @@ mod tests {
         // Three segments, the highest numbers written first.
         for first in [21u64, 11, 1] {
             for n in first..first + 10 {
-                let m = PublishedMessage {
-                    format: 1,
-                    number: n,
-                    release: 1,
-                    subject: format!("Note {n}"),
-                    text: if n == 5 {
-                        "Zeppelin".into()
-                    } else {
-                        "Lunch".into()
-                    },
-                    ..Default::default()
-                };
+                let text = if n == 5 { "Zeppelin" } else { "Lunch" };
+                let m = email(n, format!("Note {n}"), text.into());
                 index.add(&w, &m, &[]).unwrap();
             }
             w.commit().unwrap();
@@ -1506,22 +1506,18 @@ mod tests {
         let mut w = index.writer().unwrap();
         for n in 1..=40u64 {
             let (subject, text) = texts[n as usize % texts.len()];
+            // One email has a word no other has.
+            let text = if n == 33 {
+                format!("{text} Zeppelin.")
+            } else {
+                text.into()
+            };
             let m = PublishedMessage {
-                format: 1,
-                number: n,
-                release: 1,
-                subject: format!("{subject} {n}"),
-                // One email has a word no other has.
-                text: if n == 33 {
-                    format!("{text} Zeppelin.")
-                } else {
-                    text.into()
-                },
                 from: vec![Person {
                     name: Some(["Kay Mann", "Jürgen Weiß"][n as usize % 2].into()),
                     address: Some(format!("p{}@enron.com", n % 3)),
                 }],
-                ..Default::default()
+                ..email(n, format!("{subject} {n}"), text)
             };
             let attached = if n % 5 == 0 {
                 vec!["pipeline tariff schedule".to_string()]
