@@ -59,8 +59,10 @@ pub use message::{
     MESSAGE_FORMAT, Person, PublishedArc, PublishedArcSeal, PublishedAttachment, PublishedDkim,
     PublishedKey, PublishedMessage, PublishedRedaction, dkim_status, dkim_status_of,
 };
-pub use pack::raise_open_files_limit;
-pub use pack::{PACK_FORMAT, PackEntry, email_file, pack_file, pack_index, pack_path, unpack};
+pub use pack::{
+    PACK_FORMAT, PackEntry, email_file, pack_file, pack_index, pack_path, raise_open_files_limit,
+    unpack,
+};
 pub use query::QueryError;
 pub use snippet::Highlighter;
 pub use verify::{VerifyReport, verify_site};

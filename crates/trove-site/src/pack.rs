@@ -551,14 +551,21 @@ fn open_kept() -> usize {
         .clamp(64, 8192)
 }
 
+/// The most open files Linux lets a process have (`fs.nr_open`'s default): what "no
+/// limit" is raised to.
+const MOST_OPEN_FILES: u64 = 1 << 20;
+
 /// Raises this process's limit on open files to its hard limit (a reader keeps packs
 /// open: [`open_kept`], asked when a site is opened). Call it first; a limit that cannot be
 /// raised is left as it is.
 pub fn raise_open_files_limit() {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
-    // No limit (`None`) is as high as a limit goes; the kernel takes at most 2^20.
-    let want = limit.maximum.unwrap_or(1 << 20).min(1 << 20);
+    // No limit (`None`) is as high as a limit goes.
+    let want = limit
+        .maximum
+        .unwrap_or(MOST_OPEN_FILES)
+        .min(MOST_OPEN_FILES);
     if limit.current.is_some_and(|current| current < want) {
         let _ = setrlimit(
             Resource::Nofile,
@@ -877,7 +884,10 @@ mod tests {
         .unwrap();
         raise_open_files_limit();
         let after = getrlimit(Resource::Nofile);
-        let want = before.maximum.unwrap_or(1 << 20).min(1 << 20);
+        let want = before
+            .maximum
+            .unwrap_or(MOST_OPEN_FILES)
+            .min(MOST_OPEN_FILES);
         assert_eq!(after.current, Some(want.max(low)));
         assert_eq!(after.maximum, before.maximum);
         assert_eq!(
