@@ -1,5 +1,6 @@
-# Shared by scripts/bench and scripts/bench-reader.sh (sourced, not run): waiting for a
-# server, a wrk rate, the public-inbox inbox both load, and the sample email of a corpus.
+# Shared by scripts/bench and scripts/bench-reader.sh (sourced, not run): timing a step,
+# waiting for a server, a wrk rate, the public-inbox inbox both load, and the sample email
+# of a corpus.
 # Callers set CONNS and DURATION for wrk_rate, and define log().
 
 # Waits up to two minutes for URL to answer.
@@ -7,6 +8,17 @@ wait_http() {
   for _ in $(seq 240); do curl -s -o /dev/null --max-time 2 "$1" && return 0; sleep 0.5; done
   log "no answer from $1"
   return 1
+}
+
+# Runs a command under GNU time, after a sync: its wall, user and system seconds and
+# peak resident KB (one line) go into DIR/NAME.time, its output into DIR/NAME.out and
+# DIR/NAME.err. A failure shows the end of its errors and stops the script.
+timed_into() {  # DIR NAME command...
+  local dir=$1 name=$2; shift 2
+  sync
+  if ! /usr/bin/time -f '%e %U %S %M' -o "$dir/$name.time" "$@" > "$dir/$name.out" 2> "$dir/$name.err"; then
+    log "$name failed:"; tail -20 "$dir/$name.err" >&2; exit 1
+  fi
 }
 
 # Requests per second for URL under wrk (0 when the URL does not answer 200).

@@ -49,9 +49,9 @@ else
   BENCH_PROFILE=()
 fi
 
-run_timed() {  # name command...: wall seconds into $WORK/time-name, peak KB into $WORK/rss-name
-  local name=$1; shift; local start end; start=$(date +%s.%N); /usr/bin/time -f "%M" -o "$WORK/rss-$name" "$@" > "$WORK/log-$name.txt" 2>&1 || { log "$name failed: $WORK/log-$name.txt"; exit 1; }; end=$(date +%s.%N); python3 -c "print(round($end - $start, 1))" > "$WORK/time-$name"; }
-peak_mb() { [ -f "$WORK/rss-$1" ] && echo $(( $(tail -1 "$WORK/rss-$1") / 1024 )) || echo "-"; }
+# A step's wall seconds and peak MB, from its GNU time line ("-" when it was not run).
+wall() { [ -f "$WORK/$1.time" ] && awk '{print $1}' "$WORK/$1.time" || echo "-"; }
+peak_mb() { [ -f "$WORK/$1.time" ] && awk '{print int($4 / 1024)}' "$WORK/$1.time" || echo "-"; }
 
 # REUSE_SITE=1 serves the site an earlier run of this script built in $WORK (its build
 # times are reported as that run's): for measuring a change to serving alone.
@@ -62,9 +62,9 @@ else
   rm -rf "$WORK/ws"
   "$T" init "$WORK/ws" > /dev/null
   log "trove ingest"
-  run_timed ingest "$T" ingest "$WORK/ws" "$CORPUS/maildir"
+  timed_into "$WORK" ingest "$T" ingest "$WORK/ws" "$CORPUS/maildir"
   log "trove release"
-  run_timed release "$T" release "$WORK/ws" --all --title "Benchmark"
+  timed_into "$WORK" release "$T" release "$WORK/ws" --all --title "Benchmark"
   BUILT="this run"
 fi
 SITE=$WORK/ws/site
@@ -117,10 +117,7 @@ if [ "$SKIP_PI" != 1 ]; then
   if [ ! -f "$WORK/pi/done" ]; then
     pi_setup "$WORK/pi" "$PI_PORT"
     log "public-inbox import (slow: about 220 messages/s on 2 cores)"
-    start=$(date +%s.%N)
-    perl "$WORK/pi/import.pl" "$CORPUS/corpus.mbox" > "$WORK/log-pi-import.txt" 2>&1
-    end=$(date +%s.%N)
-    python3 -c "print(round($end - $start, 1))" > "$WORK/time-pi-import"
+    timed_into "$WORK" pi-import perl "$WORK/pi/import.pl" "$CORPUS/corpus.mbox"
     touch "$WORK/pi/done"
   fi
   public-inbox-httpd -W 2 -l "http://127.0.0.1:$PI_PORT" -1 "$WORK/pi-httpd.out" -2 "$WORK/pi-httpd.err" &
@@ -161,9 +158,9 @@ ratio() { python3 -c "import sys; a,b=float(sys.argv[1] or 0),float(sys.argv[2] 
   echo
   echo "| step | seconds | peak MB |"
   echo "|---|---|---|"
-  echo "| trove ingest | $(cat "$WORK/time-ingest") | $(peak_mb ingest) |"
-  echo "| trove release (published form, index, threads, signed manifest) | $(cat "$WORK/time-release") | $(peak_mb release) |"
-  [ -f "$WORK/time-pi-import" ] && echo "| public-inbox import (git + SQLite + Xapian) | $(cat "$WORK/time-pi-import") | - |"
+  echo "| trove ingest | $(wall ingest) | $(peak_mb ingest) |"
+  echo "| trove release (published form, index, threads, signed manifest) | $(wall release) | $(peak_mb release) |"
+  [ -f "$WORK/pi-import.time" ] && echo "| public-inbox import (git + SQLite + Xapian) | $(wall pi-import) | $(peak_mb pi-import) |"
   echo
   echo "## Search latency (trove, first page of 20, in process)"
   echo
