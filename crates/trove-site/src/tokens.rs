@@ -101,6 +101,8 @@ pub struct CachedStemmer {
     /// Which of the caller's languages this is: the slot of its kept stems.
     slot: usize,
     algorithm: rust_stemmers::Algorithm,
+    /// Whether a word that is its own stem is dropped (see [`CachedStemmer::inflections`]).
+    inflections_only: bool,
 }
 
 /// Words kept per language and thread: 32 bytes a word and its stem, about 2.2 MiB with
@@ -134,7 +136,24 @@ impl CachedStemmer {
     /// A stemmer for `algorithm`, keeping its stems under `slot` (one slot per language;
     /// two stemmers given the same slot must be of the same language).
     pub fn new(slot: usize, algorithm: rust_stemmers::Algorithm) -> CachedStemmer {
-        CachedStemmer { slot, algorithm }
+        CachedStemmer {
+            slot,
+            algorithm,
+            inflections_only: false,
+        }
+    }
+
+    /// The same stemmer, dropping the ASCII words that are their own stem (`the`,
+    /// `contract`, `meet`). What the index's stem fields hold, since the exact fields
+    /// already hold such a word as it is; in mail nine words in ten are their own stem,
+    /// and each one indexed twice was most of what the stem fields cost a release. A
+    /// word with other letters is kept, stem or not: folded to ASCII, it may stem to
+    /// something else, and a search could not tell that it was dropped.
+    pub fn inflections(slot: usize, algorithm: rust_stemmers::Algorithm) -> CachedStemmer {
+        CachedStemmer {
+            inflections_only: true,
+            ..CachedStemmer::new(slot, algorithm)
+        }
     }
 }
 
@@ -163,6 +182,7 @@ impl<T: Tokenizer> Tokenizer for CachedStemmerFilter<T> {
             tail: self.inner.token_stream(text),
             slot: self.stemmer.slot,
             stemmer: rust_stemmers::Stemmer::create(self.stemmer.algorithm),
+            inflections_only: self.stemmer.inflections_only,
         }
     }
 }
@@ -171,35 +191,45 @@ pub struct CachedStemmerStream<T> {
     tail: T,
     slot: usize,
     stemmer: rust_stemmers::Stemmer,
+    inflections_only: bool,
 }
 
 impl<T: TokenStream> TokenStream for CachedStemmerStream<T> {
     fn advance(&mut self) -> bool {
-        if !self.tail.advance() {
-            return false;
+        loop {
+            if !self.tail.advance() {
+                return false;
+            }
+            let text = &mut self.tail.token_mut().text;
+            let changed = STEMS.with_borrow_mut(|stems| {
+                if stems.len() <= self.slot {
+                    stems.resize_with(self.slot + 1, FxHashMap::default);
+                }
+                let kept = &mut stems[self.slot];
+                let word = short(text);
+                if let Some(stem) = word.and_then(|w| kept.get(&w)) {
+                    let stem = unpad(stem);
+                    if stem == text.as_str() {
+                        return !text.is_ascii();
+                    }
+                    text.clear();
+                    text.push_str(stem);
+                    return true;
+                }
+                let stem = self.stemmer.stem(text).into_owned();
+                if let (Some(word), Some(stem)) = (word, short(&stem))
+                    && kept.len() < KEPT_STEMS
+                {
+                    kept.insert(word, stem);
+                }
+                let keep = stem != *text || !text.is_ascii();
+                *text = stem;
+                keep
+            });
+            if changed || !self.inflections_only {
+                return true;
+            }
         }
-        let text = &mut self.tail.token_mut().text;
-        STEMS.with_borrow_mut(|stems| {
-            if stems.len() <= self.slot {
-                stems.resize_with(self.slot + 1, FxHashMap::default);
-            }
-            let kept = &mut stems[self.slot];
-            let word = short(text);
-            if let Some(stem) = word.and_then(|w| kept.get(&w)) {
-                let stem = unpad(stem);
-                text.clear();
-                text.push_str(stem);
-                return;
-            }
-            let stem = self.stemmer.stem(text).into_owned();
-            if let (Some(word), Some(stem)) = (word, short(&stem))
-                && kept.len() < KEPT_STEMS
-            {
-                kept.insert(word, stem);
-            }
-            *text = stem;
-        });
-        true
     }
 
     fn token(&self) -> &Token {
