@@ -442,7 +442,9 @@ pub(crate) fn decode_findings(found: &str) -> rusqlite::Result<Vec<PartFinding>>
         .collect())
 }
 
-/// The stored findings of email `message`, in the order they were found.
+/// The stored findings of email `message`, in the order they were found (what the
+/// catalogue's tests read back; a release needs only their kinds, [`load_kinds`]).
+#[cfg(test)]
 pub(crate) fn load_findings(
     conn: &rusqlite::Connection,
     message: i64,
