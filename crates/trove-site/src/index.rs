@@ -1230,15 +1230,22 @@ impl SearchIndex {
             return Vec::new();
         }
         let mut out = Vec::new();
+        // The words as the exact fields hold them (the same cuts as the stems').
+        let exact = self.terms(TOKENIZER, self.fields.body, words);
         for (slot, ((lang, _, _), field)) in STEMMED.iter().zip(&self.fields.stems).enumerate() {
             let stems = self.terms(&stem_query_tokenizer(lang), *field, words);
             if stems.len() > 1 && !words.contains(char::is_whitespace) {
                 continue;
             }
+            // One word that is its own stem: the exact fields' alternatives beside this
+            // one find it in any email, so only the rest of its family is asked here.
+            let alone = stems.len() == 1
+                && exact.len() == 1
+                && stems[0].serialized_value_bytes() == exact[0].serialized_value_bytes();
             // A word none of this language's emails has: none has them all.
             let Some(mut each) = stems
                 .iter()
-                .map(|stem| self.stem_query(slot, stem, statistics))
+                .map(|stem| self.stem_query(slot, stem, !alone, statistics))
                 .collect::<Option<Vec<_>>>()
             else {
                 continue;
@@ -1264,12 +1271,16 @@ impl SearchIndex {
     /// written with accents may stem otherwise than its folded form: such an email can
     /// match where it did not, never the other way round.
     ///
+    /// Without `itself`, only the words whose stem differs from it are asked (the stem
+    /// field alone): the caller asks for the stem as a word in the exact fields.
+    ///
     /// With `statistics`, the parts no email has are left out, and None means no email
     /// can match.
     fn stem_query(
         &self,
         slot: usize,
         stem: &Term,
+        itself: bool,
         statistics: Option<&Statistics<'_>>,
     ) -> Option<Box<dyn Query>> {
         use tantivy::query::{Bm25StatisticsProvider, ConstScoreQuery};
@@ -1292,6 +1303,9 @@ impl SearchIndex {
         // Only a word that is its own stem was left out of the stem field: when the stem
         // stems to something else (Snowball is not idempotent: `accelerated` is a word
         // and a stem), the emails holding it as a word are not of this family.
+        if !itself {
+            return any.pop().map(|(_, q)| q);
+        }
         let own_stem = self.terms(&stem_query_tokenizer(STEMMED[slot].0), stem.field(), word);
         if own_stem.len() != 1 || own_stem[0] != *stem {
             return (!any.is_empty()).then(|| any.pop().expect("one").1);
