@@ -201,7 +201,7 @@ impl<T: TokenStream> TokenStream for CachedStemmerStream<T> {
                 return false;
             }
             let text = &mut self.tail.token_mut().text;
-            let changed = STEMS.with_borrow_mut(|stems| {
+            let keep = STEMS.with_borrow_mut(|stems| {
                 if stems.len() <= self.slot {
                     stems.resize_with(self.slot + 1, FxHashMap::default);
                 }
@@ -226,7 +226,7 @@ impl<T: TokenStream> TokenStream for CachedStemmerStream<T> {
                 *text = stem;
                 keep
             });
-            if changed || !self.inflections_only {
+            if keep || !self.inflections_only {
                 return true;
             }
         }
