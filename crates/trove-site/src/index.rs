@@ -1165,38 +1165,18 @@ impl SearchIndex {
         terms
     }
 
-    /// `words` in `field`, analysed by `tokenizer`: one word is a term; several are a
-    /// phrase when quoted or written without spaces (`k.allen@enron.com`, `東京`), else
-    /// all of them.
-    /// `words` as a query on `field`: one term, a phrase (quoted, or one word the
-    /// tokenizer cuts in several, like "e-mail", where the field has positions), or every
-    /// term.
-    fn words_query(
-        &self,
-        tokenizer: &str,
-        field: Field,
-        words: &str,
-        phrase: bool,
-    ) -> Box<dyn Query> {
-        // The stem fields keep none (an index written before that change still does).
-        let positions = self
-            .index
-            .schema()
-            .get_field_entry(field)
-            .field_type()
-            .get_index_record_option()
-            .is_some_and(|o| o.has_positions());
-        let mut terms = self.terms(tokenizer, field, words);
+    /// `words` as a query on the exact text field `field` (all of them keep positions):
+    /// one term, a phrase (quoted, or one word the tokenizer cuts in several, like
+    /// `e-mail`, `k.allen@enron.com` or `東京`), or every term.
+    fn words_query(&self, field: Field, words: &str, phrase: bool) -> Box<dyn Query> {
+        let mut terms = self.terms(TOKENIZER, field, words);
         match terms.len() {
             0 => Box::new(EmptyQuery),
             1 => Box::new(TermQuery::new(
                 terms.pop().expect("one"),
                 IndexRecordOption::WithFreqs,
             )),
-            // One word cut in several ("e-mail", a run of CJK characters) is a phrase; a
-            // field without positions cannot answer it, and the exact field does.
-            _ if !positions && !words.contains(char::is_whitespace) => Box::new(EmptyQuery),
-            _ if positions && (phrase || !words.contains(char::is_whitespace)) => {
+            _ if phrase || !words.contains(char::is_whitespace) => {
                 Box::new(PhraseQuery::new(terms))
             }
             _ => Box::new(BooleanQuery::new(
@@ -1382,7 +1362,7 @@ impl SearchIndex {
                 // missing a match.
                 let mut any = vec![(
                     Occur::Should,
-                    self.words_query(TOKENIZER, self.field(*field), words, *phrase),
+                    self.words_query(self.field(*field), words, *phrase),
                 )];
                 if *field == TextField::Body {
                     any.extend(
@@ -1397,7 +1377,7 @@ impl SearchIndex {
                 field: Some(field),
                 words,
                 phrase,
-            } => self.words_query(TOKENIZER, self.field(*field), words, *phrase),
+            } => self.words_query(self.field(*field), words, *phrase),
             Expr::Text {
                 field: None,
                 words,
@@ -1413,12 +1393,7 @@ impl SearchIndex {
                     f.attachment,
                 ]
                 .into_iter()
-                .map(|field| {
-                    (
-                        Occur::Should,
-                        self.words_query(TOKENIZER, field, words, *phrase),
-                    )
-                })
+                .map(|field| (Occur::Should, self.words_query(field, words, *phrase)))
                 .collect();
                 any.extend(
                     self.stemmed(words, *phrase, statistics)
