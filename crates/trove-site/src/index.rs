@@ -193,27 +193,29 @@ pub(crate) fn words_analyzer() -> TextAnalyzer {
         .build()
 }
 
+/// The analyser of the stem fields: the exact fields' words, stemmed by `stemmer`
+/// before they are folded (the stemmers know their language's accents).
+pub(crate) fn stem_analyzer(stemmer: CachedStemmer) -> TextAnalyzer {
+    TextAnalyzer::builder(WordTokenizer::default())
+        .filter(RemoveLongFilter::limit(LONGEST_WORD))
+        .filter(LowerCaser)
+        .filter(stemmer)
+        .filter(AsciiFoldingFilter)
+        .build()
+}
+
 fn register_tokenizers(index: &Index) {
     index.tokenizers().register(TOKENIZER, words_analyzer());
     for (slot, (lang, algorithm, _)) in STEMMED.into_iter().enumerate() {
-        // Stem before folding: the stemmers know their language's accents.
-        let stemmed = |stemmer: CachedStemmer| {
-            TextAnalyzer::builder(WordTokenizer::default())
-                .filter(RemoveLongFilter::limit(LONGEST_WORD))
-                .filter(LowerCaser)
-                .filter(stemmer)
-                .filter(AsciiFoldingFilter)
-                .build()
-        };
         // The field's own analyser (what a release indexes) keeps only the stems that
         // differ from their word; a search asks for the stem of every word.
         index.tokenizers().register(
             &stem_tokenizer(lang),
-            stemmed(CachedStemmer::inflections(slot, algorithm)),
+            stem_analyzer(CachedStemmer::inflections(slot, algorithm)),
         );
         index.tokenizers().register(
             &stem_query_tokenizer(lang),
-            stemmed(CachedStemmer::new(slot, algorithm)),
+            stem_analyzer(CachedStemmer::new(slot, algorithm)),
         );
     }
 }
@@ -1766,7 +1768,7 @@ mod tests {
     /// hold English words, whose own stemmers make other stems of them.
     #[test]
     fn a_stem_finds_the_emails_of_its_whole_family_in_their_language() {
-        use super::{CachedStemmer, Sort, words_analyzer};
+        use super::{CachedStemmer, Sort, stem_analyzer, words_analyzer};
         use std::collections::BTreeSet;
 
         let sample = include_str!("../../trove/demo/enron-allen-p-sample.mbox");
@@ -1804,16 +1806,10 @@ mod tests {
             out
         };
         let every_stem = |slot: usize, text: &str| {
-            let analyzer =
-                tantivy::tokenizer::TextAnalyzer::builder(crate::tokens::WordTokenizer::default())
-                    .filter(tantivy::tokenizer::RemoveLongFilter::limit(
-                        crate::tokens::LONGEST_WORD,
-                    ))
-                    .filter(tantivy::tokenizer::LowerCaser)
-                    .filter(CachedStemmer::new(slot, STEMMED[slot].1))
-                    .filter(tantivy::tokenizer::AsciiFoldingFilter)
-                    .build();
-            words(analyzer, text)
+            words(
+                stem_analyzer(CachedStemmer::new(slot, STEMMED[slot].1)),
+                text,
+            )
         };
         /// An email's words, and its language with its stems in that language.
         struct Words {
