@@ -1211,10 +1211,17 @@ impl SearchIndex {
         if phrase {
             return Vec::new();
         }
+        use tantivy::query::Bm25StatisticsProvider;
         let mut out = Vec::new();
         // The words as the exact fields hold them (the same cuts as the stems').
         let exact = self.terms(TOKENIZER, self.fields.body, words);
         for (slot, ((lang, _, _), field)) in STEMMED.iter().zip(&self.fields.stems).enumerate() {
+            // A language no email is in is not stemmed for (most of the twelve, in most
+            // archives): a search clones and runs an analyser per language asked.
+            let in_language = Term::from_field_text(self.fields.lang, lang);
+            if statistics.is_some_and(|s| s.doc_freq(&in_language).is_ok_and(|n| n == 0)) {
+                continue;
+            }
             let stems = self.terms(&stem_query_tokenizer(lang), *field, words);
             if stems.len() > 1 && !words.contains(char::is_whitespace) {
                 continue;
@@ -1270,9 +1277,6 @@ impl SearchIndex {
         let count = |term: &Term| statistics.map(|s| s.doc_freq(term).unwrap_or(1));
         let present = |term: &Term| count(term).is_none_or(|n| n > 0);
         let lang = Term::from_field_text(f.lang, STEMMED[slot].0);
-        if !present(&lang) {
-            return None;
-        }
         let value = stem.value();
         let word = value.as_str().unwrap_or_default();
         let mut any: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(2);
