@@ -145,8 +145,9 @@ impl CachedStemmer {
 
     /// The same stemmer, dropping the ASCII words that are their own stem (`the`,
     /// `contract`, `meet`). What the index's stem fields hold, since the exact fields
-    /// already hold such a word as it is; in mail nine words in ten are their own stem,
-    /// and each one indexed twice was most of what the stem fields cost a release. A
+    /// already hold such a word as it is; in the benchmark's generated mail 89 % of the
+    /// body's words are their own English stem, and indexing them twice was most of
+    /// what the stem fields cost a release (all of it measured at 100,000 emails). A
     /// word with other letters is kept, stem or not: folded to ASCII, it may stem to
     /// something else, and a search could not tell that it was dropped.
     pub fn inflections(slot: usize, algorithm: rust_stemmers::Algorithm) -> CachedStemmer {
