@@ -1568,6 +1568,7 @@ fn index_releases(site: &Site, from: u32) -> Result<u64> {
 mod tests {
     use super::{STEMMED, SearchIndex, Statistics, ThreadMap, language_of, reads_as_english};
     use crate::{Person, PublishedMessage};
+    use std::collections::BTreeSet;
     use tantivy::collector::{Count, TopDocs};
 
     /// Email `number` of release 1 with `subject` and `text`.
@@ -1764,34 +1765,14 @@ mod tests {
         assert!(pruned_any, "some alternative was left out");
     }
 
-    /// The stem fields hold only the stems that differ from their word, and a search
-    /// finds a word that is its own stem in the exact fields of the emails in that
-    /// language: the same emails as stem fields holding every word's stem would give.
-    /// Checked against that rule, computed here word by word, for the words of real mail
-    /// (the Enron sample) and their inflections, and for German and French emails that
-    /// hold English words, whose own stemmers make other stems of them.
-    #[test]
-    fn a_stem_finds_the_emails_of_its_whole_family_in_their_language() {
+    /// Each word of `texts` (three letters or more, ASCII) and an inflection of every
+    /// fifth, searched in an index of one email per text: the emails found are those
+    /// with the word, or, in the email's language, a word of the same stem. Returns the
+    /// index, the languages of the emails, how many words were searched, and how many
+    /// emails were found by their family alone.
+    fn search_every_word_of(texts: &[String]) -> (SearchIndex, BTreeSet<usize>, usize, usize) {
         use super::{CachedStemmer, Sort, stem_analyzer, words_analyzer};
-        use std::collections::BTreeSet;
 
-        let sample = include_str!("../../trove/demo/enron-allen-p-sample.mbox");
-        let mut texts: Vec<String> = sample
-            .split("\nFrom ")
-            .filter_map(|m| Some(m.split_once("\n\n")?.1.to_string()))
-            .filter(|t| t.len() > 40)
-            .take(60)
-            .collect();
-        texts.extend([
-            "Die Besprechung ist abgesagt; wir meet uns morgen wegen der contracts und der \
-             Verträge, die noch nicht unterschrieben worden sind."
-                .to_string(),
-            "La réunion est annulée; nous parlerons demain du contract et des meetings \
-             prévus avec les avocats de la société."
-                .to_string(),
-            "We will meet again about the meetings and the contracts next week, as agreed."
-                .to_string(),
-        ]);
         let index = SearchIndex::in_ram().unwrap();
         let w = index.writer().unwrap();
         for (i, text) in texts.iter().enumerate() {
@@ -1831,7 +1812,6 @@ mod tests {
             .iter()
             .filter_map(|e| Some(e.stems.as_ref()?.0))
             .collect();
-        assert!(languages.len() >= 3, "{languages:?}");
 
         let mut queries: BTreeSet<String> = emails
             .iter()
@@ -1874,6 +1854,41 @@ mod tests {
                 .count();
             checked += 1;
         }
+        (index, languages, checked, by_family)
+    }
+
+    /// The Enron sample's texts longer than 40 bytes, up to 60.
+    fn enron_texts() -> Vec<String> {
+        let sample = include_str!("../../trove/demo/enron-allen-p-sample.mbox");
+        sample
+            .split("\nFrom ")
+            .filter_map(|m| Some(m.split_once("\n\n")?.1.to_string()))
+            .filter(|t| t.len() > 40)
+            .take(60)
+            .collect()
+    }
+
+    /// The stem fields hold only the stems that differ from their word, and a search
+    /// finds a word that is its own stem in the exact fields of the emails in that
+    /// language: the same emails as stem fields holding every word's stem would give.
+    /// Checked against that rule, computed here word by word, for the words of real mail
+    /// (the Enron sample) and their inflections, and for German and French emails that
+    /// hold English words, whose own stemmers make other stems of them.
+    #[test]
+    fn a_stem_finds_the_emails_of_its_whole_family_in_their_language() {
+        let mut texts = enron_texts();
+        texts.extend([
+            "Die Besprechung ist abgesagt; wir meet uns morgen wegen der contracts und der \
+             Verträge, die noch nicht unterschrieben worden sind."
+                .to_string(),
+            "La réunion est annulée; nous parlerons demain du contract et des meetings \
+             prévus avec les avocats de la société."
+                .to_string(),
+            "We will meet again about the meetings and the contracts next week, as agreed."
+                .to_string(),
+        ]);
+        let (index, languages, checked, by_family) = search_every_word_of(&texts);
+        assert!(languages.len() >= 3, "{languages:?}");
         assert!(checked > 500, "{checked}");
         assert!(by_family > 50, "{by_family}");
         // The stems that differ from their word are all the stem fields hold.
@@ -1884,6 +1899,23 @@ mod tests {
         };
         assert!(meet(0, "meet") > 0, "meetings → meet");
         assert_eq!(meet(2, "meet"), 0, "German: meet is its own stem");
+    }
+
+    /// The same rule where every email is in one language, so that a search does not
+    /// ask the language (`stem_query`'s shortcut).
+    #[test]
+    fn a_stem_finds_its_whole_family_where_every_email_is_in_one_language() {
+        let texts: Vec<String> = enron_texts()
+            .into_iter()
+            .filter(|t| language_of(t) == Some(0))
+            .collect();
+        let (index, languages, checked, by_family) = search_every_word_of(&texts);
+        assert_eq!(languages, BTreeSet::from([0]));
+        let searcher = index.reader.searcher();
+        let english = tantivy::Term::from_field_text(index.fields.lang, STEMMED[0].0);
+        assert_eq!(searcher.doc_freq(&english).unwrap(), searcher.num_docs());
+        assert!(checked > 300, "{checked}");
+        assert!(by_family > 20, "{by_family}");
     }
 
     #[test]
