@@ -11,8 +11,6 @@ use trove_mail::extract::{AttachmentText, attachment_text};
 use trove_mail::pii::{Detector, List};
 use trove_site::{PublishedMessage, PublishedRedaction};
 
-use rusqlite::OptionalExtension;
-
 use crate::catalogue::Rows;
 use crate::{Result, WorkspaceError};
 
@@ -443,29 +441,27 @@ pub(crate) fn decode_findings(found: &str) -> rusqlite::Result<Vec<PartFinding>>
 }
 
 /// The stored findings of email `message`, in the order they were found (what the
-/// catalogue's tests read back; a release needs only their kinds, [`load_kinds`]).
+/// catalogue's tests read back; a release needs only their kinds, [`kinds_in`]).
 #[cfg(test)]
 pub(crate) fn load_findings(
     conn: &rusqlite::Connection,
     message: i64,
 ) -> rusqlite::Result<Vec<PartFinding>> {
-    stored_findings(conn, message)?.map_or(Ok(Vec::new()), |f| decode_findings(&f))
-}
-
-/// Email `message`'s findings as stored: one JSON array, if it has any.
-fn stored_findings(conn: &rusqlite::Connection, message: i64) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT found FROM findings WHERE message = ?1")?
+    use rusqlite::OptionalExtension;
+    let found: Option<String> = conn
+        .prepare_cached("SELECT found FROM findings WHERE message = ?1")?
         .query_row([message], |r| r.get(0))
-        .optional()
+        .optional()?;
+    found.map_or(Ok(Vec::new()), |f| decode_findings(&f))
 }
 
-/// The part and kind of each stored finding of email `message`, in the order found: what
-/// a release decides from, without the values and contexts (a release reads every
-/// email's findings, and those strings were most of the decoding).
-pub(crate) fn load_kinds(
-    conn: &rusqlite::Connection,
-    message: i64,
-) -> rusqlite::Result<Vec<(String, String)>> {
+/// The part and kind of each finding in `found` (an email's stored findings, as
+/// [`encode_findings`] made them), in the order found: what a release decides from,
+/// without the values and contexts (a release reads every email's findings, and those
+/// strings were most of the decoding). The queries that need them read `found` in the
+/// same statement as the email's row: a statement of its own per email, outside a
+/// transaction, took and released SQLite's file locks each time.
+pub(crate) fn kinds_in(found: Option<&str>) -> rusqlite::Result<Vec<(String, String)>> {
     use serde::de::IgnoredAny;
     type Row = (
         String,
@@ -476,10 +472,10 @@ pub(crate) fn load_kinds(
         IgnoredAny,
         IgnoredAny,
     );
-    let Some(found) = stored_findings(conn, message)? else {
+    let Some(found) = found else {
         return Ok(Vec::new());
     };
-    let rows: Vec<Row> = serde_json::from_str(&found).map_err(|e| {
+    let rows: Vec<Row> = serde_json::from_str(found).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
     })?;
     Ok(rows.into_iter().map(|r| (r.0, r.1)).collect())

@@ -7,7 +7,7 @@
 //! state `writing` is finished before anything else, with the same numbers, title and
 //! time, so re-running produces the same manifest bytes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -55,7 +55,7 @@ struct Row {
     /// ingest's scan stored, so release does not read the documents again.
     attachment_kinds: BTreeMap<u32, Vec<String>>,
     /// Every kind found anywhere in the email, as stored by ingest's scan.
-    kinds: std::collections::BTreeSet<String>,
+    kinds: BTreeSet<String>,
     /// Where the original sits in a pack (read with the row); `None` for a loose one.
     packed: Option<Packed>,
 }
@@ -350,15 +350,31 @@ const CHUNK: u64 = 512;
 /// (2.4 % of a 100k release's samples).
 const RELEASE_ROWS: &str = "SELECT m.number, m.content_id,
         (SELECT group_concat(DISTINCT c.folder) FROM copies c WHERE c.message = m.id),
-        m.defects, m.id, p.pack, p.offset, p.length
+        m.defects, m.id, p.pack, p.offset, p.length,
+        (SELECT found FROM findings f WHERE f.message = m.id)
     FROM messages m
     LEFT JOIN packed p ON p.rowid = (SELECT q.rowid FROM packed q
         WHERE q.content_key = m.content_key AND q.content_id = m.content_id LIMIT 1)
     WHERE m.release = ?1 AND m.number BETWEEN ?2 AND ?3 ORDER BY m.number";
 
 /// The rows of `release` numbered `first..=last`, with what release needs of their DKIM
-/// and ARC results and their findings.
+/// and ARC results and their findings. They are read in one transaction: outside one,
+/// each of the DKIM and ARC lookups (one each per email) took and released SQLite's
+/// locks on the catalogue's files.
 fn release_rows(
+    conn: &Connection,
+    path: &Path,
+    release: u32,
+    first: u64,
+    last: u64,
+) -> Result<Vec<Row>> {
+    let read = conn.unchecked_transaction().map_err(db_err(path))?;
+    let rows = chunk_rows(&read, path, release, first, last)?;
+    read.commit().map_err(db_err(path))?;
+    Ok(rows)
+}
+
+fn chunk_rows(
     conn: &Connection,
     path: &Path,
     release: u32,
@@ -390,6 +406,18 @@ fn release_rows(
                 }),
                 None => None,
             };
+            let mut kinds = BTreeSet::new();
+            let mut attachment_kinds: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+            let found: Option<String> = r.get(8)?;
+            for (part, kind) in crate::privacy::kinds_in(found.as_deref())? {
+                if let Some(n) = part
+                    .strip_prefix("attachment:")
+                    .and_then(|n| n.parse().ok())
+                {
+                    attachment_kinds.entry(n).or_default().push(kind.clone());
+                }
+                kinds.insert(kind);
+            }
             Ok(Row {
                 id: r.get(4)?,
                 number: r.get::<_, i64>(0)? as u64,
@@ -398,8 +426,8 @@ fn release_rows(
                 defects,
                 dkim: Vec::new(),
                 arc: None,
-                attachment_kinds: BTreeMap::new(),
-                kinds: Default::default(),
+                attachment_kinds,
+                kinds,
                 packed,
             })
         })
@@ -408,7 +436,6 @@ fn release_rows(
         .map_err(db_err(path))?;
     load_dkim(conn, path, &mut rows)?;
     load_arc(conn, path, &mut rows)?;
-    load_attachment_kinds(conn, path, &mut rows)?;
     Ok(rows)
 }
 
@@ -463,23 +490,6 @@ fn load_arc(conn: &Connection, path: &Path, rows: &mut [Row]) -> Result<()> {
             reason,
             seals,
         });
-    }
-    Ok(())
-}
-
-/// The kinds found in each row, and in each of its attachments.
-fn load_attachment_kinds(conn: &Connection, path: &Path, rows: &mut [Row]) -> Result<()> {
-    for row in rows.iter_mut() {
-        let found = crate::privacy::load_kinds(conn, row.id).map_err(db_err(path))?;
-        for (part, kind) in found {
-            row.kinds.insert(kind.clone());
-            if let Some(n) = part
-                .strip_prefix("attachment:")
-                .and_then(|n| n.parse().ok())
-            {
-                row.attachment_kinds.entry(n).or_default().push(kind);
-            }
-        }
     }
     Ok(())
 }

@@ -337,7 +337,9 @@ impl Workspace {
         {
             let mut stmt = tx
                 .prepare(
-                    "SELECT m.id, m.content_id, m.message_id FROM plan_members p
+                    "SELECT m.id, m.content_id, m.message_id,
+                       (SELECT found FROM findings f WHERE f.message = m.id)
+                     FROM plan_members p
                      JOIN messages m ON m.id = p.message
                      WHERE p.plan = ?1 AND m.number IS NULL
                        AND m.id NOT IN (SELECT message FROM withheld)
@@ -350,12 +352,13 @@ impl Workspace {
                         r.get::<_, i64>(0)?,
                         r.get::<_, String>(1)?,
                         r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
                     ))
                 })
                 .map_err(cat_err)?;
             for member in members {
-                let (id, content_id, message_id) = member.map_err(cat_err)?;
-                match decide(&tx, policy, id, &content_id, message_id.as_deref())
+                let (id, content_id, message_id, found) = member.map_err(cat_err)?;
+                match decide(policy, found.as_deref(), &content_id, message_id.as_deref())
                     .map_err(cat_err)?
                 {
                     Decision::Publish => ids.push(id),
@@ -417,7 +420,9 @@ impl Workspace {
         let policy = self.policy()?;
         self.refresh_findings(&policy, &|_, _| {})?;
         let mut sql = String::from(
-            "SELECT id, content_id, message_id FROM messages
+            "SELECT id, content_id, message_id,
+               (SELECT found FROM findings f WHERE f.message = messages.id)
+             FROM messages
              WHERE number IS NULL AND id NOT IN (SELECT message FROM withheld)
                AND id NOT IN (SELECT message FROM plan_members)",
         );
@@ -437,14 +442,14 @@ impl Workspace {
             ));
         }
         sql.push_str(" ORDER BY date IS NULL, date, content_id");
-        let mut rows: Vec<(i64, String, Option<String>)> = {
+        let mut rows: Vec<Candidate> = {
             let mut stmt = self
                 .catalogue
                 .conn
                 .prepare(&sql)
                 .map_err(self.catalogue.err())?;
             stmt.query_map(rusqlite::params_from_iter(args), |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .map_err(self.catalogue.err())?
             .collect::<Result<_, _>>()
@@ -452,19 +457,18 @@ impl Workspace {
         };
         if let Some(q) = &selection.query {
             let matching = self.query_workspace(q, &rows)?;
-            rows.retain(|(id, _, _)| matching.contains(id));
+            rows.retain(|(id, ..)| matching.contains(id));
         }
         let mut chosen = Vec::new();
         let mut counted = 0;
         let mut blocked = Vec::new();
-        for (id, content_id, message_id) in rows {
+        for (id, content_id, message_id, found) in rows {
             if selection.limit.is_some_and(|n| counted >= n) {
                 break;
             }
             let decision = decide(
-                &self.catalogue.conn,
                 &policy,
-                id,
+                found.as_deref(),
                 &content_id,
                 message_id.as_deref(),
             )
@@ -489,16 +493,12 @@ impl Workspace {
     /// The ids among `rows` whose email matches query `q`: their unredacted form is
     /// indexed in memory (it never leaves the workspace) and searched with the engine
     /// readers use, so `--query` means what it means on the site.
-    fn query_workspace(
-        &self,
-        q: &str,
-        rows: &[(i64, String, Option<String>)],
-    ) -> Result<HashSet<i64>> {
+    fn query_workspace(&self, q: &str, rows: &[Candidate]) -> Result<HashSet<i64>> {
         trove_site::query::parse(q)
             .map_err(|e| WorkspaceError::Usage(format!("--query {e}\n{}", e.pointer(q))))?;
         let index = SearchIndex::in_ram()?;
         let writer = index.writer()?;
-        for (id, content_id, _) in rows {
+        for (id, content_id, ..) in rows {
             let raw = self.blobs.get(content_id)?;
             let (message, texts) = crate::release::searchable_form(*id as u64, &raw);
             index.add(&writer, &message, &texts)?;
@@ -511,17 +511,21 @@ impl Workspace {
     }
 }
 
-/// What the policy does with email `id`, from its stored findings and any override.
+/// An unreleased email a plan may take: id, content id, Message-ID and its stored
+/// findings, read in one statement.
+type Candidate = (i64, String, Option<String>, Option<String>);
+
+/// What the policy does with an email, from its stored findings (`found`) and any
+/// override for its content id or Message-ID.
 fn decide(
-    conn: &rusqlite::Connection,
     policy: &crate::privacy::Policy,
-    id: i64,
+    found: Option<&str>,
     content_id: &str,
     message_id: Option<&str>,
 ) -> rusqlite::Result<Decision> {
     // The kinds alone: decoding every finding's value and context for each email was
     // a third of what planning a release of 100,000 emails took.
-    let kinds: std::collections::BTreeSet<String> = crate::privacy::load_kinds(conn, id)?
+    let kinds: std::collections::BTreeSet<String> = crate::privacy::kinds_in(found)?
         .into_iter()
         .map(|(_, kind)| kind)
         .collect();
