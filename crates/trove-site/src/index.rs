@@ -27,7 +27,7 @@ use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
     TextOptions, Value,
 };
-use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, TextAnalyzer};
+use tantivy::tokenizer::{AsciiFoldingFilter, TextAnalyzer};
 use tantivy::{
     DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, SegmentReader,
     TantivyDocument, Term,
@@ -38,7 +38,7 @@ use crate::query::{ExactField, Expr, QueryError, TextField};
 use crate::ranking::{Key, SKIPPED, TopRelevant, keep_after};
 use crate::snippet::Highlighter;
 use crate::threads::{Links, ThreadMap};
-use crate::tokens::{CachedStemmer, LONGEST_WORD, WordTokenizer};
+use crate::tokens::{CachedStemmer, WordTokenizer};
 use crate::{PublishedMessage, Result, Site, SiteError, io_err};
 use rust_stemmers::Algorithm;
 
@@ -187,8 +187,6 @@ impl Fields {
 /// with.
 pub(crate) fn words_analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(WordTokenizer::default())
-        .filter(RemoveLongFilter::limit(LONGEST_WORD))
-        .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
         .build()
 }
@@ -197,8 +195,6 @@ pub(crate) fn words_analyzer() -> TextAnalyzer {
 /// before they are folded (the stemmers know their language's accents).
 pub(crate) fn stem_analyzer(stemmer: CachedStemmer) -> TextAnalyzer {
     TextAnalyzer::builder(WordTokenizer::default())
-        .filter(RemoveLongFilter::limit(LONGEST_WORD))
-        .filter(LowerCaser)
         .filter(stemmer)
         .filter(AsciiFoldingFilter)
         .build()

@@ -20,7 +20,7 @@ use tantivy::schema::Field;
 use tantivy::tokenizer::{TextAnalyzer, TokenStream};
 use tantivy::{Score, Term};
 
-use crate::tokens::{LONGEST_WORD, is_cjk};
+use crate::tokens::{LONGEST_WORD, is_cjk, next_word};
 
 /// The words of one search, ready to mark in the texts of its hits
 /// ([`crate::SearchIndex::run_highlighted`]).
@@ -177,69 +177,30 @@ impl Highlighter {
                 fragment.marked.push(word);
             }
         };
-        // The index's cut of the text into words (`tokens.rs`: runs of letters and
-        // digits, each CJK character a word of its own, words of LONGEST_WORD bytes or
-        // more dropped), done on the bytes: an ASCII word is compared lower-cased in
-        // place, and only a word with other letters goes through the analyser, which
-        // lower-cases and folds it as the index did.
-        // ASCII, most of mail, is classed by a table on the byte (`is_word`); any other
-        // character is decoded. A word that cannot be one of the query's words by its
-        // first character is passed over (`may_match`), so the analyser is asked only
-        // about the few others, and cloned only for a text that has one.
+        // The index's cut of the text into words (`tokens::next_word`, which works on
+        // the bytes), words of LONGEST_WORD bytes or more dropped: an ASCII word is
+        // compared lower-cased in place, and only a word with other letters goes
+        // through the analyser, which lower-cases and folds it as the index did. A word
+        // that cannot be one of the query's words by its first character is passed over
+        // (`may_match`), so the analyser is asked only about the few others, and cloned
+        // only for a text that has one.
         let mut analyzer: Option<TextAnalyzer> = None;
-        let bytes = text.as_bytes();
         let mut at = 0;
-        while at < bytes.len() {
-            let b = bytes[at];
-            if b.is_ascii() && !ASCII_WORD[b as usize] {
-                at += 1;
+        while let Some((start, end, ascii)) = next_word(text, at) {
+            at = end;
+            if end - start >= LONGEST_WORD {
                 continue;
             }
-            let (c, width) = char_at(text, at);
-            if !is_word(c) {
-                at += width;
-                continue;
-            }
-            let start = at;
-            at += width;
-            if is_cjk(c) {
-                let weight = self
-                    .may_match(c)
-                    .then(|| self.analysed_weight(&mut analyzer, &text[start..at]))
-                    .flatten();
-                visit(start..at, weight);
-                continue;
-            }
-            // ASCII letters and digits by the table alone; any other character is
-            // decoded and classed.
-            let mut ascii = c.is_ascii();
-            while at < bytes.len() {
-                let b = bytes[at];
-                if b.is_ascii() {
-                    if !ASCII_WORD[b as usize] {
-                        break;
-                    }
-                    at += 1;
-                    continue;
-                }
-                let (c, width) = char_at(text, at);
-                if !is_word(c) || is_cjk(c) {
-                    break;
-                }
-                ascii = false;
-                at += width;
-            }
-            if at - start >= LONGEST_WORD {
-                continue;
-            }
-            let weight = if !self.may_match(c) {
+            let word = &text[start..end];
+            let first = word.chars().next().expect("a word is not empty");
+            let weight = if !self.may_match(first) {
                 None
             } else if ascii {
-                self.ascii_weight(&bytes[start..at])
+                self.ascii_weight(word.as_bytes())
             } else {
-                self.analysed_weight(&mut analyzer, &text[start..at])
+                self.analysed_weight(&mut analyzer, word)
             };
-            visit(start..at, weight);
+            visit(start..end, weight);
         }
         if fragment.score > best.score {
             best = fragment;
@@ -285,41 +246,6 @@ fn stays_outside_ascii(c: char) -> bool {
     matches!(c as u32, 0x0370..=0x03FF | 0x0400..=0x052F | 0x0590..=0x06FF) || is_cjk(c)
 }
 
-/// Which ASCII bytes are letters or digits: the index's word characters below 0x80.
-static ASCII_WORD: [bool; 128] = {
-    let mut t = [false; 128];
-    let mut b = 0;
-    while b < 128 {
-        t[b] = (b as u8).is_ascii_alphanumeric();
-        b += 1;
-    }
-    t
-};
-
-/// Whether `c` is a letter or a digit, as the index's words are made of; ASCII by a
-/// table.
-#[inline]
-fn is_word(c: char) -> bool {
-    match ASCII_WORD.get(c as usize) {
-        Some(&word) => word,
-        None => c.is_alphanumeric(),
-    }
-}
-
-/// The character at byte `at` of `text` and its length, with ASCII taken from the byte.
-#[inline]
-fn char_at(text: &str, at: usize) -> (char, usize) {
-    let b = text.as_bytes()[at];
-    if b.is_ascii() {
-        return (b as char, 1);
-    }
-    let c = text[at..]
-        .chars()
-        .next()
-        .expect("at is a character boundary");
-    (c, c.len_utf8())
-}
-
 /// `s` escaped for HTML text and attribute values: the five characters that matter, as
 /// the generator escapes them.
 fn escape_into(out: &mut String, s: &str) {
@@ -356,7 +282,7 @@ mod tests {
         let mut analyzer = crate::index::words_analyzer();
         let mut checked = 0;
         for c in (0x80..0x30000).filter_map(char::from_u32) {
-            if !stays_outside_ascii(c) || !is_word(c) {
+            if !stays_outside_ascii(c) || !c.is_alphanumeric() {
                 continue;
             }
             let word = c.to_string();
