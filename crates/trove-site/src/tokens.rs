@@ -45,11 +45,34 @@ pub fn is_cjk(c: char) -> bool {
     )
 }
 
+/// Whether each character from U+0080 to U+07FF (two bytes in UTF-8: accented Latin,
+/// Greek, Cyrillic, Armenian, Hebrew, Arabic) is a letter or a digit, a bit each, made
+/// by `char::is_alphanumeric`, which searches Unicode's tables on every call.
+static TWO_BYTE_WORD: std::sync::LazyLock<[u64; 30]> = std::sync::LazyLock::new(|| {
+    let mut bits = [0u64; 30];
+    for c in (0x80..0x800).filter_map(char::from_u32) {
+        if c.is_alphanumeric() {
+            let i = c as usize - 0x80;
+            bits[i / 64] |= 1 << (i % 64);
+        }
+    }
+    bits
+});
+
+/// `c.is_alphanumeric()`, from the table for two-byte characters.
+fn is_word_char(c: char, two_byte: &[u64; 30]) -> bool {
+    match (c as usize).checked_sub(0x80) {
+        Some(i) if i < 30 * 64 => two_byte[i / 64] & (1 << (i % 64)) != 0,
+        _ => c.is_alphanumeric(),
+    }
+}
+
 /// The next word of `text` at or after byte `at` (a character boundary): its start and
 /// end, and whether it is all ASCII. A word is a run of letters and digits; a CJK
 /// character is a word of its own.
 pub(crate) fn next_word(text: &str, mut at: usize) -> Option<(usize, usize, bool)> {
     let bytes = text.as_bytes();
+    let two_byte = &*TWO_BYTE_WORD;
     // The character at `at`, which is not ASCII.
     let wide = |at: usize| text[at..].chars().next().expect("a character boundary");
     loop {
@@ -61,7 +84,7 @@ pub(crate) fn next_word(text: &str, mut at: usize) -> Option<(usize, usize, bool
             at += 1;
         } else {
             let c = wide(at);
-            if c.is_alphanumeric() {
+            if is_word_char(c, two_byte) {
                 if is_cjk(c) {
                     return Some((at, at + c.len_utf8(), false));
                 }
@@ -80,7 +103,7 @@ pub(crate) fn next_word(text: &str, mut at: usize) -> Option<(usize, usize, bool
             at += 1;
         } else {
             let c = wide(at);
-            if !c.is_alphanumeric() || is_cjk(c) {
+            if !is_word_char(c, two_byte) || is_cjk(c) {
                 break;
             }
             ascii = false;
@@ -172,6 +195,10 @@ const KEPT_STEMS: usize = 1 << 16;
 /// that short; longer ones are stemmed every time.
 type Short = [u8; 16];
 
+/// What is kept for a word that is its own stem (most words): all zeros, which no stem
+/// kept is (an empty stem is not kept), so such a word costs no comparison.
+const ITSELF: Short = [0; 16];
+
 fn short(word: &str) -> Option<Short> {
     let bytes = word.as_bytes();
     let mut short = [0; 16];
@@ -184,8 +211,13 @@ fn unpad(short: &Short) -> &str {
     std::str::from_utf8(&short[..len]).expect("a kept stem is the bytes of a str")
 }
 
+type Kept = FxHashMap<Short, Short>;
+
 thread_local! {
-    static STEMS: RefCell<Vec<FxHashMap<Short, Short>>> = const { RefCell::new(Vec::new()) };
+    /// Each language's kept stems on this thread, by slot. A stream takes its
+    /// language's map for its life (one thread-local access per text, not per word) and
+    /// puts it back when dropped.
+    static STEMS: RefCell<Vec<Kept>> = const { RefCell::new(Vec::new()) };
 }
 
 impl CachedStemmer {
@@ -235,9 +267,17 @@ impl<T: Tokenizer> Tokenizer for CachedStemmerFilter<T> {
     type TokenStream<'a> = CachedStemmerStream<T::TokenStream<'a>>;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        let slot = self.stemmer.slot;
+        let kept = STEMS.with_borrow_mut(|stems| {
+            if stems.len() <= slot {
+                stems.resize_with(slot + 1, Kept::default);
+            }
+            std::mem::take(&mut stems[slot])
+        });
         CachedStemmerStream {
             tail: self.inner.token_stream(text),
-            slot: self.stemmer.slot,
+            slot,
+            kept,
             stemmer: rust_stemmers::Stemmer::create(self.stemmer.algorithm),
             inflections_only: self.stemmer.inflections_only,
         }
@@ -247,8 +287,23 @@ impl<T: Tokenizer> Tokenizer for CachedStemmerFilter<T> {
 pub struct CachedStemmerStream<T> {
     tail: T,
     slot: usize,
+    /// This language's kept stems, taken from the thread's for the stream's life.
+    kept: Kept,
     stemmer: rust_stemmers::Stemmer,
     inflections_only: bool,
+}
+
+impl<T> Drop for CachedStemmerStream<T> {
+    fn drop(&mut self) {
+        let kept = std::mem::take(&mut self.kept);
+        STEMS.with_borrow_mut(|stems| {
+            // Another stream of the language on this thread, alive at the same time,
+            // started without the kept stems; the larger map is the one kept.
+            if stems[self.slot].len() < kept.len() {
+                stems[self.slot] = kept;
+            }
+        });
+    }
 }
 
 impl<T: TokenStream> TokenStream for CachedStemmerStream<T> {
@@ -258,31 +313,30 @@ impl<T: TokenStream> TokenStream for CachedStemmerStream<T> {
                 return false;
             }
             let text = &mut self.tail.token_mut().text;
-            let keep = STEMS.with_borrow_mut(|stems| {
-                if stems.len() <= self.slot {
-                    stems.resize_with(self.slot + 1, FxHashMap::default);
-                }
-                let kept = &mut stems[self.slot];
-                let word = short(text);
-                if let Some(stem) = word.and_then(|w| kept.get(&w)) {
-                    let stem = unpad(stem);
-                    if stem == text.as_str() {
-                        return !text.is_ascii();
-                    }
+            let word = short(text);
+            let keep = match word.and_then(|w| self.kept.get(&w)) {
+                Some(&ITSELF) => !text.is_ascii(),
+                Some(stem) => {
                     text.clear();
-                    text.push_str(stem);
-                    return true;
+                    text.push_str(unpad(stem));
+                    true
                 }
-                let stem = self.stemmer.stem(text).into_owned();
-                if let (Some(word), Some(stem)) = (word, short(&stem))
-                    && kept.len() < KEPT_STEMS
-                {
-                    kept.insert(word, stem);
+                None => {
+                    let stem = self.stemmer.stem(text).into_owned();
+                    if let Some(word) = word
+                        && self.kept.len() < KEPT_STEMS
+                    {
+                        if stem == *text {
+                            self.kept.insert(word, ITSELF);
+                        } else if let Some(kept) = short(&stem).filter(|s| *s != ITSELF) {
+                            self.kept.insert(word, kept);
+                        }
+                    }
+                    let keep = stem != *text || !text.is_ascii();
+                    *text = stem;
+                    keep
                 }
-                let keep = stem != *text || !text.is_ascii();
-                *text = stem;
-                keep
-            });
+            };
             if keep || !self.inflections_only {
                 return true;
             }
@@ -349,6 +403,14 @@ mod tests {
             words(&format!("a {long} B")),
             [("a".into(), 0), ("b".into(), 2)]
         );
+    }
+
+    #[test]
+    fn the_two_byte_table_is_unicodes() {
+        let table = &*TWO_BYTE_WORD;
+        for c in (0..0x30000).filter_map(char::from_u32) {
+            assert_eq!(is_word_char(c, table), c.is_alphanumeric(), "{c:?}");
+        }
     }
 
     /// The cut as it was written first, character by character with Unicode's tables:
