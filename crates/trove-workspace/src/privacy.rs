@@ -447,20 +447,24 @@ pub(crate) fn load_findings(
     conn: &rusqlite::Connection,
     message: i64,
 ) -> rusqlite::Result<Vec<PartFinding>> {
+    stored_findings(conn, message)?.map_or(Ok(Vec::new()), |f| decode_findings(&f))
+}
+
+/// Email `message`'s findings as stored: one JSON array, if it has any.
+pub(crate) fn stored_findings(
+    conn: &rusqlite::Connection,
+    message: i64,
+) -> rusqlite::Result<Option<String>> {
     use rusqlite::OptionalExtension;
-    let found: Option<String> = conn
-        .prepare_cached("SELECT found FROM findings WHERE message = ?1")?
+    conn.prepare_cached("SELECT found FROM findings WHERE message = ?1")?
         .query_row([message], |r| r.get(0))
-        .optional()?;
-    found.map_or(Ok(Vec::new()), |f| decode_findings(&f))
+        .optional()
 }
 
 /// The part and kind of each finding in `found` (an email's stored findings, as
 /// [`encode_findings`] made them), in the order found: what a release decides from,
 /// without the values and contexts (a release reads every email's findings, and those
-/// strings were most of the decoding). The queries that need them read `found` in the
-/// same statement as the email's row: a statement of its own per email, outside a
-/// transaction, took and released SQLite's file locks each time.
+/// strings were most of the decoding).
 pub(crate) fn kinds_in(found: Option<&str>) -> rusqlite::Result<Vec<(String, String)>> {
     use serde::de::IgnoredAny;
     type Row = (

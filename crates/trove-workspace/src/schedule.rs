@@ -337,28 +337,20 @@ impl Workspace {
         {
             let mut stmt = tx
                 .prepare(
-                    "SELECT m.id, m.content_id, m.message_id,
-                       (SELECT found FROM findings f WHERE f.message = m.id)
-                     FROM plan_members p
+                    "SELECT m.id, m.date, m.content_id, m.message_id FROM plan_members p
                      JOIN messages m ON m.id = p.message
                      WHERE p.plan = ?1 AND m.number IS NULL
-                       AND m.id NOT IN (SELECT message FROM withheld)
-                     ORDER BY m.date IS NULL, m.date, m.content_id",
+                       AND m.id NOT IN (SELECT message FROM withheld)",
                 )
                 .map_err(cat_err)?;
-            let members = stmt
-                .query_map([plan], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        r.get::<_, Option<String>>(3)?,
-                    ))
-                })
+            let mut members: Vec<Candidate> = stmt
+                .query_map([plan], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(cat_err)?
+                .collect::<Result<_, _>>()
                 .map_err(cat_err)?;
-            for member in members {
-                let (id, content_id, message_id, found) = member.map_err(cat_err)?;
-                match decide(policy, found.as_deref(), &content_id, message_id.as_deref())
+            oldest_first(&mut members);
+            for (id, _, content_id, message_id) in members {
+                match decide(&tx, policy, id, &content_id, message_id.as_deref())
                     .map_err(cat_err)?
                 {
                     Decision::Publish => ids.push(id),
@@ -420,9 +412,7 @@ impl Workspace {
         let policy = self.policy()?;
         self.refresh_findings(&policy, &|_, _| {})?;
         let mut sql = String::from(
-            "SELECT id, content_id, message_id,
-               (SELECT found FROM findings f WHERE f.message = messages.id)
-             FROM messages
+            "SELECT id, date, content_id, message_id FROM messages
              WHERE number IS NULL AND id NOT IN (SELECT message FROM withheld)
                AND id NOT IN (SELECT message FROM plan_members)",
         );
@@ -441,13 +431,15 @@ impl Workspace {
                 " AND id IN (SELECT message FROM copies WHERE folder = ?{a} OR folder LIKE ?{b})"
             ));
         }
-        sql.push_str(" ORDER BY date IS NULL, date, content_id");
+        // One read transaction for the candidates and their findings: a statement
+        // outside one takes and releases SQLite's locks.
+        let read = self
+            .catalogue
+            .conn
+            .unchecked_transaction()
+            .map_err(self.catalogue.err())?;
         let mut rows: Vec<Candidate> = {
-            let mut stmt = self
-                .catalogue
-                .conn
-                .prepare(&sql)
-                .map_err(self.catalogue.err())?;
+            let mut stmt = read.prepare(&sql).map_err(self.catalogue.err())?;
             stmt.query_map(rusqlite::params_from_iter(args), |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
@@ -455,6 +447,7 @@ impl Workspace {
             .collect::<Result<_, _>>()
             .map_err(self.catalogue.err())?
         };
+        oldest_first(&mut rows);
         if let Some(q) = &selection.query {
             let matching = self.query_workspace(q, &rows)?;
             rows.retain(|(id, ..)| matching.contains(id));
@@ -462,17 +455,12 @@ impl Workspace {
         let mut chosen = Vec::new();
         let mut counted = 0;
         let mut blocked = Vec::new();
-        for (id, content_id, message_id, found) in rows {
+        for (id, _, content_id, message_id) in rows {
             if selection.limit.is_some_and(|n| counted >= n) {
                 break;
             }
-            let decision = decide(
-                &policy,
-                found.as_deref(),
-                &content_id,
-                message_id.as_deref(),
-            )
-            .map_err(self.catalogue.err())?;
+            let decision = decide(&read, &policy, id, &content_id, message_id.as_deref())
+                .map_err(self.catalogue.err())?;
             let publishable = match decision {
                 Decision::Publish => true,
                 Decision::Withhold(_) => false,
@@ -484,6 +472,7 @@ impl Workspace {
             counted += publishable as u64;
             chosen.push(Chosen { id, publishable });
         }
+        drop(read);
         if !blocked.is_empty() {
             return Err(blocked_error(&self.root, &blocked));
         }
@@ -498,7 +487,7 @@ impl Workspace {
             .map_err(|e| WorkspaceError::Usage(format!("--query {e}\n{}", e.pointer(q))))?;
         let index = SearchIndex::in_ram()?;
         let writer = index.writer()?;
-        for (id, content_id, ..) in rows {
+        for (id, _, content_id, _) in rows {
             let raw = self.blobs.get(content_id)?;
             let (message, texts) = crate::release::searchable_form(*id as u64, &raw);
             index.add(&writer, &message, &texts)?;
@@ -511,21 +500,28 @@ impl Workspace {
     }
 }
 
-/// An unreleased email a plan may take: id, content id, Message-ID and its stored
-/// findings, read in one statement.
-type Candidate = (i64, String, Option<String>, Option<String>);
+/// An unreleased email a plan may take: id, date, content id and Message-ID.
+type Candidate = (i64, Option<i64>, String, Option<String>);
 
-/// What the policy does with an email, from its stored findings (`found`) and any
-/// override for its content id or Message-ID.
+/// Oldest first, ties by content id, undated last: the order numbers are given in.
+/// Sorted here rather than by SQLite, whose sorter wrote its runs to temporary files
+/// once the candidates outgrew its cache (a million of them at 1M).
+fn oldest_first(rows: &mut [Candidate]) {
+    rows.sort_unstable_by(|a, b| (a.1.is_none(), a.1, &a.2).cmp(&(b.1.is_none(), b.1, &b.2)));
+}
+
+/// What the policy does with email `id`, from its stored findings and any override.
 fn decide(
+    conn: &rusqlite::Connection,
     policy: &crate::privacy::Policy,
-    found: Option<&str>,
+    id: i64,
     content_id: &str,
     message_id: Option<&str>,
 ) -> rusqlite::Result<Decision> {
     // The kinds alone: decoding every finding's value and context for each email was
     // a third of what planning a release of 100,000 emails took.
-    let kinds: std::collections::BTreeSet<String> = crate::privacy::kinds_in(found)?
+    let found = crate::privacy::stored_findings(conn, id)?;
+    let kinds: std::collections::BTreeSet<String> = crate::privacy::kinds_in(found.as_deref())?
         .into_iter()
         .map(|(_, kind)| kind)
         .collect();
@@ -617,6 +613,24 @@ pub fn parse_until(s: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The order SQL's `ORDER BY date IS NULL, date, content_id` gave.
+    #[test]
+    fn candidates_go_oldest_first_ties_by_content_id_undated_last() {
+        let mut rows: Vec<Candidate> = [
+            (1, None, "b"),
+            (2, Some(5), "z"),
+            (3, Some(5), "a"),
+            (4, Some(-1), "c"),
+            (5, None, "a"),
+        ]
+        .into_iter()
+        .map(|(id, date, cid)| (id, date, cid.to_string(), None))
+        .collect();
+        oldest_first(&mut rows);
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        assert_eq!(ids, [4, 3, 2, 5, 1]);
+    }
 
     #[test]
     fn times_as_publishers_write_them() {
