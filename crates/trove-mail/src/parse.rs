@@ -574,6 +574,57 @@ pub fn decode_charset(
 mod tests {
     use super::*;
 
+    /// The fields `message_parser` names are parsed as mail-parser's defaults parse them,
+    /// in every part, on the Enron sample and on a message with each named field; only
+    /// Received differs (raw), which shows the comparison tells values apart.
+    #[test]
+    fn the_parser_is_mail_parsers_default_but_for_received() {
+        let every_field = "Received: from a.example (a.example [192.0.2.1]) by b.example \
+             with ESMTP id 1; Mon, 1 Jan 2001 10:00:00 +0000\r\n\
+             Return-Path: <bounce@a.example>\r\nDate: Mon, 1 Jan 2001 10:00:00 +0000\r\n\
+             Resent-Date: Tue, 2 Jan 2001 10:00:00 +0000\r\nFrom: A <a@a.example>\r\n\
+             Sender: s@a.example\r\nReply-To: r@a.example\r\nTo: b@b.example, C <c@c.example>\r\n\
+             Cc: d@d.example\r\nBcc: e@e.example\r\nResent-From: f@f.example\r\n\
+             Resent-Sender: g@g.example\r\nResent-To: h@h.example\r\nResent-Cc: i@i.example\r\n\
+             Resent-Bcc: j@j.example\r\nResent-Message-ID: <r1@a.example>\r\n\
+             Message-ID: <m1@a.example>\r\nIn-Reply-To: <m0@a.example>\r\n\
+             References: <m-1@a.example> <m0@a.example>\r\n\
+             Subject: =?utf-8?q?caf=C3=A9?= notes\r\nComments: (a comment)\r\n\
+             Keywords: gas, power\r\nContent-Language: en, de\r\n\
+             List-Id: Traders <traders.a.example>\r\nList-Post: <mailto:traders@a.example>\r\n\
+             List-Help: <mailto:help@a.example>\r\nList-Owner: <mailto:owner@a.example>\r\n\
+             List-Archive: <https://a.example/archive>\r\n\
+             List-Subscribe: <mailto:join@a.example>\r\n\
+             List-Unsubscribe: <mailto:leave@a.example>\r\nX-Folder: sent\r\n\
+             MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Transfer-Encoding: quoted-printable\r\nContent-ID: <p1@a.example>\r\n\
+             Content-Description: body\r\nContent-Location: body.txt\r\n\r\nhello\r\n\
+             --b\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\n\
+             Content-Disposition: attachment; filename=\"a.pdf\"\r\n\r\n%PDF\r\n--b--\r\n";
+        let enron = include_str!("../../trove/demo/enron-allen-p-sample.mbox");
+        let mut compared = 0;
+        let mut received = 0;
+        for raw in std::iter::once(every_field).chain(enron.split("\nFrom ")) {
+            let theirs = MessageParser::default().parse(raw.as_bytes()).unwrap();
+            let ours = message_parser().parse(raw.as_bytes()).unwrap();
+            assert_eq!(ours.parts.len(), theirs.parts.len());
+            for (a, b) in ours.parts.iter().zip(&theirs.parts) {
+                assert_eq!(a.headers.len(), b.headers.len());
+                for (a, b) in a.headers.iter().zip(&b.headers) {
+                    if a.name == HeaderName::Received {
+                        received += 1;
+                        assert_ne!(a.value, b.value);
+                    } else {
+                        assert_eq!(a, b);
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert!(received >= 1 && compared > 1_000, "{received} {compared}");
+    }
+
     #[test]
     fn mislabelled_latin1_is_detected() {
         let mut defects = Vec::new();
