@@ -421,11 +421,15 @@ fn mailboxes(address: Option<&Address<'_>>) -> Vec<Mailbox> {
 pub fn decoded_header_text(header_block: &str) -> String {
     // Addresses as addresses, every other field (X-… included) as text with its encoded
     // words decoded. mail-parser applies a default field parser only when some fields are
-    // configured, hence the address and MIME parsers named here.
-    let parser = MessageParser::new()
-        .with_address_headers()
-        .with_mime_headers()
-        .default_header_text();
+    // configured, hence the address and MIME parsers named here. Built once, as
+    // `message_parser` is: its map of fields was made again for every email.
+    static PARSER: std::sync::OnceLock<MessageParser> = std::sync::OnceLock::new();
+    let parser = PARSER.get_or_init(|| {
+        MessageParser::new()
+            .with_address_headers()
+            .with_mime_headers()
+            .default_header_text()
+    });
     let Some(message) = parser.parse_headers(header_block.as_bytes()) else {
         return header_block.to_string();
     };
