@@ -374,6 +374,7 @@ fn release_rows(
     Ok(rows)
 }
 
+/// [`release_rows`]' reads, inside its transaction.
 fn chunk_rows(
     conn: &Connection,
     path: &Path,
