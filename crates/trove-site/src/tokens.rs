@@ -19,9 +19,9 @@ pub const LONGEST_WORD: usize = 60;
 /// Cuts text into words and lower-cases them: what tantivy's `RemoveLongFilter` (at
 /// [`LONGEST_WORD`]) and `LowerCaser` after a word cutter would give, token for token
 /// and position for position (a test compares them), in one pass over the text's bytes.
-/// Cutting char by char with Unicode's tables, and the two filters after it, were about
-/// a tenth of a release's instructions: an ASCII byte is told a letter or a digit by
-/// itself, and only the rest of a text is decoded.
+/// Cutting char by char with Unicode's tables, then the two filters, took a 10k release
+/// 13.56 G instructions besides SHA-256 under callgrind, against 12.99 G this way: an
+/// ASCII byte is told a letter or a digit by itself, and only the rest is decoded.
 #[derive(Clone, Default)]
 pub struct WordTokenizer {
     token: Token,
