@@ -1919,6 +1919,34 @@ mod tests {
         assert!(by_family > 20, "{by_family}");
     }
 
+    /// whatlang is asked about the first 1,000 bytes only: French for 900 of them,
+    /// then German to the end, is French, though German is most of the first 2,000.
+    #[test]
+    fn whatlang_reads_the_first_thousand_bytes() {
+        let repeat = |s: &str, bytes: usize| {
+            let mut out = String::new();
+            while out.len() < bytes {
+                out.push_str(s);
+            }
+            out.truncate(out.floor_char_boundary(bytes));
+            out
+        };
+        let french = repeat(
+            "Merci pour la mise à jour. Nous avons regardé les chiffres que vous avez \
+             envoyés et nous allons suivre le plan convenu la semaine dernière. ",
+            900,
+        );
+        let german = repeat(
+            "Danke für die Aktualisierung. Wir haben uns die Zahlen angesehen, die Sie \
+             geschickt haben, und machen mit dem Plan weiter, der vereinbart wurde. ",
+            1400,
+        );
+        let code = |lang: &str| STEMMED.iter().position(|(c, _, _)| *c == lang);
+        assert!(french.len() < 1000 && french.len() + german.len() > 2000);
+        assert_eq!(language_of(&german), code("de"));
+        assert_eq!(language_of(&format!("{french}{german}")), code("fr"));
+    }
+
     #[test]
     fn english_is_told_by_its_common_words_and_other_languages_go_to_whatlang() {
         let english = "Thanks for the update. I have looked at the numbers you sent and they \
