@@ -64,8 +64,8 @@ const STEMMED: [(&str, Algorithm, whatlang::Lang); 12] = [
 
 /// The language (its [`STEMMED`] slot) whose stems are not indexed: English, most mail.
 /// A search finds an English word's family among the words the exact fields already
-/// hold ([`SearchIndex::family`]), and indexing the stems had been a sixth of a
-/// release's CPU. The other languages keep their stem fields: a family is found among
+/// hold ([`SearchIndex::family`]): indexing its stems had been about a tenth of a 100k
+/// release's CPU (BENCHMARKS.md). The other languages keep their stem fields: a family is found among
 /// folded words, and folding changes where their stemmers cut (French `annulée` stems
 /// to `annul`, its folded `annulee` to `annule`); English words are ASCII.
 const FAMILY_AT_SEARCH: usize = 0;
@@ -1311,8 +1311,13 @@ impl SearchIndex {
     /// written with accents may stem otherwise than its folded form: such an email can
     /// match where it did not, never the other way round.
     ///
+    /// [`FAMILY_AT_SEARCH`] has no stem field: its whole family, the words of subject and
+    /// body with that stem ([`SearchIndex::family`]), is asked in the exact fields of
+    /// its emails, each word scored as those fields score it.
+    ///
     /// Without `itself`, only the words whose stem differs from it are asked (the stem
-    /// field alone): the caller asks for the stem as a word in the exact fields.
+    /// field alone, or the family without the stem): the caller asks for the stem as a
+    /// word in the exact fields.
     ///
     /// With `statistics`, the parts no email has are left out, and None means no email
     /// can match.
