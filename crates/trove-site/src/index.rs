@@ -65,9 +65,10 @@ const STEMMED: [(&str, Algorithm, whatlang::Lang); 12] = [
 /// The language (its [`STEMMED`] slot) whose stems are not indexed: English, most mail.
 /// A search finds an English word's family among the words the exact fields already
 /// hold ([`SearchIndex::family`]): indexing its stems had been about a tenth of a 100k
-/// release's CPU (BENCHMARKS.md). The other languages keep their stem fields: a family is found among
-/// folded words, and folding changes where their stemmers cut (French `annulée` stems
-/// to `annul`, its folded `annulee` to `annule`); English words are ASCII.
+/// release's CPU (BENCHMARKS.md). The other languages keep their stem fields: a family
+/// is found among folded words, and folding changes where their stemmers cut (French
+/// `annulée` stems to `annul`, its folded `annulee` to `annule`); English words are
+/// ASCII.
 const FAMILY_AT_SEARCH: usize = 0;
 
 struct Fields {
@@ -323,6 +324,18 @@ const OTHER_LANGUAGES_WORDS: [&str; 130] = [
     "что", "это", "я",
 ];
 
+/// The longest of [`OTHER_LANGUAGES_WORDS`], in bytes: a longer word is not looked up.
+const LONGEST_OTHER_WORD: usize = {
+    let (mut i, mut longest) = (0, 0);
+    while i < OTHER_LANGUAGES_WORDS.len() {
+        if OTHER_LANGUAGES_WORDS[i].len() > longest {
+            longest = OTHER_LANGUAGES_WORDS[i].len();
+        }
+        i += 1;
+    }
+    longest
+};
+
 /// Whether `opening` may be in a stemmed language other than English, so that whatlang
 /// is asked: at least two of its words, and 3 % of them, are [`OTHER_LANGUAGES_WORDS`],
 /// or half of its letters are Cyrillic. Text in those languages is dense with them;
@@ -347,7 +360,7 @@ fn may_be_other_language(opening: &str) -> bool {
             letters += 1;
             cyrillic += ('\u{400}'..='\u{4ff}').contains(&c) as usize;
         }
-        if word.len() <= "obrigado".len() {
+        if word.len() <= LONGEST_OTHER_WORD {
             lower.clear();
             lower.extend(word.chars().flat_map(char::to_lowercase));
             common += OTHER_LANGUAGES_WORDS.binary_search(&lower.as_str()).is_ok() as usize;
@@ -1480,8 +1493,9 @@ impl SearchIndex {
             .tokenizers()
             .get(&stem_query_tokenizer(STEMMED[slot].0))
             .expect("registered");
+        // A word met again (in the other field, another segment) is stemmed again: the
+        // stemmer keeps what it stemmed on this thread (`CachedStemmer`).
         let mut family = std::collections::BTreeSet::new();
-        let mut seen = rustc_hash::FxHashSet::default();
         for beginning in family_beginnings(stem) {
             for segment in searcher.segment_readers() {
                 for field in [self.fields.subject, self.fields.body] {
@@ -1496,7 +1510,7 @@ impl SearchIndex {
                         let Ok(word) = std::str::from_utf8(words.key()) else {
                             continue;
                         };
-                        if !seen.insert(word.to_owned()) {
+                        if family.contains(word) {
                             continue;
                         }
                         let mut stems = analyzer.token_stream(word);
