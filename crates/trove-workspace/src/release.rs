@@ -201,6 +201,8 @@ impl Workspace {
         std::thread::scope(|scope| -> Result<()> {
             let (built_tx, built_rx) = std::sync::mpsc::sync_channel::<Vec<Result<Built>>>(1);
             let (chunks, build, catalogue_path) = (&chunks, &build, &catalogue_path);
+            // The numbering's log goes into the database while the emails are built.
+            let checkpoint = scope.spawn(move || crate::catalogue::checkpoint(catalogue_path));
             scope.spawn(move || {
                 let conn = match crate::catalogue::open_read_only(catalogue_path) {
                     Ok(conn) => conn,
@@ -241,7 +243,9 @@ impl Workspace {
                 done += n;
                 progress(done, count as u64);
             }
-            Ok(())
+            checkpoint
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })?;
         writer.register.messages_withheld = self.withheld_in(release)?;
         let mut withdrawn = Vec::new();

@@ -277,6 +277,29 @@ impl Workspace {
         now: i64,
         progress: &dyn Fn(u64, u64),
     ) -> Result<Vec<ReleaseOutcome>> {
+        self.without_autocheckpoint(|ws| ws.publish_due_now(site_dir, now, progress))
+    }
+
+    /// Runs `f` with the catalogue's automatic checkpoints off, and gives them back after.
+    /// Numbering a release rewrites every row it numbers; a release copies that log into
+    /// the database on a thread of its own while it builds
+    /// ([`crate::catalogue::checkpoint`]) instead of at the numbering's commit, where it
+    /// held up everything after it.
+    fn without_autocheckpoint<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let pages = self.catalogue.set_autocheckpoint(0)?;
+        let out = f(self);
+        let restored = self.catalogue.set_autocheckpoint(pages);
+        let out = out?;
+        restored?;
+        Ok(out)
+    }
+
+    fn publish_due_now(
+        &mut self,
+        site_dir: &std::path::Path,
+        now: i64,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<Vec<ReleaseOutcome>> {
         self.check_site_is_outside(site_dir)?;
         let key = self.signing_key()?;
         let site = Site::open_or_create(site_dir, &self.config.title, &key.verifying_key())?;
@@ -321,8 +344,10 @@ impl Workspace {
     ) -> Result<Vec<ReleaseOutcome>> {
         self.check_site_is_outside(site_dir)?;
         let now = OffsetDateTime::now_utc();
-        self.plan(selection, title, now)?;
-        self.publish_due(site_dir, now.unix_timestamp(), progress)
+        self.without_autocheckpoint(|ws| {
+            ws.plan(selection, title, now)?;
+            ws.publish_due_now(site_dir, now.unix_timestamp(), progress)
+        })
     }
 
     /// Numbers plan `plan`'s emails and records its release in state `writing`, in one
