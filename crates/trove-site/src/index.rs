@@ -378,21 +378,63 @@ fn may_be_other_language(opening: &str) -> bool {
 /// on 167 of those, and the ones read were English it misread (an expense-report
 /// reminder, forwarded headers) or generated English with French words mixed in.
 fn reads_as_english(opening: &str) -> bool {
-    const WORDS: [&str; 16] = [
-        "the", "and", "you", "that", "with", "this", "are", "would", "your", "from", "they",
-        "what", "which", "there", "been", "were",
-    ];
     let (mut words, mut english) = (0usize, 0usize);
-    for word in opening
-        .split(|c: char| !c.is_alphabetic())
-        .filter(|w| !w.is_empty())
-    {
+    // The word being read: its length in bytes and its first eight bytes, lowercased,
+    // packed into a number; a letter outside ASCII means no English common word.
+    let (mut len, mut packed, mut ascii) = (0usize, 0u64, true);
+    let mut end_word = |len: usize, packed: u64, ascii: bool| {
         words += 1;
-        if word.len() <= 5 && WORDS.iter().any(|e| word.eq_ignore_ascii_case(e)) {
-            english += 1;
+        english += (ascii && len <= 5 && ENGLISH_PACKED.contains(&packed)) as usize;
+    };
+    for c in opening.chars() {
+        if c.is_ascii_alphabetic() {
+            if len < 8 {
+                packed |= u64::from(c as u8 | 0x20) << (8 * len);
+            }
+            len += 1;
+        } else if !c.is_ascii() && c.is_alphabetic() {
+            len += c.len_utf8();
+            ascii = false;
+        } else if len > 0 {
+            end_word(len, packed, ascii);
+            (len, packed, ascii) = (0, 0, true);
         }
     }
+    if len > 0 {
+        end_word(len, packed, ascii);
+    }
     words >= 20 && english * 100 >= words * 8
+}
+
+/// The sixteen common words [`reads_as_english`] counts (lowercase ASCII, five letters
+/// at most). A word is compared packed into a number, as [`pack_word`] makes it: the
+/// opening of every email is read, and splitting it into `&str`s and comparing each
+/// with every word ignoring case was 2.9 % of a 100k release's CPU.
+const ENGLISH_WORDS: [&str; 16] = [
+    "the", "and", "you", "that", "with", "this", "are", "would", "your", "from", "they", "what",
+    "which", "there", "been", "were",
+];
+
+const ENGLISH_PACKED: [u64; 16] = {
+    let mut out = [0; 16];
+    let mut i = 0;
+    while i < ENGLISH_WORDS.len() {
+        out[i] = pack_word(ENGLISH_WORDS[i]);
+        i += 1;
+    }
+    out
+};
+
+/// A word of eight ASCII bytes or fewer as one number, its first byte lowest.
+const fn pack_word(word: &str) -> u64 {
+    let bytes = word.as_bytes();
+    let mut packed = 0u64;
+    let mut i = 0;
+    while i < bytes.len() && i < 8 {
+        packed |= (bytes[i] as u64) << (8 * i);
+        i += 1;
+    }
+    packed
 }
 
 /// One email as the index takes it ([`SearchIndex::document`]).
@@ -2289,5 +2331,88 @@ mod tests {
         assert_eq!(language_of(english), code("en"));
         assert_eq!(language_of(french), code("fr"));
         assert_eq!(language_of(german), code("de"));
+    }
+
+    /// The packed comparison answers as splitting into words and comparing each with
+    /// the sixteen words ignoring case did, on openings made of English, other-language
+    /// and non-letter pieces in every order.
+    #[test]
+    fn reads_as_english_answers_as_the_word_by_word_reading() {
+        fn word_by_word(opening: &str) -> bool {
+            let (mut words, mut english) = (0usize, 0usize);
+            for word in opening
+                .split(|c: char| !c.is_alphabetic())
+                .filter(|w| !w.is_empty())
+            {
+                words += 1;
+                if word.len() <= 5
+                    && super::ENGLISH_WORDS
+                        .iter()
+                        .any(|e| word.eq_ignore_ascii_case(e))
+                {
+                    english += 1;
+                }
+            }
+            words >= 20 && english * 100 >= words * 8
+        }
+        let pieces = [
+            "the ",
+            "The",
+            "THE",
+            "thé ",
+            "theː",
+            "there's ",
+            "whiches ",
+            "WOULD,",
+            "yourself ",
+            "wéré ",
+            "from—",
+            "über ",
+            "und ",
+            "der ",
+            "Straße ",
+            "日本語 ",
+            "où ",
+            "été ",
+            "3rd ",
+            "42 ",
+            "—",
+            "\n",
+            "\t",
+            "'",
+            "are",
+            "n't ",
+            "thisthat ",
+            "ﬁle ",
+            "İstanbul ",
+            "and\u{301} ",
+            "ΑΒΓ ",
+            "with ",
+            "thE\r\n",
+            "x ",
+            "a ",
+            "been. ",
+        ];
+        let (mut seed, mut agreed, mut english) = (0x2545_f491_4f6c_dd1du64, 0, 0);
+        for _ in 0..20_000 {
+            let mut opening = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let n = 15 + (seed % 40) as usize;
+            for k in 0..n {
+                let r = seed.rotate_left(k as u32 * 7) ^ (k as u64).wrapping_mul(0x9e37_79b9);
+                opening.push_str(pieces[(r % pieces.len() as u64) as usize]);
+            }
+            let expected = word_by_word(&opening);
+            assert_eq!(reads_as_english(&opening), expected, "{opening:?}");
+            agreed += 1;
+            english += expected as usize;
+        }
+        // Both answers occur, so the comparison tells something.
+        assert!(
+            english > 1_000 && english < agreed - 1_000,
+            "{english} of {agreed}"
+        );
     }
 }
