@@ -147,11 +147,73 @@ fn capped(mut text: String) -> String {
 
 fn pdf(bytes: &[u8]) -> Result<AttachmentText, String> {
     let start = find(bytes, b"%PDF-").unwrap_or(0);
-    let text = pdf_extract::extract_text_from_mem(&bytes[start..]).map_err(|e| e.to_string())?;
+    let mut doc = pdf_extract::Document::load_mem(&bytes[start..]).map_err(|e| e.to_string())?;
+    // As `pdf_extract::extract_text_from_mem` does: the empty user password opens a
+    // document that is encrypted only against editing.
+    if doc.is_encrypted() {
+        doc.decrypt("").map_err(|e| e.to_string())?;
+    }
+    spell_out_next_line_shows(&mut doc);
+    let mut text = String::new();
+    pdf_extract::output_doc(&doc, &mut pdf_extract::PlainTextOutput::new(&mut text))
+        .map_err(|e| e.to_string())?;
     Ok(AttachmentText::Text {
         format: "pdf",
         text: capped(text),
     })
+}
+
+/// Rewrites the text operators `'` and `"` of every page into the ones they stand for
+/// (`T*` then `Tj`; `"` sets the word and character spacing first, `Tw` and `Tc`).
+/// pdf-extract shows only `Tj` and `TJ`, so the text of documents written a line at a
+/// time with `'` (some typesetters, form generators and older exporters do) came out
+/// empty, and such a PDF was unreadable to the detectors and to search. A page whose
+/// content holds neither byte is left as it is; one that cannot be decoded too.
+fn spell_out_next_line_shows(doc: &mut pdf_extract::Document) {
+    use pdf_extract::content::{Content, Operation};
+    use pdf_extract::{Dictionary, Object, Stream};
+    for page in doc.get_pages().into_values() {
+        let Ok(bytes) = doc.get_page_content(page) else {
+            continue;
+        };
+        if !bytes.iter().any(|b| matches!(b, b'\'' | b'"')) {
+            continue;
+        }
+        let Ok(content) = Content::decode(&bytes) else {
+            continue;
+        };
+        if !content
+            .operations
+            .iter()
+            .any(|op| matches!(op.operator.as_str(), "'" | "\""))
+        {
+            continue;
+        }
+        let mut operations = Vec::with_capacity(content.operations.len() + 16);
+        for op in content.operations {
+            match (op.operator.as_str(), op.operands.as_slice()) {
+                ("'", [_]) => {
+                    operations.push(Operation::new("T*", Vec::new()));
+                    operations.push(Operation::new("Tj", op.operands));
+                }
+                ("\"", [word, char, shown]) => {
+                    operations.push(Operation::new("Tw", vec![word.clone()]));
+                    operations.push(Operation::new("Tc", vec![char.clone()]));
+                    operations.push(Operation::new("T*", Vec::new()));
+                    operations.push(Operation::new("Tj", vec![shown.clone()]));
+                }
+                _ => operations.push(op),
+            }
+        }
+        let Ok(encoded) = (Content { operations }).encode() else {
+            continue;
+        };
+        // A new stream, left uncompressed: pdf-extract reads it next, once.
+        let stream = doc.add_object(Stream::new(Dictionary::new(), encoded));
+        if let Ok(Object::Dictionary(dict)) = doc.get_object_mut(page) {
+            dict.set("Contents", Object::Reference(stream));
+        }
+    }
 }
 
 fn spreadsheet(bytes: &[u8]) -> Result<AttachmentText, String> {
@@ -379,6 +441,62 @@ mod tests {
             matches!(&r, AttachmentText::Unreadable(why) if why.contains("OLE")),
             "{r:?}"
         );
+    }
+
+    /// A one-page PDF whose page content is `content`, uncompressed, with Helvetica as F1.
+    fn pdf_with_content(content: &str) -> Vec<u8> {
+        let objects = [
+            "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+            "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+             /Resources << /Font << /F1 5 0 R >> >> >>"
+                .to_string(),
+            format!(
+                "<< /Length {} >>\nstream\n{content}\nendstream",
+                content.len()
+            ),
+            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+        ];
+        let mut out = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, o) in objects.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend(format!("{} 0 obj\n{o}\nendobj\n", i + 1).bytes());
+        }
+        let xref = out.len();
+        out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
+        for o in offsets {
+            out.extend(format!("{o:010} 00000 n \n").bytes());
+        }
+        out.extend(
+            format!(
+                "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+                objects.len() + 1
+            )
+            .bytes(),
+        );
+        out
+    }
+
+    /// Text shown a line at a time with `'` and `"` is read as well as text shown with
+    /// `Tj`: pdf-extract alone read none of it, and the PDF was unreadable.
+    #[test]
+    fn pdf_text_shown_with_next_line_operators_is_read() {
+        let tj = pdf_with_content("BT /F1 11 Tf 72 740 Td 14 TL (Invoice for Jane Roe) Tj ET");
+        let quote = pdf_with_content(
+            "BT /F1 11 Tf 72 740 Td 14 TL (Invoice for Jane Roe) ' (SSN 219-45-8873) ' \
+             2 1 (Paid in full) \" ET",
+        );
+        let text = |pdf: &[u8]| {
+            attachment_text("application/pdf", Some("a.pdf"), pdf)
+                .text()
+                .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+        };
+        assert_eq!(text(&tj).as_deref(), Some("Invoice for Jane Roe"));
+        let read = text(&quote).unwrap_or_default();
+        for line in ["Invoice for Jane Roe", "SSN 219-45-8873", "Paid in full"] {
+            assert!(read.contains(line), "{line:?} not in {read:?}");
+        }
     }
 
     #[test]
