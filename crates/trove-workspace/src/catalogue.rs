@@ -148,6 +148,16 @@ CREATE TABLE IF NOT EXISTS findings (
     message INTEGER PRIMARY KEY REFERENCES messages(id),
     found TEXT NOT NULL
 );
+-- The text ingest read from each attachment in a document format (PDF, Word, ...), or
+-- NULL where it could read none: a release indexes it instead of reading the document
+-- again. A cache: an attachment without a row (plain text, or ingested by an older
+-- trove) is read at release.
+CREATE TABLE IF NOT EXISTS attachment_texts (
+    message INTEGER NOT NULL REFERENCES messages(id),
+    idx INTEGER NOT NULL,
+    text TEXT,
+    PRIMARY KEY (message, idx)
+);
 CREATE TABLE IF NOT EXISTS withheld (
     message INTEGER PRIMARY KEY REFERENCES messages(id),
     release INTEGER NOT NULL,

@@ -136,6 +136,8 @@ struct Prepared {
     arc: Option<trove_mail::dkim::ArcResult>,
     /// The email's findings, encoded for the catalogue on the parallel stage.
     findings: Option<String>,
+    /// The text read from its attachments in document formats, kept for release.
+    texts: Vec<crate::privacy::DocumentText>,
 }
 
 impl Workspace {
@@ -486,6 +488,7 @@ fn record_batch(
                     crate::dkim::store_arc(tx, id, p.arc.as_ref(), Rows::First).map_err(cat_err)?;
                     crate::privacy::store_findings(tx, id, p.findings.as_deref(), Rows::First)
                         .map_err(cat_err)?;
+                    crate::privacy::store_texts(tx, id, &p.texts).map_err(cat_err)?;
                     id
                 }
             };
@@ -675,8 +678,8 @@ fn prepare_batch(
             let (dkim, arc) =
                 crate::dkim::authenticate(&p.bytes, keys, parsed.date.map(|d| d.timestamp));
             lap(&mut t, &authenticate_ns);
-            let findings =
-                crate::privacy::encode_findings(&crate::privacy::scan(&parsed, &policy.detector));
+            let (findings, texts) = crate::privacy::scan_keeping_texts(&parsed, &policy.detector);
+            let findings = crate::privacy::encode_findings(&findings);
             lap(&mut t, &detect_ns);
             let fingerprint = hex::encode(parsed.fingerprint());
             let key = crate::catalogue::key;
@@ -685,6 +688,7 @@ fn prepare_batch(
                 dkim,
                 arc,
                 findings,
+                texts,
                 keys: (
                     key(&content_id),
                     key(&fingerprint),

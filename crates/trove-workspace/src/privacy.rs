@@ -339,7 +339,23 @@ fn people_line(list: &[trove_mail::Mailbox]) -> String {
 
 /// Every finding in an email's parts, as ingest sees them.
 pub fn scan(parsed: &Parsed, detector: &Detector) -> Vec<PartFinding> {
+    scan_keeping_texts(parsed, detector).0
+}
+
+/// The text read from one attachment in a document format, by its number (from 1), or
+/// `None` where none could be read: what [`scan_keeping_texts`] keeps for the catalogue's
+/// `attachment_texts`.
+pub(crate) type DocumentText = (u32, Option<String>);
+
+/// [`scan`], and the text of each attachment in a document format (not plain text, which
+/// costs nothing to read again), so that a release indexes it without reading the
+/// document a second time: PDF text was 3.5 % of a 100k release's CPU.
+pub(crate) fn scan_keeping_texts(
+    parsed: &Parsed,
+    detector: &Detector,
+) -> (Vec<PartFinding>, Vec<DocumentText>) {
     let mut out = Vec::new();
+    let mut texts = Vec::new();
     scan_part(
         detector,
         "subject",
@@ -367,19 +383,28 @@ pub fn scan(parsed: &Parsed, detector: &Detector) -> Vec<PartFinding> {
             scan_part(detector, &format!("filename:{}", i + 1), name, &mut out);
         }
         let part = format!("attachment:{}", i + 1);
+        let number = i as u32 + 1;
         match attachment_text(&a.content_type, a.filename.as_deref(), &a.bytes) {
-            AttachmentText::Text { text, .. } => scan_part(detector, &part, &text, &mut out),
+            AttachmentText::Text { text, format } => {
+                scan_part(detector, &part, &text, &mut out);
+                if format != "text" {
+                    texts.push((number, Some(text)));
+                }
+            }
             // What cannot be read cannot be vouched for: a finding of its own, so that
             // the review counts it and the policy decides.
-            AttachmentText::Unreadable(why) => out.push(PartFinding {
-                part,
-                kind: UNREADABLE.to_string(),
-                start: 0,
-                end: 0,
-                confidence: 1.0,
-                value: a.filename.clone().unwrap_or_else(|| a.content_type.clone()),
-                context: format!("{}: {why}", a.filename.as_deref().unwrap_or("(no name)")),
-            }),
+            AttachmentText::Unreadable(why) => {
+                out.push(PartFinding {
+                    part,
+                    kind: UNREADABLE.to_string(),
+                    start: 0,
+                    end: 0,
+                    confidence: 1.0,
+                    value: a.filename.clone().unwrap_or_else(|| a.content_type.clone()),
+                    context: format!("{}: {why}", a.filename.as_deref().unwrap_or("(no name)")),
+                });
+                texts.push((number, None));
+            }
         }
     }
     // The header section repeats the subject and the addresses: keep a header finding
@@ -390,7 +415,25 @@ pub fn scan(parsed: &Parsed, detector: &Detector) -> Vec<PartFinding> {
         .map(|f| (f.kind.clone(), f.value.clone()))
         .collect();
     out.retain(|f| f.part != "headers" || !elsewhere.contains(&(f.kind.clone(), f.value.clone())));
-    out
+    (out, texts)
+}
+
+/// Stores the texts [`scan_keeping_texts`] kept of a new email's attachments.
+pub(crate) fn store_texts(
+    tx: &rusqlite::Connection,
+    message: i64,
+    texts: &[DocumentText],
+) -> rusqlite::Result<()> {
+    if texts.is_empty() {
+        return Ok(());
+    }
+    let mut insert = tx.prepare_cached(
+        "INSERT OR REPLACE INTO attachment_texts (message, idx, text) VALUES (?1, ?2, ?3)",
+    )?;
+    for (number, text) in texts {
+        insert.execute(rusqlite::params![message, number, text])?;
+    }
+    Ok(())
 }
 
 /// One email's findings as the catalogue keeps them: one row per email, a JSON array of

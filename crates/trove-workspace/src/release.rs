@@ -58,6 +58,9 @@ struct Row {
     kinds: BTreeSet<String>,
     /// Where the original sits in a pack (read with the row); `None` for a loose one.
     packed: Option<Packed>,
+    /// The text ingest read from attachments in document formats, by number (from 1);
+    /// `None` where it read none. An attachment not here is read again.
+    texts: BTreeMap<u32, Option<String>>,
 }
 
 impl Workspace {
@@ -185,7 +188,7 @@ impl Workspace {
             } else {
                 None
             };
-            let texts = attachment_texts(&message, &attachments);
+            let texts = attachment_texts(&message, &attachments, &row.texts);
             let document = index.document(&message, &texts);
             // A redacted email's raw source holds what was redacted: never published.
             // Otherwise its stored zstd frame goes into the site's pack as it is.
@@ -434,6 +437,7 @@ fn chunk_rows(
                 attachment_kinds,
                 kinds,
                 packed,
+                texts: BTreeMap::new(),
             })
         })
         .map_err(db_err(path))?
@@ -441,7 +445,23 @@ fn chunk_rows(
         .map_err(db_err(path))?;
     load_dkim(conn, path, &mut rows)?;
     load_arc(conn, path, &mut rows)?;
+    load_texts(conn, path, &mut rows)?;
     Ok(rows)
+}
+
+/// The attachment texts ingest kept for each row.
+fn load_texts(conn: &Connection, path: &Path, rows: &mut [Row]) -> Result<()> {
+    let mut stmt = conn
+        .prepare_cached("SELECT idx, text FROM attachment_texts WHERE message = ?1")
+        .map_err(db_err(path))?;
+    for row in rows.iter_mut() {
+        row.texts = stmt
+            .query_map([row.id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db_err(path))?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_err(path))?;
+    }
+    Ok(())
 }
 
 /// The stored ARC chain of each row, with the key record of each seal.
@@ -565,19 +585,28 @@ pub(crate) fn searchable_form(number: u64, raw: &[u8]) -> (PublishedMessage, Vec
         attachment_kinds: BTreeMap::new(),
         kinds: Default::default(),
         packed: None,
+        texts: BTreeMap::new(),
     };
     let (message, bytes) = published_form(&row, 0, raw);
-    let texts = attachment_texts(&message, &bytes);
+    let texts = attachment_texts(&message, &bytes, &row.texts);
     (message, texts)
 }
 
-/// The searchable text of each attachment that has some.
-fn attachment_texts(message: &PublishedMessage, bytes: &[Vec<u8>]) -> Vec<String> {
+/// The searchable text of each attachment that has some: as ingest read it, where it
+/// kept it (`stored`, by attachment number), or read now.
+fn attachment_texts(
+    message: &PublishedMessage,
+    bytes: &[Vec<u8>],
+    stored: &BTreeMap<u32, Option<String>>,
+) -> Vec<String> {
     message
         .attachments
         .iter()
         .zip(bytes)
-        .filter_map(|(a, b)| trove_site::attachment_text(a, b))
+        .filter_map(|(a, b)| match stored.get(&a.index) {
+            Some(text) => text.clone().filter(|t| !t.trim().is_empty()),
+            None => trove_site::attachment_text(a, b),
+        })
         .collect()
 }
 

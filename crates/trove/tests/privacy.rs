@@ -450,13 +450,88 @@ fn a_list_added_after_ingest_is_found_by_the_next_review() {
 /// How many rescans the workspace log records. trove's `status` does not show them, so
 /// the catalogue is asked directly, with Python's sqlite3.
 fn rescans_logged(db: &std::path::Path) -> u64 {
+    sql(
+        db,
+        "SELECT count(*) FROM log WHERE command = 'findings-rescan'",
+    )
+    .parse()
+    .unwrap()
+}
+
+/// Runs one SQL statement on the catalogue `db` (with Python's sqlite3, not trove's
+/// code) and returns the first column of its first row, if any, committing any change.
+fn sql(db: &std::path::Path, statement: &str) -> String {
     let out = std::process::Command::new("python3")
         .args([
             "-c",
-            "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"SELECT count(*) FROM log WHERE command = 'findings-rescan'\").fetchone()[0])",
+            "import sqlite3,sys\nc = sqlite3.connect(sys.argv[1])\nrow = c.execute(sys.argv[2]).fetchone()\nc.commit()\nprint(row[0] if row else '')",
         ])
         .arg(db)
+        .arg(statement)
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Ingest keeps the text it read from documents, and a release indexes that text instead
+/// of reading the documents again; where the workspace kept none (an older ingest), the
+/// release reads them.
+#[test]
+fn a_release_indexes_the_document_text_ingest_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mail = tmp.path().join("mail");
+    std::fs::create_dir_all(&mail).unwrap();
+    std::fs::write(mail.join("documents.eml"), documents_email()).unwrap();
+    let total = |site: &std::path::Path, q: &str| -> u64 {
+        let out = run(&["search", p(site), q, "--json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["total"].as_u64().unwrap()
+    };
+    for kept in [true, false] {
+        let ws = tmp.path().join(if kept { "kept" } else { "older" });
+        run(&["init", p(&ws)]);
+        // Everything allowed, so that no document is withheld from the index.
+        let policy = std::fs::read_to_string(ws.join("policy.toml"))
+            .unwrap()
+            .replace("= \"mask\"", "= \"allow\"")
+            .replace("= \"withhold-attachment\"", "= \"allow\"");
+        std::fs::write(ws.join("policy.toml"), policy).unwrap();
+        run(&["ingest", p(&ws), p(&mail)]);
+        let db = ws.join("catalogue.sqlite");
+        // Every document read, and the PNG kept as unreadable.
+        let documents = DOCUMENTS.len().to_string();
+        assert_eq!(
+            sql(&db, "SELECT count(text) FROM attachment_texts"),
+            documents
+        );
+        assert_eq!(
+            sql(
+                &db,
+                "SELECT count(*) FROM attachment_texts WHERE text IS NULL"
+            ),
+            "1"
+        );
+        if kept {
+            // A word only the kept text holds shows which text the release indexed.
+            sql(
+                &db,
+                "UPDATE attachment_texts SET text = text || ' zebracornkept' WHERE text IS NOT NULL",
+            );
+        } else {
+            sql(&db, "DELETE FROM attachment_texts");
+        }
+        run(&["release", p(&ws), "--all"]);
+        let site = ws.join("site");
+        assert_eq!(
+            total(&site, "security"),
+            1,
+            "the form's words, kept = {kept}"
+        );
+        assert_eq!(total(&site, "zebracornkept"), kept as u64);
+    }
 }
