@@ -26,7 +26,8 @@ pub struct Finding {
 /// Changes whenever what is found changes (a detector, or which parts are scanned), so
 /// that findings stored by an older trove are recomputed.
 /// Attachment text extraction ([`crate::extract`]) counts as part of the detectors.
-pub const DETECTOR_VERSION: u32 = 9;
+/// 10: PDF text drawn with the next-line operators `'` and `"` is read.
+pub const DETECTOR_VERSION: u32 = 10;
 
 /// The built-in kinds, in the order reports list them.
 pub const KINDS: &[&str] = &[

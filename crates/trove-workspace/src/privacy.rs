@@ -907,9 +907,19 @@ impl crate::Workspace {
                 .set_meta(FINDINGS_DETECTOR, &policy.detector_hash)?;
             return Ok(false);
         }
+        // The documents are read again too (extraction counts as part of the
+        // detectors), so the texts kept for release are replaced with the new reading.
         let total = self.over_every_original(
-            |raw, _| encode_findings(&scan(&trove_mail::parse(raw), &policy.detector)),
-            |tx, id, found| store_findings(tx, id, found.as_deref(), Rows::Replace),
+            |raw, _| {
+                let (found, texts) = scan_keeping_texts(&trove_mail::parse(raw), &policy.detector);
+                (encode_findings(&found), texts)
+            },
+            |tx, id, (found, texts)| {
+                store_findings(tx, id, found.as_deref(), Rows::Replace)?;
+                tx.prepare_cached("DELETE FROM attachment_texts WHERE message = ?1")?
+                    .execute([id])?;
+                store_texts(tx, id, &texts)
+            },
             progress,
         )?;
         self.catalogue

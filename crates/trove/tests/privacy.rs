@@ -533,5 +533,25 @@ fn a_release_indexes_the_document_text_ingest_kept() {
             "the form's words, kept = {kept}"
         );
         assert_eq!(total(&site, "zebracornkept"), kept as u64);
+        if kept {
+            // A rescan (the lists changed) reads the documents again and replaces the
+            // kept texts with its reading.
+            let policy = std::fs::read_to_string(ws.join("policy.toml")).unwrap()
+                + "\n[[lists]]\nname = \"extra\"\nterms = [\"Nobody Atall\"]\naction = \"mask\"\n";
+            std::fs::write(ws.join("policy.toml"), policy).unwrap();
+            run(&["review", p(&ws), "--json"]);
+            assert_eq!(rescans_logged(&db), 1);
+            assert_eq!(
+                sql(&db, "SELECT count(text) FROM attachment_texts"),
+                documents
+            );
+            assert_eq!(
+                sql(
+                    &db,
+                    "SELECT count(*) FROM attachment_texts WHERE text LIKE '%zebracorn%'"
+                ),
+                "0"
+            );
+        }
     }
 }
