@@ -488,7 +488,7 @@ fn record_batch(
                     crate::dkim::store_arc(tx, id, p.arc.as_ref(), Rows::First).map_err(cat_err)?;
                     crate::privacy::store_findings(tx, id, p.findings.as_deref(), Rows::First)
                         .map_err(cat_err)?;
-                    crate::privacy::store_texts(tx, id, &p.texts).map_err(cat_err)?;
+                    crate::privacy::store_texts(tx, id, &p.texts, Rows::First).map_err(cat_err)?;
                     id
                 }
             };

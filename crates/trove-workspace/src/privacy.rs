@@ -418,18 +418,20 @@ pub(crate) fn scan_keeping_texts(
     (out, texts)
 }
 
-/// Stores the texts [`scan_keeping_texts`] kept of a new email's attachments.
+/// Stores the texts [`scan_keeping_texts`] kept of an email's attachments, as
+/// [`store_findings`] stores its findings.
 pub(crate) fn store_texts(
     tx: &rusqlite::Connection,
     message: i64,
     texts: &[DocumentText],
+    rows: Rows,
 ) -> rusqlite::Result<()> {
-    if texts.is_empty() {
-        return Ok(());
+    if rows == Rows::Replace {
+        tx.prepare_cached("DELETE FROM attachment_texts WHERE message = ?1")?
+            .execute([message])?;
     }
-    let mut insert = tx.prepare_cached(
-        "INSERT OR REPLACE INTO attachment_texts (message, idx, text) VALUES (?1, ?2, ?3)",
-    )?;
+    let mut insert =
+        tx.prepare_cached("INSERT INTO attachment_texts (message, idx, text) VALUES (?1, ?2, ?3)")?;
     for (number, text) in texts {
         insert.execute(rusqlite::params![message, number, text])?;
     }
@@ -916,9 +918,7 @@ impl crate::Workspace {
             },
             |tx, id, (found, texts)| {
                 store_findings(tx, id, found.as_deref(), Rows::Replace)?;
-                tx.prepare_cached("DELETE FROM attachment_texts WHERE message = ?1")?
-                    .execute([id])?;
-                store_texts(tx, id, &texts)
+                store_texts(tx, id, &texts, Rows::Replace)
             },
             progress,
         )?;
