@@ -235,6 +235,28 @@ impl Policy {
         }
     }
 
+    /// What happens to an email whatever its findings, when they cannot change it: no
+    /// kind the policy or the email's override names withholds the email or blocks the
+    /// release (the default policy's case), or the override withholds the whole email.
+    /// `None` when the findings decide. Planning and numbering ask this first, and read
+    /// an email's stored findings only on `None`: parsing every email's findings twice
+    /// was a fifth of a 100,000-email release's single-threaded start.
+    pub fn decision_without_findings(&self, over: Option<&Override>) -> Option<Decision> {
+        let holds = |a: Action| matches!(a, Action::WithholdMessage | Action::Block);
+        if let Some(o) = over {
+            if o.action == Action::WithholdMessage && o.kinds.is_empty() {
+                return Some(self.decide([], over));
+            }
+            if holds(o.action) {
+                return None;
+            }
+        }
+        // Kinds the file does not name are allowed or masked (`Policy::action`).
+        let policy_holds = self.file.kinds.values().any(|&a| holds(a))
+            || self.file.lists.iter().any(|l| holds(l.action));
+        (!policy_holds).then_some(Decision::Publish)
+    }
+
     /// What happens to an email with findings of these kinds.
     pub fn decide<'k>(
         &self,
@@ -813,6 +835,60 @@ mod tests {
         assert_eq!(p.decide(["phone"], o), Decision::Publish);
         let o = p.override_for("ff", None);
         assert_eq!(p.decide([], o), Decision::Withhold("court order".into()));
+    }
+
+    /// Wherever the decision is given without the findings, it is the decision any
+    /// findings would get; and it is given where nothing can hold an email.
+    #[test]
+    fn a_decision_made_without_findings_is_the_one_any_findings_get() {
+        let policies = [
+            DEFAULT_POLICY.to_string(),
+            "[kinds]\nphone = \"block\"\n".into(),
+            "[kinds]\ndob = \"withhold-message\"\nemail = \"withhold-attachment\"\n".into(),
+            "[[lists]]\nname = \"x\"\nterms = [\"Acme\"]\naction = \"withhold-message\"\n".into(),
+            "[[lists]]\nname = \"x\"\nterms = [\"Acme\"]\naction = \"mask\"\n".into(),
+        ];
+        let overrides = "\n[[overrides]]\ncontent_id = \"allow\"\naction = \"allow\"\n\
+             [[overrides]]\ncontent_id = \"all\"\naction = \"withhold-message\"\n\
+             [[overrides]]\ncontent_id = \"phone\"\naction = \"withhold-message\"\nkinds = [\"phone\"]\n\
+             [[overrides]]\ncontent_id = \"block\"\naction = \"block\"\n\
+             [[overrides]]\ncontent_id = \"mask\"\naction = \"mask\"\nkinds = [\"email\"]\n";
+        let kinds = [
+            "phone",
+            "email",
+            "dob",
+            "ssn",
+            "unreadable",
+            "list:x",
+            "list:y",
+        ];
+        let mut given = 0;
+        for text in &policies {
+            let p = Policy::parse(&format!("{text}{overrides}")).unwrap();
+            for id in ["none", "allow", "all", "phone", "block", "mask"] {
+                let over = p.override_for(id, None);
+                let Some(without) = p.decision_without_findings(over) else {
+                    continue;
+                };
+                given += 1;
+                for subset in 0..1u32 << kinds.len() {
+                    let found = kinds
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| subset & 1 << i != 0)
+                        .map(|(_, k)| *k);
+                    assert_eq!(p.decide(found, over), without, "{text} {id} {subset:b}");
+                }
+            }
+        }
+        let default = Policy::parse(DEFAULT_POLICY).unwrap();
+        assert_eq!(
+            default.decision_without_findings(None),
+            Some(Decision::Publish)
+        );
+        let blocking = Policy::parse(&policies[1]).unwrap();
+        assert_eq!(blocking.decision_without_findings(None), None);
+        assert!(given >= 10, "{given}");
     }
 
     #[test]
