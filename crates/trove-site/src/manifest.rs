@@ -295,7 +295,13 @@ impl<'s> ReleaseWriter<'s> {
             };
             files.push(file.map_err(fail(rel))?);
         }
-        let json = serde_json::to_vec_pretty(message).expect("serialisable");
+        // Sized from the long strings it holds, with room for their escapes: grown from
+        // empty, the buffer's copies were 0.4 % of a 100,000-email release's samples.
+        let long = message.headers.len()
+            + message.text.len()
+            + message.html.as_ref().map_or(0, String::len);
+        let mut json = Vec::with_capacity(long + long / 8 + 2048);
+        serde_json::to_writer_pretty(&mut json, message).expect("serialisable");
         let rel = message_path(message.number);
         files.push(PackedFile::new(rel.clone(), &json).map_err(fail(rel))?);
         Ok(PreparedEmail {
