@@ -220,7 +220,9 @@ impl PackWriter {
             folder,
             first,
             bytes: Vec::with_capacity(4 << 20),
-            files: Vec::new(),
+            // A folder's thousand emails, two files each (grown from empty: 0.4 % of a
+            // 100,000-email release's samples).
+            files: Vec::with_capacity(2000),
         }
     }
 
