@@ -531,12 +531,17 @@ pub(crate) fn stored_findings(
 /// The part and kind of each finding in `found` (an email's stored findings, as
 /// [`encode_findings`] made them), in the order found: what a release decides from,
 /// without the values and contexts (a release reads every email's findings, and those
-/// strings were most of the decoding).
-pub(crate) fn kinds_in(found: Option<&str>) -> rusqlite::Result<Vec<(String, String)>> {
+/// strings were most of the decoding). Part and kind are borrowed from `found`: they
+/// are never escaped, and the caller keeps each kind once.
+pub(crate) fn kinds_in(
+    found: Option<&str>,
+) -> rusqlite::Result<Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)>> {
     use serde::de::IgnoredAny;
-    type Row = (
-        String,
-        String,
+    use std::borrow::Cow;
+    #[derive(Deserialize)]
+    struct Row<'a>(
+        #[serde(borrow)] Cow<'a, str>,
+        #[serde(borrow)] Cow<'a, str>,
         IgnoredAny,
         IgnoredAny,
         IgnoredAny,

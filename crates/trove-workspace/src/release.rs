@@ -416,15 +416,23 @@ fn chunk_rows(
             };
             let mut kinds = BTreeSet::new();
             let mut attachment_kinds: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-            let found: Option<String> = r.get(8)?;
-            for (part, kind) in crate::privacy::kinds_in(found.as_deref())? {
+            // Read where SQLite holds it, not copied out first.
+            let found = r.get_ref(8)?.as_str_or_null().map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(8, rusqlite::types::Type::Text, e.into())
+            })?;
+            for (part, kind) in crate::privacy::kinds_in(found)? {
                 if let Some(n) = part
                     .strip_prefix("attachment:")
                     .and_then(|n| n.parse().ok())
                 {
-                    attachment_kinds.entry(n).or_default().push(kind.clone());
+                    attachment_kinds
+                        .entry(n)
+                        .or_default()
+                        .push(kind.to_string());
                 }
-                kinds.insert(kind);
+                if !kinds.contains(kind.as_ref()) {
+                    kinds.insert(kind.into_owned());
+                }
             }
             Ok(Row {
                 id: r.get(4)?,

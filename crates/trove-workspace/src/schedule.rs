@@ -556,7 +556,7 @@ fn decide(
     let found = crate::privacy::stored_findings(conn, id)?;
     let kinds: std::collections::BTreeSet<String> = crate::privacy::kinds_in(found.as_deref())?
         .into_iter()
-        .map(|(_, kind)| kind)
+        .map(|(_, kind)| kind.into_owned())
         .collect();
     Ok(policy.decide(kinds.iter().map(String::as_str), over))
 }
