@@ -239,8 +239,9 @@ impl Policy {
     /// kind the policy or the email's override names withholds the email or blocks the
     /// release (the default policy's case), or the override withholds the whole email.
     /// `None` when the findings decide. Planning and numbering ask this first, and read
-    /// an email's stored findings only on `None`: parsing every email's findings twice
-    /// was a fifth of a 100,000-email release's single-threaded start.
+    /// an email's stored findings only on `None`: reading and parsing every email's
+    /// findings twice was 130 of the 335 samples of a 100,000-email release's
+    /// single-threaded start.
     pub fn decision_without_findings(&self, over: Option<&Override>) -> Option<Decision> {
         let holds = |a: Action| matches!(a, Action::WithholdMessage | Action::Block);
         if let Some(o) = over {
@@ -531,8 +532,9 @@ pub(crate) fn stored_findings(
 /// The part and kind of each finding in `found` (an email's stored findings, as
 /// [`encode_findings`] made them), in the order found: what a release decides from,
 /// without the values and contexts (a release reads every email's findings, and those
-/// strings were most of the decoding). Part and kind are borrowed from `found`: they
-/// are never escaped, and the caller keeps each kind once.
+/// strings were most of the decoding). Part and kind are borrowed from `found` (copied
+/// only where escaped, which trove's parts and kinds never are), and the caller keeps
+/// each kind once.
 pub(crate) fn kinds_in(
     found: Option<&str>,
 ) -> rusqlite::Result<Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)>> {
