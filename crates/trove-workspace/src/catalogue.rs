@@ -198,6 +198,19 @@ pub(crate) enum Rows {
     Replace,
 }
 
+impl Rows {
+    /// Deletes what an earlier scan stored for `message` in `table` (one of the
+    /// catalogue's tables keyed by its `message` column, named in code) when these rows
+    /// replace it.
+    pub(crate) fn clear(self, tx: &Connection, table: &str, message: i64) -> rusqlite::Result<()> {
+        if self == Rows::Replace {
+            tx.prepare_cached(&format!("DELETE FROM {table} WHERE message = ?1"))?
+                .execute([message])?;
+        }
+        Ok(())
+    }
+}
+
 pub struct Catalogue {
     pub(crate) conn: Connection,
     pub(crate) path: PathBuf,

@@ -57,10 +57,7 @@ pub(crate) fn store_verdicts(
     verdicts: &[SignatureVerdict],
     rows: Rows,
 ) -> rusqlite::Result<()> {
-    if rows == Rows::Replace {
-        tx.prepare_cached("DELETE FROM dkim_verdicts WHERE message = ?1")?
-            .execute([message])?;
-    }
+    rows.clear(tx, "dkim_verdicts", message)?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO dkim_verdicts (message, idx, domain, selector, algorithm, verdict, reason, key_bits,
              key_name, body_length_limit, body_length, weak)
@@ -110,10 +107,7 @@ pub(crate) fn store_arc(
     arc: Option<&ArcResult>,
     rows: Rows,
 ) -> rusqlite::Result<()> {
-    if rows == Rows::Replace {
-        tx.prepare_cached("DELETE FROM arc_results WHERE message = ?1")?
-            .execute([message])?;
-    }
+    rows.clear(tx, "arc_results", message)?;
     let Some(arc) = arc else { return Ok(()) };
     let seals: Vec<StoredSeal> = arc
         .seals

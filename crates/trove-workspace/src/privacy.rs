@@ -449,10 +449,7 @@ pub(crate) fn store_texts(
     texts: &[DocumentText],
     rows: Rows,
 ) -> rusqlite::Result<()> {
-    if rows == Rows::Replace {
-        tx.prepare_cached("DELETE FROM attachment_texts WHERE message = ?1")?
-            .execute([message])?;
-    }
+    rows.clear(tx, "attachment_texts", message)?;
     let mut insert =
         tx.prepare_cached("INSERT INTO attachment_texts (message, idx, text) VALUES (?1, ?2, ?3)")?;
     for (number, text) in texts {
@@ -566,10 +563,7 @@ pub(crate) fn store_findings(
     found: Option<&str>,
     rows: Rows,
 ) -> rusqlite::Result<()> {
-    if rows == Rows::Replace {
-        tx.prepare_cached("DELETE FROM findings WHERE message = ?1")?
-            .execute([message])?;
-    }
+    rows.clear(tx, "findings", message)?;
     if let Some(found) = found {
         tx.prepare_cached("INSERT INTO findings (message, found) VALUES (?1, ?2)")?
             .execute(rusqlite::params![message, found])?;
