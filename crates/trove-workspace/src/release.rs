@@ -417,9 +417,7 @@ fn chunk_rows(
             let mut kinds = BTreeSet::new();
             let mut attachment_kinds: BTreeMap<u32, Vec<String>> = BTreeMap::new();
             // Read where SQLite holds it, not copied out first.
-            let found = r.get_ref(8)?.as_str_or_null().map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(8, rusqlite::types::Type::Text, e.into())
-            })?;
+            let found = r.get_ref(8)?.as_str_or_null()?;
             for (part, kind) in crate::privacy::kinds_in(found)? {
                 if let Some(n) = part
                     .strip_prefix("attachment:")

@@ -554,11 +554,9 @@ fn decide(
     // The kinds alone: decoding every finding's value and context for each email was
     // a third of what planning a release of 100,000 emails took.
     let found = crate::privacy::stored_findings(conn, id)?;
-    let kinds: std::collections::BTreeSet<String> = crate::privacy::kinds_in(found.as_deref())?
-        .into_iter()
-        .map(|(_, kind)| kind.into_owned())
-        .collect();
-    Ok(policy.decide(kinds.iter().map(String::as_str), over))
+    let found = crate::privacy::kinds_in(found.as_deref())?;
+    let kinds: std::collections::BTreeSet<&str> = found.iter().map(|(_, kind)| &**kind).collect();
+    Ok(policy.decide(kinds, over))
 }
 
 fn blocked_error(
