@@ -235,6 +235,55 @@ fn planned_releases_leave_no_trace_before_their_time() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("emails 7..=9"));
 }
 
+/// A release made now goes out after a plan whose time has come, and is listed as a plan
+/// that went live, counting the emails it published and the ones it held back.
+#[test]
+fn a_release_now_follows_the_due_plan_and_is_listed_with_its_emails() {
+    let (_tmp, ws, site) = ingested(Some(&["alpha", "bravo", "charlie"]));
+    let policy = ws.join("policy.toml");
+    let mut rules = std::fs::read_to_string(&policy).unwrap();
+    rules.push_str(
+        "\n[[overrides]]\nmessage_id = \"<charlie-1@example.org>\"\n\
+         action = \"withhold-message\"\nreason = \"court order\"\n",
+    );
+    std::fs::write(&policy, rules).unwrap();
+    let due = SystemTime::now() + Duration::from_secs(2);
+    let out = run(&[
+        "release",
+        p(&ws),
+        "--next",
+        "3",
+        "--at",
+        &rfc3339(due),
+        "--title",
+        "Due",
+    ]);
+    assert!(
+        text(&out).contains("Planned (plan 1): 3 emails"),
+        "{}",
+        text(&out)
+    );
+    while SystemTime::now() < due + Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = run(&["release", p(&ws), "--all", "--title", "Now"]);
+    says(&out, "Published release 1 \"Due\": emails 1..=3");
+    says(&out, "Published release 2 \"Now\": emails 4..=8");
+    let plans: serde_json::Value =
+        serde_json::from_slice(&run(&["plan", p(&ws), "--json"]).stdout).unwrap();
+    let plans = plans.as_array().unwrap();
+    assert_eq!(plans.len(), 2, "{plans:?}");
+    for (plan, (title, release, emails)) in plans.iter().zip([("Due", 1, 3), ("Now", 2, 6)]) {
+        assert_eq!(plan["title"], title, "{plan}");
+        assert_eq!(plan["state"], "published", "{plan}");
+        assert_eq!(plan["release"], release, "{plan}");
+        assert_eq!(plan["emails"], emails, "{plan}");
+    }
+    let (status, _) = Server::start(&site).get("/emailid/8");
+    assert_eq!(status, 200);
+    run(&["verify", p(&site)]);
+}
+
 #[test]
 fn withdrawal_is_signed_and_the_verify_page_steps_work_with_standard_tools() {
     if !["openssl", "curl", "sha256sum", "python3"]
