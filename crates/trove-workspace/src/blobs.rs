@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
 
 use crate::{Result, WorkspaceError, io_err};
 
@@ -149,7 +150,9 @@ impl BlobStore {
 
     /// The original of `content_id` as stored, at `at` in a pack, or as a loose file when
     /// `at` is `None` (a caller that read the catalogue's `packed` row already passes it,
-    /// and the lookup is not made again).
+    /// and the lookup is not made again). Its bytes are checked against the content id,
+    /// which is their SHA-256: a damaged store is an error that says so, never an email
+    /// published or scanned with other bytes than were ingested.
     pub fn original(&self, content_id: &str, at: Option<Packed>) -> Result<Original> {
         let (frame, path) = match at {
             Some(at) => {
@@ -179,12 +182,20 @@ impl BlobStore {
             }
         };
         let bytes = decompress(&frame).map_err(io_err(&path))?;
+        let found = hex::encode(Sha256::digest(&bytes));
+        if found != content_id {
+            return Err(WorkspaceError::DamagedBlob {
+                content_id: content_id.to_string(),
+                path,
+                found,
+            });
+        }
         Ok(Original { frame, bytes })
     }
 }
 
 /// An original as the store keeps it: its zstd frame (or frames, in a loose file written
-/// by a stream) and the bytes they hold.
+/// by a stream) and the bytes they hold, whose SHA-256 is its content id.
 pub struct Original {
     pub frame: Vec<u8>,
     pub bytes: Vec<u8>,
@@ -241,16 +252,29 @@ mod tests {
         let blobs = BlobStore::new(dir.path().join("blobs"), catalogue.clone());
         assert!(!blobs.has_loose());
 
+        let id = |bytes: &[u8]| hex::encode(Sha256::digest(bytes));
         // A workspace made before packs: a loose file and no pack entry.
-        let loose_id = "ab".repeat(32);
+        let loose_id = id(b"loose original");
         let path = blobs.loose_path(&loose_id);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, compress(b"loose original")).unwrap();
+        // A loose file damaged on disk: other bytes than its name says.
+        let damaged_id = id(b"what was ingested");
+        let damaged = blobs.loose_path(&damaged_id);
+        fs::create_dir_all(damaged.parent().unwrap()).unwrap();
+        fs::write(&damaged, compress(b"what is on disk now")).unwrap();
 
         let (a, b) = (compress(b"first original"), compress(b"second"));
         let places = blobs.write_pack(1, &[&a, &b]).unwrap();
+        let (first, second) = (id(b"first original"), id(b"second"));
+        // A third's row points at the first's frame, as a damaged catalogue would.
+        let third = id(b"third");
         let (tx, err) = cat.begin().unwrap();
-        for (id, at) in [("01", places[0]), ("02", places[1])] {
+        for (id, at) in [
+            (&first, places[0]),
+            (&second, places[1]),
+            (&third, places[0]),
+        ] {
             tx.execute(
                 "INSERT INTO packed (content_key, content_id, pack, offset, length)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -267,10 +291,18 @@ mod tests {
         }
         tx.commit().unwrap();
 
-        assert_eq!(blobs.get("01").unwrap(), b"first original");
-        assert_eq!(blobs.get("02").unwrap(), b"second");
+        assert_eq!(blobs.get(&first).unwrap(), b"first original");
+        assert_eq!(blobs.get(&second).unwrap(), b"second");
         assert_eq!(blobs.get(&loose_id).unwrap(), b"loose original");
-        assert!(blobs.has_loose() && blobs.is_loose(&loose_id) && !blobs.is_loose("01"));
+        assert!(blobs.has_loose() && blobs.is_loose(&loose_id) && !blobs.is_loose(&first));
+        for (wrong, path) in [(&third, blobs.pack_path(1)), (&damaged_id, damaged)] {
+            let error = blobs.get(wrong).unwrap_err();
+            assert!(
+                matches!(&error, WorkspaceError::DamagedBlob { content_id, path: at, found }
+                    if content_id == wrong && *at == path && found != wrong),
+                "{error}"
+            );
+        }
         let missing = "cd".repeat(32);
         assert!(matches!(
             blobs.get(&missing),

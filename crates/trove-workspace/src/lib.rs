@@ -59,6 +59,16 @@ pub enum WorkspaceError {
     Key { path: PathBuf, message: String },
     #[error("original {content_id} is missing from the blob store ({path})")]
     MissingBlob { content_id: String, path: PathBuf },
+    #[error(
+        "original {content_id} in {path} reads back as other bytes (SHA-256 {found}): the blob \
+         store is damaged; restore the workspace from a backup, or ingest the mail again into \
+         a new one"
+    )]
+    DamagedBlob {
+        content_id: String,
+        path: PathBuf,
+        found: String,
+    },
     #[error(transparent)]
     Site(#[from] trove_site::SiteError),
     #[error("{0}")]

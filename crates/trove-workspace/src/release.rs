@@ -659,7 +659,8 @@ fn published_form(row: &Row, release: u32, raw: &[u8]) -> (PublishedMessage, Vec
         folders: row.folders.clone(),
         charsets: parsed.charsets,
         defects: row.defects.clone(),
-        raw_sha256: Some(sha256_hex(raw)),
+        // The store checked the bytes against their content id, their SHA-256.
+        raw_sha256: Some(row.content_id.clone()),
         raw_size: Some(raw.len() as u64),
         dkim: row.dkim.clone(),
         arc: row.arc.clone(),
