@@ -479,6 +479,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
+    write_atomic_in_place(path, bytes)
+}
+
+/// [`write_atomic`] into a directory the caller knows is there.
+pub(crate) fn write_atomic_in_place(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);

@@ -195,6 +195,8 @@ pub struct ReleaseWriter<'s> {
     files: Vec<FileEntry>,
     /// The attachment paths in `files`, so a shared attachment is listed once.
     attachments_listed: std::collections::HashSet<String>,
+    /// The attachment folders this release has made (true) or found (false).
+    attachment_folders: std::collections::HashMap<PathBuf, bool>,
     /// The pack of the folder being written (a thousand emails share one).
     pack: Option<PackWriter>,
     /// Whether what an earlier, cut-short attempt at this release left has been cleared
@@ -221,6 +223,7 @@ impl<'s> ReleaseWriter<'s> {
             numbers,
             files: Vec::new(),
             attachments_listed: Default::default(),
+            attachment_folders: Default::default(),
             pack: None,
             cleared: false,
             withdrawn: Vec::new(),
@@ -344,8 +347,20 @@ impl<'s> ReleaseWriter<'s> {
             if self.attachments_listed.contains(&rel) {
                 continue;
             }
-            if !path.exists() {
-                write_atomic(&path, bytes)?;
+            // Each of the 256 folders is made, or found, once a release (asking for every
+            // attachment was two system calls each); one this release made holds only
+            // what it wrote, so nothing in it needs looking for.
+            let dir = path.parent().expect("attachment paths have a folder");
+            let made_now = match self.attachment_folders.get(dir) {
+                Some(made_now) => *made_now,
+                None => {
+                    let made_now = make_folder(dir)?;
+                    self.attachment_folders.insert(dir.to_path_buf(), made_now);
+                    made_now
+                }
+            };
+            if made_now || !path.exists() {
+                crate::write_atomic_in_place(&path, bytes)?;
             }
             self.attachments_listed.insert(rel.clone());
             self.files.push(FileEntry {
@@ -401,6 +416,18 @@ impl<'s> ReleaseWriter<'s> {
         )?;
         write_atomic(&root.join(manifest_path(manifest.release)), &bytes)?;
         Ok((manifest, sha256_hex(&bytes)))
+    }
+}
+
+/// Makes folder `dir` (and its parents); true when it was not there before.
+fn make_folder(dir: &Path) -> Result<bool> {
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(crate::io_err(parent))?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(false),
+        Err(e) => Err(crate::io_err(dir)(e)),
     }
 }
 

@@ -127,3 +127,62 @@ fn verify_names_a_pack_holding_what_no_release_lists() {
     release(&site, &key, 2, 11, 12);
     verified(&site);
 }
+
+/// Attachments are named by their hash: a later release that has one an earlier release
+/// wrote lists it again and leaves its file as it was, and writes one that is new into the
+/// folder the earlier release made.
+#[test]
+fn a_later_release_keeps_a_shared_attachment_and_writes_a_new_one_beside_it() {
+    use std::os::unix::fs::MetadataExt;
+    use trove_site::{PublishedAttachment, attachment_path, sha256_hex};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let key = SigningKey::from_bytes(&[6u8; 32]);
+    let site = Site::open_or_create(tmp.path(), "Attachments", &key.verifying_key()).unwrap();
+    let shared = b"an attachment both releases have".to_vec();
+    let folder = |bytes: &[u8]| sha256_hex(bytes)[..2].to_string();
+    // A second attachment whose hash puts it in the shared one's folder.
+    let fresh = (0..)
+        .map(|i| format!("a new attachment {i}").into_bytes())
+        .find(|b| folder(b) == folder(&shared))
+        .unwrap();
+    let publish = |k: u32, n: u64, files: &[&[u8]]| {
+        let mut m = message(n, k);
+        m.attachments = files
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| PublishedAttachment {
+                index: i as u32 + 1,
+                filename: Some(format!("{i}.txt")),
+                content_type: "text/plain".into(),
+                size: bytes.len() as u64,
+                sha256: sha256_hex(bytes),
+            })
+            .collect();
+        let listed: Vec<(&PublishedAttachment, &[u8])> =
+            m.attachments.iter().zip(files.iter().copied()).collect();
+        let mut w = ReleaseWriter::new(
+            &site,
+            k,
+            "R",
+            "2026-01-01T00:00:00Z",
+            NumberRange { first: n, last: n },
+        );
+        let raw = format!("Subject: email {n}\n\nThe text of email {n}.\n");
+        w.add_message(&m, Some(raw.as_bytes()), &listed).unwrap();
+        let (manifest, _) = w.finish(&key).unwrap();
+        manifest
+    };
+    let path = |bytes: &[u8]| tmp.path().join(attachment_path(&sha256_hex(bytes)));
+
+    publish(1, 1, &[&shared]);
+    let first = std::fs::metadata(path(&shared)).unwrap().ino();
+    let second = publish(2, 2, &[&shared, &fresh]);
+    assert_eq!(std::fs::metadata(path(&shared)).unwrap().ino(), first);
+    assert_eq!(std::fs::read(path(&fresh)).unwrap(), fresh);
+    for bytes in [&shared, &fresh] {
+        let listed = attachment_path(&sha256_hex(bytes));
+        assert!(second.files.iter().any(|f| f.path == listed), "{listed}");
+    }
+    verified(&site);
+}
