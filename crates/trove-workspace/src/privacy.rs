@@ -327,6 +327,9 @@ pub struct PartFinding {
     pub context: String,
 }
 
+/// Up to 40 bytes either side of `start..end`, each run of whitespace made one space: the
+/// words of `split_whitespace` joined by spaces, made in one pass. Collecting the words
+/// and joining them was 2.3 % of a 100k ingest's samples.
 fn context(text: &str, start: usize, end: usize) -> String {
     let mut a = start.saturating_sub(40);
     while !text.is_char_boundary(a) {
@@ -336,7 +339,31 @@ fn context(text: &str, start: usize, end: usize) -> String {
     while !text.is_char_boundary(b) {
         b += 1;
     }
-    text[a..b].split_whitespace().collect::<Vec<_>>().join(" ")
+    let around = &text[a..b];
+    let mut out = String::with_capacity(around.len());
+    if around.is_ascii() {
+        // The ASCII characters `char::is_whitespace` names: tab to carriage return, space.
+        let mut gap = false;
+        for &byte in around.as_bytes() {
+            if matches!(byte, b'\t'..=b'\r' | b' ') {
+                gap = !out.is_empty();
+            } else {
+                if gap {
+                    out.push(' ');
+                    gap = false;
+                }
+                out.push(byte as char);
+            }
+        }
+    } else {
+        for word in around.split_whitespace() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(word);
+        }
+    }
+    out
 }
 
 fn scan_part(detector: &Detector, part: &str, text: &str, out: &mut Vec<PartFinding>) {
@@ -890,6 +917,50 @@ mod tests {
         let blocking = Policy::parse(&policies[1]).unwrap();
         assert_eq!(blocking.decision_without_findings(None), None);
         assert!(given >= 10, "{given}");
+    }
+
+    /// The context around a finding is its words as `split_whitespace` cuts them, joined
+    /// by single spaces, for ASCII text and other text alike.
+    #[test]
+    fn a_findings_context_is_its_surroundings_words_joined_by_spaces() {
+        let texts = [
+            "call  me at\t555-0100 \r\n tomorrow",
+            " \x0b\x0cleading and trailing\x0b ",
+            "no-break\u{a0}space and em\u{2003}space, caf\u{e9}\n\nnext",
+            "\u{1f600} emoji\u{3000}ideographic space",
+            "",
+            "   ",
+            "x",
+        ];
+        for text in texts {
+            for (start, end) in [(0, 0), (0, text.len()), (text.len() / 2, text.len() / 2)] {
+                let (mut a, mut b) = (start, end);
+                while !text.is_char_boundary(a) {
+                    a -= 1;
+                }
+                while !text.is_char_boundary(b) {
+                    b += 1;
+                }
+                let expected = {
+                    let (mut x, mut y) = (a.saturating_sub(40), (b + 40).min(text.len()));
+                    while !text.is_char_boundary(x) {
+                        x -= 1;
+                    }
+                    while !text.is_char_boundary(y) {
+                        y += 1;
+                    }
+                    text[x..y].split_whitespace().collect::<Vec<_>>().join(" ")
+                };
+                assert_eq!(super::context(text, a, b), expected, "{text:?} {a}..{b}");
+            }
+        }
+        let long = format!("{} middle {}", "word ".repeat(20), "\tend ".repeat(20));
+        let at = long.find("middle").unwrap();
+        let around = super::context(&long, at, at + 6);
+        assert!(
+            around.contains("word middle end") && !around.contains("  "),
+            "{around}"
+        );
     }
 
     #[test]
