@@ -44,6 +44,16 @@ impl Links {
         }
     }
 
+    /// [`Links::of`] an email that is done with: its identifiers are moved, not copied.
+    pub fn from_published(m: PublishedMessage) -> Links {
+        Links {
+            number: m.number,
+            message_id: m.message_id,
+            in_reply_to: m.in_reply_to,
+            references: m.references,
+        }
+    }
+
     /// The chain of ancestors this email names, oldest first, and the header it comes
     /// from: References when present, else In-Reply-To (RFC 5322 §3.6.4).
     fn ancestors(&self) -> (&[String], Header) {

@@ -241,7 +241,7 @@ impl Workspace {
                         .add_document(document)
                         .map_err(trove_site::SiteError::from)?;
                     // Threading needs only the identifiers, not the email.
-                    threaded.push(trove_site::threads::Links::of(&message));
+                    threaded.push(trove_site::threads::Links::from_published(message));
                 }
                 done += n;
                 progress(done, count as u64);
