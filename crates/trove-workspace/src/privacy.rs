@@ -1,7 +1,7 @@
 //! Personal data: the policy file (`policy.toml`), findings kept in the catalogue, the
 //! review, and redaction of the published form at release. Originals are never touched.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -140,6 +140,11 @@ pub struct Policy {
     /// SHA-256 of what the detectors depend on (public domains and lists): findings
     /// stored under another value are out of date.
     pub detector_hash: String,
+    /// The first override naming each content id, and each message id (its angle
+    /// brackets trimmed), by position in the file: a release asks for every email's
+    /// override, and a list of court-ordered overrides can be long.
+    by_content: HashMap<String, usize>,
+    by_message: HashMap<String, usize>,
 }
 
 impl Policy {
@@ -190,11 +195,22 @@ impl Policy {
             )
             .as_bytes(),
         ));
+        let (mut by_content, mut by_message) = (HashMap::new(), HashMap::new());
+        for (i, o) in file.overrides.iter().enumerate() {
+            if let Some(id) = &o.content_id {
+                by_content.entry(id.clone()).or_insert(i);
+            }
+            if let Some(id) = &o.message_id {
+                by_message.entry(trim_id(id).to_string()).or_insert(i);
+            }
+        }
         Ok(Policy {
             detector,
             hash: hex::encode(Sha256::digest(text.as_bytes())),
             detector_hash,
             file,
+            by_content,
+            by_message,
         })
     }
 
@@ -218,13 +234,16 @@ impl Policy {
         }
     }
 
-    /// The override for an email, if one names it.
+    /// The override for an email: the first in the file that names its content id or its
+    /// message id.
     pub fn override_for(&self, content_id: &str, message_id: Option<&str>) -> Option<&Override> {
-        self.file.overrides.iter().find(|o| {
-            o.content_id.as_deref() == Some(content_id)
-                || (o.message_id.is_some()
-                    && o.message_id.as_deref().map(trim_id) == message_id.map(trim_id))
-        })
+        let by_content = self.by_content.get(content_id).copied();
+        let by_message = message_id.and_then(|id| self.by_message.get(trim_id(id)).copied());
+        let first = match (by_content, by_message) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        first.map(|i| &self.file.overrides[i])
     }
 
     /// The action for one finding of one email, overrides first.
@@ -846,6 +865,55 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.contains("list x"), "{e}");
+    }
+
+    /// An email's override is the first in the file naming its content id or its message
+    /// id (with or without angle brackets), as a scan of the list in order finds it.
+    #[test]
+    fn an_emails_override_is_the_first_that_names_it() {
+        let entries = [
+            ("message_id", "<m1@x>", "allow"),
+            ("content_id", "c1", "withhold-message"),
+            ("content_id", "c2", "allow"),
+            ("message_id", "m2@x", "withhold-message"),
+            ("message_id", "m1@x", "block"),
+            ("content_id", "c1", "block"),
+            ("message_id", "", "mask"),
+        ];
+        let mut text = String::new();
+        for (field, id, action) in entries {
+            text.push_str(&format!(
+                "[[overrides]]\n{field} = \"{id}\"\naction = \"{action}\"\n"
+            ));
+        }
+        let policy = Policy::parse(&text).unwrap();
+        let scanned = |content_id: &str, message_id: Option<&str>| {
+            entries.iter().position(|(field, id, _)| match *field {
+                "content_id" => *id == content_id,
+                _ => message_id.is_some_and(|m| trim_id(id) == trim_id(m)),
+            })
+        };
+        for content_id in ["c1", "c2", "c3"] {
+            for message_id in [
+                None,
+                Some("<m1@x>"),
+                Some("m1@x"),
+                Some("<m2@x>"),
+                Some("<>"),
+                Some("m3"),
+            ] {
+                let found = policy
+                    .override_for(content_id, message_id)
+                    .map(|o| std::ptr::from_ref(o) as usize);
+                let expected = scanned(content_id, message_id)
+                    .map(|i| std::ptr::from_ref(&policy.file.overrides[i]) as usize);
+                assert_eq!(found, expected, "{content_id} {message_id:?}");
+            }
+        }
+        // The first entry wins where both ids name an email.
+        let both = policy.override_for("c2", Some("<m1@x>")).unwrap();
+        assert_eq!(both.action, Action::Allow);
+        assert_eq!(both.message_id.as_deref(), Some("<m1@x>"));
     }
 
     #[test]
