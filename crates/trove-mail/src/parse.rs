@@ -423,12 +423,28 @@ pub fn decoded_header_text(header_block: &str) -> String {
     // words decoded. mail-parser applies a default field parser only when some fields are
     // configured, hence the address and MIME parsers named here. Built once, as
     // `message_parser` is: its map of fields was made again for every email.
+    // The fields left out below are not parsed at all (they were read as text, then
+    // dropped): this function went from 6.1 to 5.6 % of a 100k ingest's samples, with the
+    // same text for the 113,059 files of the shared and generated corpora.
     static PARSER: std::sync::OnceLock<MessageParser> = std::sync::OnceLock::new();
     let parser = PARSER.get_or_init(|| {
-        MessageParser::new()
+        let mut parser = MessageParser::new()
             .with_address_headers()
             .with_mime_headers()
-            .default_header_text()
+            .default_header_text();
+        for left_out in [
+            HeaderName::DkimSignature,
+            HeaderName::ArcSeal,
+            HeaderName::ArcMessageSignature,
+            HeaderName::InReplyTo,
+            HeaderName::References,
+            HeaderName::ContentId,
+            HeaderName::MessageId,
+            HeaderName::ResentMessageId,
+        ] {
+            parser = parser.ignore_header(left_out);
+        }
+        parser
     });
     let Some(message) = parser.parse_headers(header_block.as_bytes()) else {
         return header_block.to_string();
@@ -711,12 +727,16 @@ mod decoded_header_tests {
         let text = super::decoded_header_text(block);
         assert!(text.contains("X-Case-Note: Akte SSN 623-41-7789"), "{text}");
         assert!(text.contains("From: A <a@example.org>"), "{text}");
-        let signed = format!("DKIM-Signature: v=1; d=example.org; b=4556737586899855\n{block}");
-        let text = super::decoded_header_text(&signed);
-        assert!(
-            !text.contains("4556737586899855"),
-            "signatures are left out: {text}"
+        // Signatures and identifiers, folded over several lines, are left out, and the
+        // fields after them are read as ever.
+        let signed = format!(
+            "DKIM-Signature: v=1; d=example.org;\n\tb=4556737586899855\n\t 1234\n\
+             References: <r1@example.org>\n <r2@example.org>\nMessage-ID: <m@example.org>\n{block}"
         );
-        assert!(text.contains("X-Case-Note: Akte SSN 623-41-7789"), "{text}");
+        let text = super::decoded_header_text(&signed);
+        for left_out in ["4556737586899855", "1234", "r1@", "r2@", "m@example.org"] {
+            assert!(!text.contains(left_out), "{left_out} is left out: {text}");
+        }
+        assert_eq!(text, super::decoded_header_text(block));
     }
 }
