@@ -332,8 +332,9 @@ impl Workspace {
                 out.push(self.write_release(&site, &key, pending, false, progress)?);
             }
         }
-        if let Some(immediate) = immediate {
-            self.go_live_now(immediate)?;
+        if let Some(immediate) = immediate
+            && self.go_live_now(immediate)?
+        {
             let pending = self.pending_release()?.expect("just committed");
             out.push(self.write_release(&site, &key, pending, false, progress)?);
         }
@@ -367,8 +368,9 @@ impl Workspace {
     /// and numbers the others, in one transaction. The emails and the policy's answers
     /// are the ones `choose` just made: a plan for now is never left waiting, so it keeps
     /// no `plan_members` rows (writing them, then reading them back and asking the policy
-    /// again, was 0.22 s of a 100,000-email release's single-threaded start).
-    fn go_live_now(&mut self, immediate: Immediate<'_>) -> Result<()> {
+    /// again, was 0.22 s of a 100,000-email release's single-threaded start). Returns
+    /// false, as [`Workspace::go_live`] does, when none of them is publishable.
+    fn go_live_now(&mut self, immediate: Immediate<'_>) -> Result<bool> {
         let (tx, cat_err) = self.catalogue.begin()?;
         let described = immediate.selection.describe();
         let plan = insert_plan(&tx, immediate.title, immediate.at, &described).map_err(cat_err)?;
@@ -380,13 +382,13 @@ impl Workspace {
                 Some(reason) => withheld.push((c.id, reason)),
             }
         }
-        number_plan(&tx, plan, immediate.title, &ids, &withheld).map_err(cat_err)?;
+        let live = number_plan(&tx, plan, immediate.title, &ids, &withheld).map_err(cat_err)?;
         tx.commit().map_err(cat_err)?;
         if let Some(p) = self.plans()?.into_iter().find(|p| p.id == plan) {
             self.catalogue
                 .log("plan", &serde_json::to_string(&p).expect("serialisable"))?;
         }
-        Ok(())
+        Ok(live)
     }
 
     /// Numbers plan `plan`'s emails and records its release in state `writing`, in one
