@@ -346,41 +346,20 @@ pub struct PartFinding {
     pub context: String,
 }
 
-/// Up to 40 bytes either side of `start..end`, each run of whitespace made one space: the
-/// words of `split_whitespace` joined by spaces, made in one pass. Collecting the words
-/// and joining them was 2.3 % of a 100k ingest's samples.
+/// Up to 40 bytes either side of `start..end`, each run of whitespace made one space:
+/// the words of `split_whitespace` joined by spaces, pushed into one string. Collected
+/// into a list and joined, they were 2.35 % of a 100k ingest's samples; 1.23 % so (a
+/// byte loop for ASCII text measured 1.29 and 1.43 %, and is not kept).
 fn context(text: &str, start: usize, end: usize) -> String {
-    let mut a = start.saturating_sub(40);
-    while !text.is_char_boundary(a) {
-        a -= 1;
-    }
-    let mut b = (end + 40).min(text.len());
-    while !text.is_char_boundary(b) {
-        b += 1;
-    }
+    let a = text.floor_char_boundary(start.saturating_sub(40));
+    let b = text.ceil_char_boundary(end + 40);
     let around = &text[a..b];
     let mut out = String::with_capacity(around.len());
-    if around.is_ascii() {
-        // The ASCII characters `char::is_whitespace` names: tab to carriage return, space.
-        let mut gap = false;
-        for &byte in around.as_bytes() {
-            if matches!(byte, b'\t'..=b'\r' | b' ') {
-                gap = !out.is_empty();
-            } else {
-                if gap {
-                    out.push(' ');
-                    gap = false;
-                }
-                out.push(byte as char);
-            }
+    for word in around.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
         }
-    } else {
-        for word in around.split_whitespace() {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str(word);
-        }
+        out.push_str(word);
     }
     out
 }
@@ -1002,23 +981,13 @@ mod tests {
         ];
         for text in texts {
             for (start, end) in [(0, 0), (0, text.len()), (text.len() / 2, text.len() / 2)] {
-                let (mut a, mut b) = (start, end);
-                while !text.is_char_boundary(a) {
-                    a -= 1;
-                }
-                while !text.is_char_boundary(b) {
-                    b += 1;
-                }
-                let expected = {
-                    let (mut x, mut y) = (a.saturating_sub(40), (b + 40).min(text.len()));
-                    while !text.is_char_boundary(x) {
-                        x -= 1;
-                    }
-                    while !text.is_char_boundary(y) {
-                        y += 1;
-                    }
-                    text[x..y].split_whitespace().collect::<Vec<_>>().join(" ")
-                };
+                let (a, b) = (
+                    text.floor_char_boundary(start),
+                    text.ceil_char_boundary(end),
+                );
+                let around = &text[text.floor_char_boundary(a.saturating_sub(40))
+                    ..text.ceil_char_boundary(b + 40)];
+                let expected = around.split_whitespace().collect::<Vec<_>>().join(" ");
                 assert_eq!(super::context(text, a, b), expected, "{text:?} {a}..{b}");
             }
         }
