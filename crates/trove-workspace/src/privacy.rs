@@ -883,9 +883,9 @@ mod tests {
             ] {
                 let found = policy
                     .override_for(content_id, message_id)
-                    .map(|o| std::ptr::from_ref(o) as usize);
-                let expected = scanned(content_id, message_id)
-                    .map(|i| std::ptr::from_ref(&policy.file.overrides[i]) as usize);
+                    .map(std::ptr::from_ref);
+                let expected =
+                    scanned(content_id, message_id).map(|i| &raw const policy.file.overrides[i]);
                 assert_eq!(found, expected, "{content_id} {message_id:?}");
             }
         }
