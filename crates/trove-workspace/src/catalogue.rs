@@ -199,13 +199,13 @@ pub(crate) enum Rows {
 }
 
 impl Rows {
-    /// Deletes what an earlier scan stored for `message` in `table` (one of the
-    /// catalogue's tables keyed by its `message` column, named in code) when these rows
-    /// replace it.
-    pub(crate) fn clear(self, tx: &Connection, table: &str, message: i64) -> rusqlite::Result<()> {
+    /// Runs `delete`, a `DELETE` of what an earlier scan stored for the email `?1` in one
+    /// of the catalogue's tables, when these rows replace it. The statement is written
+    /// out whole by the caller, so that `prepare_cached` finds it without a string
+    /// being made for every email of a rescan.
+    pub(crate) fn clear(self, tx: &Connection, delete: &str, message: i64) -> rusqlite::Result<()> {
         if self == Rows::Replace {
-            tx.prepare_cached(&format!("DELETE FROM {table} WHERE message = ?1"))?
-                .execute([message])?;
+            tx.prepare_cached(delete)?.execute([message])?;
         }
         Ok(())
     }

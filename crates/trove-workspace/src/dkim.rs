@@ -57,7 +57,7 @@ pub(crate) fn store_verdicts(
     verdicts: &[SignatureVerdict],
     rows: Rows,
 ) -> rusqlite::Result<()> {
-    rows.clear(tx, "dkim_verdicts", message)?;
+    rows.clear(tx, "DELETE FROM dkim_verdicts WHERE message = ?1", message)?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO dkim_verdicts (message, idx, domain, selector, algorithm, verdict, reason, key_bits,
              key_name, body_length_limit, body_length, weak)
@@ -107,7 +107,7 @@ pub(crate) fn store_arc(
     arc: Option<&ArcResult>,
     rows: Rows,
 ) -> rusqlite::Result<()> {
-    rows.clear(tx, "arc_results", message)?;
+    rows.clear(tx, "DELETE FROM arc_results WHERE message = ?1", message)?;
     let Some(arc) = arc else { return Ok(()) };
     let seals: Vec<StoredSeal> = arc
         .seals

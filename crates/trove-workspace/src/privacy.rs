@@ -474,7 +474,11 @@ pub(crate) fn store_texts(
     texts: &[DocumentText],
     rows: Rows,
 ) -> rusqlite::Result<()> {
-    rows.clear(tx, "attachment_texts", message)?;
+    rows.clear(
+        tx,
+        "DELETE FROM attachment_texts WHERE message = ?1",
+        message,
+    )?;
     let mut insert =
         tx.prepare_cached("INSERT INTO attachment_texts (message, idx, text) VALUES (?1, ?2, ?3)")?;
     for (number, text) in texts {
@@ -588,7 +592,7 @@ pub(crate) fn store_findings(
     found: Option<&str>,
     rows: Rows,
 ) -> rusqlite::Result<()> {
-    rows.clear(tx, "findings", message)?;
+    rows.clear(tx, "DELETE FROM findings WHERE message = ?1", message)?;
     if let Some(found) = found {
         tx.prepare_cached("INSERT INTO findings (message, found) VALUES (?1, ?2)")?
             .execute(rusqlite::params![message, found])?;
