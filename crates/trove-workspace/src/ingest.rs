@@ -43,6 +43,9 @@ pub struct IngestStats {
     pub skipped: Vec<(String, String)>,
     pub errors: Vec<String>,
     pub bytes_read: u64,
+    /// The size of every file under the paths given, counted before the reading when the
+    /// progress shows it ([`Progress::shows_size`]); otherwise the bytes read, which is
+    /// the same figure unless a file could not be read.
     pub bytes_total: u64,
     #[serde(skip)]
     pub elapsed: Duration,
@@ -70,6 +73,11 @@ pub struct StageTimes {
 /// Receives progress while an ingest runs.
 pub trait Progress {
     fn update(&self, stats: &IngestStats);
+    /// Whether the run's size is shown (an estimate of the time left needs it): only then
+    /// is every file under the paths counted before the reading starts.
+    fn shows_size(&self) -> bool {
+        true
+    }
     /// Something the user should see now (a file that could not be read).
     fn warn(&self, message: &str);
 }
@@ -166,7 +174,9 @@ impl Workspace {
                     ),
                 });
             }
-            stats.bytes_total += trove_mail::read::total_size(path);
+            if progress.shows_size() {
+                stats.bytes_total += trove_mail::read::total_size(path);
+            }
             let canonical = std::fs::canonicalize(path).map_err(crate::io_err(path))?;
             roots.push(canonical);
         }
@@ -273,6 +283,12 @@ impl Workspace {
             .map_err(self.catalogue.err());
         outcome.and(restored)?;
         stats.bytes_read = counter.get();
+        if !progress.shows_size() {
+            // A run that read everything read every byte counted (`read_path` counts each
+            // file whole, read or skipped): the walk a size shown needs is skipped, not
+            // the figure.
+            stats.bytes_total = stats.bytes_read;
+        }
         stats.elapsed = started.elapsed();
         progress.update(&stats);
         let detail = serde_json::json!({
@@ -706,5 +722,57 @@ fn prepare_batch(
         batch,
         prepared,
         stage_ns: [store_ns, parse_ns, authenticate_ns, detect_ns].map(AtomicU64::into_inner),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A progress that shows the run's size or not, and keeps the size each update saw.
+    struct Seen {
+        shows_size: bool,
+        totals: std::sync::Mutex<Vec<u64>>,
+    }
+
+    impl Progress for Seen {
+        fn update(&self, stats: &IngestStats) {
+            self.totals.lock().unwrap().push(stats.bytes_total);
+        }
+        fn warn(&self, _: &str) {}
+        fn shows_size(&self) -> bool {
+            self.shows_size
+        }
+    }
+
+    /// A run that shows its size counts the files before reading them, so that its first
+    /// update has the whole; a quiet one does not walk the tree for it, and still reports
+    /// the size it read at the end. A file that is not mail counts in both.
+    #[test]
+    fn only_a_run_that_shows_its_size_counts_the_files_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mail = dir.path().join("mail");
+        std::fs::create_dir(&mail).unwrap();
+        for i in 0..3 {
+            let message = format!("From: a{i}@example.com\nSubject: note {i}\n\nbody {i}\n");
+            std::fs::write(mail.join(format!("{i}.eml")), message).unwrap();
+        }
+        std::fs::write(mail.join("picture.png"), [0x89, b'P', b'N', b'G', 0, 1, 2]).unwrap();
+        let size = trove_mail::read::total_size(&mail);
+        for shows_size in [true, false] {
+            let mut ws =
+                crate::Workspace::init(&dir.path().join(format!("ws-{shows_size}"))).unwrap();
+            let seen = Seen {
+                shows_size,
+                totals: Default::default(),
+            };
+            let stats = ws.ingest(&[&mail], &seen).unwrap();
+            assert_eq!(stats.messages_new, 3);
+            assert_eq!(stats.skipped_files, 1);
+            assert_eq!((stats.bytes_read, stats.bytes_total), (size, size));
+            let totals = seen.totals.into_inner().unwrap();
+            let first = if shows_size { size } else { 0 };
+            assert_eq!(totals.first(), Some(&first), "shows size: {shows_size}");
+        }
     }
 }

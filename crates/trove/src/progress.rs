@@ -100,6 +100,13 @@ impl Progress for IngestProgress {
         );
     }
 
+    /// A quiet run (`--quiet`, `--json`, `trove demo`) shows no estimate, and spares the
+    /// walk that counts the corpus first: a quarter of a second on one core before the
+    /// first email of a 100,000-file Maildir.
+    fn shows_size(&self) -> bool {
+        !self.quiet
+    }
+
     fn warn(&self, message: &str) {
         match &self.bar {
             Some(bar) => bar.println(format!("warning: {message}")),
