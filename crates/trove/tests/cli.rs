@@ -967,43 +967,74 @@ impl Dnsmasq {
             eprintln!("dnsmasq not installed; skipped");
             return None;
         }
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut args = vec![
-            "--keep-in-foreground".to_string(),
-            format!("--port={port}"),
-            "--listen-address=127.0.0.1".into(),
-            "--bind-interfaces".into(),
-            "--no-resolv".into(),
-            "--no-hosts".into(),
-            "--pid-file".into(),
-        ];
-        for (name, txt) in records {
-            let parts: Vec<String> = txt
-                .as_bytes()
-                .chunks(200)
-                .map(|c| String::from_utf8_lossy(c).into_owned())
-                .collect();
-            args.push(format!("--txt-record={name},{}", parts.join(",")));
-        }
-        let child = Command::new("dnsmasq")
-            .args(&args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        // Ready once the port is taken.
-        for _ in 0..100 {
-            if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
-                break;
+        // A port picked free can be taken by another test before dnsmasq binds it (dnsmasq
+        // then exits), and a port taken is not yet a server answering: dnsmasq counts as
+        // started once it answers a query, on a new port if it could not start.
+        for _ in 0..5 {
+            let port = std::net::UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut args = vec![
+                "--keep-in-foreground".to_string(),
+                format!("--port={port}"),
+                "--listen-address=127.0.0.1".into(),
+                "--bind-interfaces".into(),
+                "--no-resolv".into(),
+                "--no-hosts".into(),
+                "--pid-file".into(),
+            ];
+            for (name, txt) in records {
+                let parts: Vec<String> = txt
+                    .as_bytes()
+                    .chunks(200)
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect();
+                args.push(format!("--txt-record={name},{}", parts.join(",")));
             }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            let mut child = Command::new("dnsmasq")
+                .args(&args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let server = ([127, 0, 0, 1], port).into();
+            if answers(&mut child, server) {
+                return Some(Dnsmasq(child, server));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        Some(Dnsmasq(child, ([127, 0, 0, 1], port).into()))
+        panic!("dnsmasq did not start answering on any of five ports");
     }
+}
+
+/// Whether the dnsmasq `child` answers a DNS query (the root's `NS` records) at `server`
+/// within ten seconds; false at once if it has exited.
+fn answers(child: &mut std::process::Child, server: std::net::SocketAddr) -> bool {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_millis(100)))
+        .unwrap();
+    // Header: id 0x7407, recursion desired, one question; then the root name, NS, IN.
+    let query = [
+        0x74, 0x07, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1,
+    ];
+    let mut reply = [0u8; 512];
+    for _ in 0..100 {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return false;
+        }
+        socket.send_to(&query, server).unwrap();
+        if let Ok((n, _)) = socket.recv_from(&mut reply)
+            && n >= 2
+            && reply[..2] == query[..2]
+        {
+            return true;
+        }
+    }
+    false
 }
 
 impl Drop for Dnsmasq {
