@@ -239,11 +239,8 @@ impl Policy {
     pub fn override_for(&self, content_id: &str, message_id: Option<&str>) -> Option<&Override> {
         let by_content = self.by_content.get(content_id).copied();
         let by_message = message_id.and_then(|id| self.by_message.get(trim_id(id)).copied());
-        let first = match (by_content, by_message) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        first.map(|i| &self.file.overrides[i])
+        let first = by_content.into_iter().chain(by_message).min()?;
+        Some(&self.file.overrides[first])
     }
 
     /// The action for one finding of one email, overrides first.
