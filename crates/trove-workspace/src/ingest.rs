@@ -164,6 +164,7 @@ impl Workspace {
         let policy = self.policy()?;
         self.mark_findings_scanned_with(&policy.detector_hash)?;
         let mut roots = Vec::new();
+        let counts_size = progress.shows_size();
         for path in paths {
             if !path.exists() {
                 return Err(WorkspaceError::Io {
@@ -174,7 +175,7 @@ impl Workspace {
                     ),
                 });
             }
-            if progress.shows_size() {
+            if counts_size {
                 stats.bytes_total += trove_mail::read::total_size(path);
             }
             let canonical = std::fs::canonicalize(path).map_err(crate::io_err(path))?;
@@ -283,7 +284,7 @@ impl Workspace {
             .map_err(self.catalogue.err());
         outcome.and(restored)?;
         stats.bytes_read = counter.get();
-        if !progress.shows_size() {
+        if !counts_size {
             // A run that read everything read every byte counted (`read_path` counts each
             // file whole, read or skipped): the walk a size shown needs is skipped, not
             // the figure.
