@@ -967,6 +967,22 @@ impl Dnsmasq {
             eprintln!("dnsmasq not installed; skipped");
             return None;
         }
+        let mut args = vec![
+            "--keep-in-foreground".to_string(),
+            "--listen-address=127.0.0.1".into(),
+            "--bind-interfaces".into(),
+            "--no-resolv".into(),
+            "--no-hosts".into(),
+            "--pid-file".into(),
+        ];
+        for (name, txt) in records {
+            let parts: Vec<String> = txt
+                .as_bytes()
+                .chunks(200)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect();
+            args.push(format!("--txt-record={name},{}", parts.join(",")));
+        }
         // A port picked free can be taken by another test before dnsmasq binds it (dnsmasq
         // then exits), and a port taken is not yet a server answering: dnsmasq counts as
         // started once it answers a query, on a new port if it could not start.
@@ -976,25 +992,9 @@ impl Dnsmasq {
                 .local_addr()
                 .unwrap()
                 .port();
-            let mut args = vec![
-                "--keep-in-foreground".to_string(),
-                format!("--port={port}"),
-                "--listen-address=127.0.0.1".into(),
-                "--bind-interfaces".into(),
-                "--no-resolv".into(),
-                "--no-hosts".into(),
-                "--pid-file".into(),
-            ];
-            for (name, txt) in records {
-                let parts: Vec<String> = txt
-                    .as_bytes()
-                    .chunks(200)
-                    .map(|c| String::from_utf8_lossy(c).into_owned())
-                    .collect();
-                args.push(format!("--txt-record={name},{}", parts.join(",")));
-            }
             let mut child = Command::new("dnsmasq")
                 .args(&args)
+                .arg(format!("--port={port}"))
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
