@@ -313,6 +313,12 @@ impl Detector {
         for c in captures(Slot::Ssn) {
             let m = c.get(0).expect("group 0");
             let digits: String = m.as_str().chars().filter(char::is_ascii_digit).collect();
+            // `\d` also matches the digits of other scripts (Arabic-Indic, Devanagari,
+            // fullwidth): a US number is written in ASCII, and one that is not has fewer
+            // than nine of them to read (slicing them panicked, and took ingest down).
+            if digits.len() != 9 {
+                continue;
+            }
             let (a, g, s) = (
                 digits[..3].parse().unwrap_or(0),
                 digits[3..5].parse().unwrap_or(0),
@@ -629,6 +635,55 @@ mod tests {
         assert!(kinds("card 4111 1111 1111 1112.").is_empty());
         assert_eq!(kinds("IBAN GB82 WEST 1234 5698 7654 32")[0].0, "iban");
         assert!(kinds("IBAN GB82 WEST 1234 5698 7654 33").is_empty());
+    }
+
+    #[test]
+    fn digits_of_other_scripts_are_scanned_without_failing() {
+        // Every valued example above, its ASCII digits written in another script (all
+        // of them, or the first one only), between ASCII letters so that the patterns'
+        // ASCII word boundaries hold around the digits too.
+        let examples = [
+            "SSN 123-45-6789 ok",
+            "my ssn: 123456789",
+            "card 4111 1111 1111 1111.",
+            "IBAN GB82 WEST 1234 5698 7654 32",
+            "Passport No. X1234567 issued",
+            "Date of birth: 04/12/1961",
+            "call (713) 853-6794 now",
+            "dial-in # 801.983.4017 Passcode # 54536 Many",
+            "at 1400 Smith Street, Houston, TX 77002.",
+        ];
+        let d = Detector::new(&[], &[]).unwrap();
+        for zero in ['\u{660}', '\u{6F0}', '\u{966}', '\u{9E6}', '\u{FF10}'] {
+            let script = |c: char| match c.to_digit(10) {
+                Some(v) if c.is_ascii_digit() => char::from_u32(zero as u32 + v).unwrap(),
+                _ => c,
+            };
+            for example in examples {
+                let all: String = example.chars().map(script).collect();
+                let at = example.find(|c: char| c.is_ascii_digit()).unwrap();
+                let first = format!(
+                    "{}{}{}",
+                    &example[..at],
+                    script(example[at..].chars().next().unwrap()),
+                    &example[at + 1..]
+                );
+                for text in [all.clone(), format!("x{}y", all.replace(' ', "")), first] {
+                    for f in d.scan(&text) {
+                        assert!(
+                            text.is_char_boundary(f.start) && text.is_char_boundary(f.end),
+                            "{text}: {f:?}"
+                        );
+                        let value = &text[f.start..f.end];
+                        if ["ssn", "card", "iban"].contains(&f.kind.as_str()) {
+                            // Their checks read ASCII digits: a value in another
+                            // script has too few to pass.
+                            assert!(value.is_ascii(), "{text}: {f:?}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
