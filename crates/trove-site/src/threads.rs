@@ -262,10 +262,19 @@ pub fn thread(emails: &[Links]) -> Forest {
             None => roots.push(i),
         }
     }
-    // A placeholder that leads nowhere (a reference whose link was refused) is dropped.
-    let keep: Vec<bool> = (0..nodes.len())
-        .map(|i| nodes[i].number.is_some() || !nodes[i].children.is_empty())
-        .collect();
+    // A placeholder that leads nowhere (a reference whose link was refused, and every
+    // placeholder above it that leads only there) is dropped: a node is kept when it is an
+    // email or has one below it.
+    let mut keep = vec![false; nodes.len()];
+    for &i in &own {
+        let mut at = Some(i);
+        while let Some(n) = at
+            && !keep[n]
+        {
+            keep[n] = true;
+            at = nodes[n].parent;
+        }
+    }
     let mut forest = Forest { nodes, roots };
     if keep.iter().all(|k| *k) {
         return forest;
@@ -280,7 +289,12 @@ pub fn thread(emails: &[Links]) -> Forest {
     }
     for node in &mut kept {
         node.parent = node.parent.map(|p| new_index[p]);
-        node.children = node.children.iter().map(|&c| new_index[c]).collect();
+        node.children = node
+            .children
+            .iter()
+            .filter(|&&c| keep[c])
+            .map(|&c| new_index[c])
+            .collect();
     }
     forest.roots = forest
         .roots
@@ -576,5 +590,20 @@ mod tests {
             l(3, "", &["a"], &[]),
         ]);
         assert_eq!(shape(&f), ["1", "  3 (In-Reply-To of 3)", "2"]);
+    }
+
+    #[test]
+    fn a_placeholder_that_leads_nowhere_is_dropped_from_its_parents_children_too() {
+        // "a" names itself, then "c": "c" hangs under "a", and "a" under "c" is refused,
+        // so "c" leads nowhere. Below "d", "e" then "f" lead nowhere in a chain.
+        let f = thread(&[
+            l(1, "a", &[], &["a", "c"]),
+            l(2, "b", &[], &["d", "b", "e", "f"]),
+        ]);
+        assert_eq!(shape(&f), ["1", "?d", "  2 (References of 2)"]);
+        for node in &f.nodes {
+            assert!(node.children.iter().all(|&c| c < f.nodes.len()), "{node:?}");
+            assert!(node.parent.is_none_or(|p| p < f.nodes.len()), "{node:?}");
+        }
     }
 }
