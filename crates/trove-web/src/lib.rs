@@ -30,6 +30,7 @@ use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use trove_site::{Manifest, SearchIndex, Site};
 
@@ -312,7 +313,7 @@ type Shared = Arc<AppState>;
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 pub fn router(state: Shared) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/", get(home))
         .route("/search", get(search::search))
         .route("/search.atom", get(search::search_feed))
@@ -343,7 +344,25 @@ pub fn router(state: Shared) -> Router {
         .route("/site/{*path}", get(site_file))
         .route("/releases/{k}", get(release))
         .route("/style.css", get(style))
-        .fallback(|| async { WebError::NotFound })
+        .fallback(|| async { WebError::NotFound });
+    layered(routes).with_state(state)
+}
+
+/// The layers every response goes through: the security headers, and a panic anywhere
+/// in a handler made a 500 page (logged, as any internal error is) instead of a
+/// connection dropped without an answer, as a thread page once did.
+fn layered<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S> {
+    routes
+        .layer(CatchPanicLayer::custom(
+            |panic: Box<dyn std::any::Any + Send>| {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                WebError::Internal(format!("a handler panicked: {why}")).into_response()
+            },
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),
@@ -360,7 +379,6 @@ pub fn router(state: Shared) -> Router {
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
         ))
-        .with_state(state)
 }
 
 /// Serves `dir` on `bind` until interrupted.
@@ -771,6 +789,41 @@ mod tests {
         assert_eq!(ran_on().await, asked);
         let panicked = blocking(&LATELY, || -> Result<(), WebError> { panic!("boom") }).await;
         assert!(matches!(panicked, Err(WebError::Internal(_))));
+    }
+
+    /// A handler that panics answers a 500 page, with the security headers and nothing
+    /// of the panic in it.
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_server_error_page() {
+        use tower::ServiceExt;
+        let app = super::layered(axum::Router::new().route(
+            "/boom",
+            axum::routing::get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("secret detail");
+                }
+                "never"
+            }),
+        ));
+        let request = axum::http::Request::get("/boom")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(
+            response.status(),
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert!(
+            response
+                .headers()
+                .contains_key(axum::http::header::CONTENT_SECURITY_POLICY)
+        );
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("Server error"), "{body}");
+        assert!(!body.contains("secret detail"), "{body}");
     }
 
     #[test]
