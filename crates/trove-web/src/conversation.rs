@@ -93,11 +93,18 @@ pub struct PersonSummary {
 /// How many emails are read for display names.
 const NAME_SAMPLE: usize = 200;
 
+/// Whether `address` can have a person page: it goes into the search language whole
+/// (`person:ADDRESS`), so it holds no space, quote or parenthesis. A broken header can
+/// leave such text in an address; the email page then shows it without a link.
+pub(crate) fn has_person_page(address: &str) -> bool {
+    let address = address.trim();
+    !address.is_empty()
+        && !address.contains(|c: char| c.is_whitespace() || matches!(c, '"' | '(' | ')'))
+}
+
 pub fn person_summary(s: &AppState, address: &str) -> Result<PersonSummary, WebError> {
     let address = address.trim().to_lowercase();
-    if address.is_empty()
-        || address.contains(|c: char| c.is_whitespace() || matches!(c, '"' | '(' | ')'))
-    {
+    if !has_person_page(&address) {
         return Err(WebError::BadRequest(format!(
             "{address:?} is not an email address"
         )));

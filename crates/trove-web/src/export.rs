@@ -98,8 +98,12 @@ pub async fn export_static(
                 ..trove_site::SearchRequest::new("", state.max_number())
             })
             .map_err(|e| e.to_string())?;
+        // An address no person page can take (what a broken header left) has none, and
+        // no page links to one.
         for b in people.facets.iter().flat_map(|f| &f.person) {
-            routes.push(format!("/person/{}", crate::pages::encode(&b.value)));
+            if crate::conversation::has_person_page(&b.value) {
+                routes.push(format!("/person/{}", crate::pages::encode(&b.value)));
+            }
         }
     }
     let mut stats = StaticStats::default();

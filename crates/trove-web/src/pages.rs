@@ -478,8 +478,10 @@ fn people(list: &[Person]) -> Markup {
         @for (i, p) in list.iter().enumerate() {
             @if i > 0 { ", " }
             @match &p.address {
-                Some(a) => a href={ "/person/" (encode(&a.to_lowercase())) } { (p.display()) },
-                None => (p.display()),
+                Some(a) if crate::conversation::has_person_page(a) => {
+                    a href={ "/person/" (encode(&a.trim().to_lowercase())) } { (p.display()) }
+                }
+                _ => (p.display()),
             }
         }
     }
@@ -855,8 +857,12 @@ pub fn person(title: &str, p: &crate::conversation::PersonSummary) -> String {
             ol {
                 @for c in &p.correspondents {
                     li {
-                        a href={ "/person/" (encode(&c.value)) } { (c.value) }
-                        " — " a href=(search_href(&format!("{all} person:{}", c.value), Sort::Newest)) { (c.count) " emails together" }
+                        @if crate::conversation::has_person_page(&c.value) {
+                            a href={ "/person/" (encode(&c.value)) } { (c.value) }
+                            " — " a href=(search_href(&format!("{all} person:{}", c.value), Sort::Newest)) { (c.count) " emails together" }
+                        } @else {
+                            (c.value) " — " (c.count) " emails together"
+                        }
                     }
                 }
             }

@@ -94,6 +94,11 @@ fn build_site(dir: &Path) {
     m1.raw_sha256 = Some(sha256_hex(raw));
     m1.raw_size = Some(raw.len() as u64);
     let mut m2 = message(2, "Lunch", "See you at noon.");
+    // What a broken header leaves in an address: text the search language cannot hold.
+    m2.cc = vec![Person {
+        name: Some("Jeff Hines".into()),
+        address: Some("jeff_hines@hine the arena. since".into()),
+    }];
     m2.arc = Some(trove_site::PublishedArc {
         sets: 2,
         verdict: "pass".into(),
@@ -236,6 +241,56 @@ async fn email_page_shows_headers_text_and_sanitised_html() {
     let (_, _, unsigned) = get(&app, "/emailid/2").await;
     assert!(unsigned.contains("carries no DKIM signature"));
     assert!(!body.contains("<script"));
+}
+
+/// Each address on an email page links to its person page, and that page answers; an
+/// address no person page can take is shown without a link.
+#[tokio::test]
+async fn every_person_link_on_an_email_page_leads_to_a_page() {
+    let (_tmp, app) = app();
+    fn person_links(page: &str) -> Vec<String> {
+        page.split("href=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|href| href.starts_with("/person/"))
+            .map(str::to_string)
+            .collect()
+    }
+    let (_, _, body) = get(&app, "/emailid/2").await;
+    assert!(body.contains("Jeff Hines"), "{body}");
+    let links = person_links(&body);
+    assert_eq!(links.len(), 2, "{links:?}");
+    for href in links {
+        let (status, _, page) = get(&app, &href).await;
+        assert_eq!(status, StatusCode::OK, "{href}: {page}");
+        // A person page's correspondents too (Phillip Allen's include the broken one).
+        for href in person_links(&page) {
+            let (status, _, page) = get(&app, &href).await;
+            assert_eq!(status, StatusCode::OK, "{href}: {page}");
+        }
+    }
+    let (status, _, _) = get(&app, "/person/jeff_hines%40hine%20the%20arena").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// The static copy takes every page there is, and skips the person page an address in
+/// a broken header cannot have (it asked for it, and failed on the 400).
+#[tokio::test]
+async fn the_static_copy_is_written_whatever_the_addresses() {
+    let site = tempfile::tempdir().unwrap();
+    build_site(site.path());
+    let out = tempfile::tempdir().unwrap();
+    let stats = trove_web::export::export_static(site.path(), out.path(), None, &|_, _| {})
+        .await
+        .unwrap();
+    assert!(stats.pages > 0);
+    let person = out.path().join("person");
+    let mut pages: Vec<String> = std::fs::read_dir(&person)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    assert_eq!(pages.len(), 2, "{pages:?}");
 }
 
 #[tokio::test]
