@@ -181,6 +181,16 @@ pub async fn export_static(
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    // `file_for` names files inside the copy; this is the check that it always does.
+    if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!(
+            "{}: a file named outside the copy's directory",
+            path.display()
+        ));
+    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -192,8 +202,25 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
 fn file_for(route: &str) -> Option<String> {
     let (path, query) = route.split_once('?').unwrap_or((route, ""));
     // Files are named as a browser looks for them: `%40` in a link means `@` on disk.
-    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-    let path = decoded.trim_start_matches('/');
+    // Each segment is decoded on its own, and one that would not stay one file name
+    // once decoded (an address in a leaked email can be "../../x@y", or hold a slash
+    // or a NUL) keeps every byte but letters and digits escaped: the copy is
+    // written under its directory, whatever the archive's addresses say.
+    let decoded: Vec<String> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(|segment| {
+            let name = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+            if name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+                percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string()
+            } else {
+                name.into_owned()
+            }
+        })
+        .collect();
+    let path = decoded.join("/");
+    let path = path.as_str();
     let parts: Vec<&str> = path.split('/').collect();
     let page = query
         .split('&')
@@ -298,6 +325,35 @@ mod tests {
             Some("releases/3/index.html")
         );
         assert_eq!(file_for("/search?q=x"), None);
+        assert_eq!(
+            file_for("/person/jane%2Edoe%40example%2Eorg").as_deref(),
+            Some("person/jane.doe@example.org/index.html")
+        );
+    }
+
+    #[test]
+    fn a_segment_that_would_leave_its_directory_stays_escaped() {
+        for (route, file) in [
+            (
+                "/person/%2E%2E%2F%2E%2E%2Fx%40y%2Eorg",
+                "person/%2E%2E%2F%2E%2E%2Fx%40y%2Eorg/index.html",
+            ),
+            ("/person/%2E%2E", "person/%2E%2E/index.html"),
+            ("/person/a%00b%40c", "person/a%00b%40c/index.html"),
+            ("/person/a%5Cb%40c", "person/a%5Cb%40c/index.html"),
+        ] {
+            assert_eq!(file_for(route).as_deref(), Some(file), "{route}");
+        }
+        // The link to such a page names the same file (its `%` escaped once more).
+        let out = relink(
+            r#"<a href="/person/%2E%2E%2Fx%40y%2Eorg">x</a>"#,
+            "emailid/1/index.html",
+            None,
+        );
+        assert_eq!(
+            out,
+            r#"<a href="../../person/%252E%252E%252Fx%2540y%252Eorg/index.html">x</a>"#
+        );
     }
 
     #[test]

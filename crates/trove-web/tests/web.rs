@@ -94,11 +94,18 @@ fn build_site(dir: &Path) {
     m1.raw_sha256 = Some(sha256_hex(raw));
     m1.raw_size = Some(raw.len() as u64);
     let mut m2 = message(2, "Lunch", "See you at noon.");
-    // What a broken header leaves in an address: text the search language cannot hold.
-    m2.cc = vec![Person {
-        name: Some("Jeff Hines".into()),
-        address: Some("jeff_hines@hine the arena. since".into()),
-    }];
+    // What a broken header leaves in an address: text the search language cannot hold;
+    // and an address written to climb out of a directory named after it.
+    m2.cc = vec![
+        Person {
+            name: Some("Jeff Hines".into()),
+            address: Some("jeff_hines@hine the arena. since".into()),
+        },
+        Person {
+            name: None,
+            address: Some("../../../escaped@example.org".into()),
+        },
+    ];
     m2.arc = Some(trove_site::PublishedArc {
         sets: 2,
         verdict: "pass".into(),
@@ -259,7 +266,7 @@ async fn every_person_link_on_an_email_page_leads_to_a_page() {
     let (_, _, body) = get(&app, "/emailid/2").await;
     assert!(body.contains("Jeff Hines"), "{body}");
     let links = person_links(&body);
-    assert_eq!(links.len(), 2, "{links:?}");
+    assert_eq!(links.len(), 3, "{links:?}");
     for href in links {
         let (status, _, page) = get(&app, &href).await;
         assert_eq!(status, StatusCode::OK, "{href}: {page}");
@@ -279,18 +286,37 @@ async fn every_person_link_on_an_email_page_leads_to_a_page() {
 async fn the_static_copy_is_written_whatever_the_addresses() {
     let site = tempfile::tempdir().unwrap();
     build_site(site.path());
-    let out = tempfile::tempdir().unwrap();
-    let stats = trove_web::export::export_static(site.path(), out.path(), None, &|_, _| {})
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("a/b/copy");
+    let stats = trove_web::export::export_static(site.path(), &out, None, &|_, _| {})
         .await
         .unwrap();
     assert!(stats.pages > 0);
-    let person = out.path().join("person");
-    let mut pages: Vec<String> = std::fs::read_dir(&person)
+    let mut pages: Vec<String> = std::fs::read_dir(out.join("person"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     pages.sort();
-    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert_eq!(
+        pages,
+        [
+            "%2E%2E%2F%2E%2E%2F%2E%2E%2Fescaped%40example%2Eorg",
+            "john.lavorato@enron.com",
+            "phillip.allen@enron.com"
+        ]
+    );
+    // Nothing was written beside the copy: "a" holds "b", which holds the copy alone.
+    for (dir, only) in [(tmp.path().to_path_buf(), "a"), (tmp.path().join("a"), "b")] {
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [only], "{}", dir.display());
+    }
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("a/b")).unwrap().count(),
+        1
+    );
 }
 
 #[tokio::test]
