@@ -179,6 +179,16 @@ pub fn read_path(
     Ok(())
 }
 
+/// The largest single message read: one larger is reported as an error and not held.
+/// No mail system carries such a message (Gmail takes 25 MB, Exchange Online 150 MB),
+/// and a message is held several times over while it is parsed and stored (a 300 MB
+/// one took ingest to a 1.2 GB peak), so that a zip bomb of one "message" would take the
+/// machine's memory. Tests use a small limit, to write little.
+#[cfg(not(test))]
+pub const MAX_MESSAGE: u64 = 256 << 20;
+#[cfg(test)]
+pub const MAX_MESSAGE: u64 = 2 << 20;
+
 /// Files up to this size are read whole by the read-ahead threads; larger ones (mboxes,
 /// archives) are streamed by the walking thread when their turn comes.
 pub const WHOLE: u64 = 1 << 20;
@@ -361,7 +371,18 @@ fn detect_and_read(
         Kind::Mbox => return read_mbox(input, name, on_event),
         Kind::Message => {
             let mut bytes = Vec::new();
-            input.read_to_end(&mut bytes)?;
+            input.take(MAX_MESSAGE + 1).read_to_end(&mut bytes)?;
+            if bytes.len() as u64 > MAX_MESSAGE {
+                on_event(Event::Error {
+                    file: name.to_string(),
+                    error: format!(
+                        "a message larger than {} MiB is not read (a decompression bomb, or \
+                         no mail system's message)",
+                        MAX_MESSAGE >> 20
+                    ),
+                });
+                return Ok(());
+            }
             emit_message(bytes, name, on_event);
         }
         Kind::NotMail => on_event(Event::Skipped {
@@ -657,6 +678,47 @@ mod tests {
         assert!(skip.is_some());
         let (o, _) = maildir_origin("dump.zip!/bob/inbox/3.");
         assert_eq!(o.folder, "bob/inbox");
+    }
+
+    /// A message over the limit, alone and as the member of a zip (where it would be a
+    /// decompression bomb), is an error naming it; the others are read.
+    #[test]
+    fn a_message_over_the_limit_is_an_error_and_not_held() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("dump");
+        std::fs::create_dir_all(&root).unwrap();
+        let huge = |fill: u64| {
+            let mut m = b"From: a@example.org\nSubject: big\n\n".to_vec();
+            m.resize(m.len() + fill as usize, b'x');
+            m
+        };
+        std::fs::write(root.join("1-huge.eml"), huge(MAX_MESSAGE)).unwrap();
+        std::fs::write(root.join("2-fits.eml"), huge(MAX_MESSAGE - 100)).unwrap();
+        let mut zip = zip::ZipWriter::new(io::Cursor::new(Vec::new()));
+        let deflated = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("bomb.eml", deflated).unwrap();
+        zip.write_all(&huge(MAX_MESSAGE * 3)).unwrap();
+        zip.start_file("small.eml", deflated).unwrap();
+        zip.write_all(b"From: b@example.org\nSubject: small\n\nhi\n")
+            .unwrap();
+        let zip = zip.finish().unwrap().into_inner();
+        assert!(zip.len() < (MAX_MESSAGE / 10) as usize);
+        std::fs::write(root.join("3-bomb.zip"), zip).unwrap();
+        let mut read = Vec::new();
+        let mut errors = Vec::new();
+        read_path(&root, &ByteCounter::default(), &mut |event| match event {
+            Event::Message { origin, bytes } => read.push((origin.file, bytes.len())),
+            Event::Error { file, error } => errors.push((file, error)),
+            _ => {}
+        })
+        .unwrap();
+        let names: Vec<&str> = read.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(names, ["dump/2-fits.eml", "dump/3-bomb.zip!/small.eml"]);
+        let failed: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(failed, ["dump/1-huge.eml", "dump/3-bomb.zip!/bomb.eml"]);
+        assert!(errors[0].1.contains("larger than 2 MiB"), "{:?}", errors[0]);
     }
 
     #[test]
