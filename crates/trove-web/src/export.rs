@@ -137,7 +137,7 @@ pub async fn export_static(
         } else {
             body.to_vec()
         };
-        write(&out.join(&file), &bytes)?;
+        write(out, &file, &bytes)?;
         stats.pages += is_html as u64;
         stats.files += 1;
         stats.bytes += bytes.len() as u64;
@@ -147,7 +147,7 @@ pub async fn export_static(
     if live.is_none() {
         let page = pages::static_search(&state.site.info().title);
         let page = relink(&page, "search/index.html", None);
-        write(&out.join("search/index.html"), page.as_bytes())?;
+        write(out, "search/index.html", page.as_bytes())?;
         stats.pages += 1;
         stats.files += 1;
     }
@@ -173,18 +173,21 @@ pub async fn export_static(
             .read_file(&rel)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{}: missing", from.display()))?;
-        write(&out.join("site").join(&rel), &bytes)?;
+        write(out, &format!("site/{rel}"), &bytes)?;
         stats.files += 1;
         stats.bytes += bytes.len() as u64;
     }
     Ok(stats)
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    // `file_for` names files inside the copy; this is the check that it always does.
-    if path
+/// Writes `bytes` to the file `rel` of the copy at `out`. `file_for` names files inside
+/// the copy; this is the check that it always does (on the name alone: `out` is the
+/// publisher's, and may well climb, as `../copy` does).
+fn write(out: &Path, rel: &str, bytes: &[u8]) -> Result<(), String> {
+    let path = out.join(rel);
+    if !Path::new(rel)
         .components()
-        .any(|c| matches!(c, std::path::Component::ParentDir))
+        .all(|c| matches!(c, std::path::Component::Normal(_)))
     {
         return Err(format!(
             "{}: a file named outside the copy's directory",
@@ -194,7 +197,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The file a route is written to, relative to the copy's root. `None` for a route the
