@@ -16,10 +16,12 @@
 //!   in a body is therefore body text.
 
 use std::collections::VecDeque;
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Read};
 use std::sync::LazyLock;
 
 use regex::bytes::Regex;
+
+use crate::read::MAX_MESSAGE;
 
 /// One message cut out of an mbox, with the envelope line removed and `>From ` unquoted.
 #[derive(Debug, Clone)]
@@ -28,8 +30,16 @@ pub struct MboxMessage {
     pub offset: u64,
     /// The envelope line, without its line ending.
     pub envelope: String,
+    /// The message, or nothing when it is larger than [`MAX_MESSAGE`]: its size is then
+    /// in `too_large`, and its bytes were never held.
     pub bytes: Vec<u8>,
+    pub too_large: Option<u64>,
 }
+
+/// How much of one line is read at a time: a line longer than this (a file with no line
+/// ends, a decompression bomb) is taken in pieces, so that memory stays bounded by the
+/// message limit whatever the input.
+const LINE_PIECE: u64 = 1 << 20;
 
 /// Messages larger than this are not taken from `Content-Length` (a corrupt length must
 /// not make us allocate gigabytes); the line scanner handles them instead.
@@ -44,6 +54,9 @@ pub struct MboxReader<R> {
     /// Offset in the input of the next byte `read_line` returns.
     offset: u64,
     started: bool,
+    /// The size of the message being read once it has passed [`MAX_MESSAGE`] (its bytes
+    /// are then dropped and the rest only counted); 0 before.
+    dropped: u64,
 }
 
 static ASCTIME: LazyLock<Regex> = LazyLock::new(|| {
@@ -87,6 +100,7 @@ impl<R: BufRead> MboxReader<R> {
             next_envelope: None,
             offset: 0,
             started: false,
+            dropped: 0,
         }
     }
 
@@ -98,7 +112,9 @@ impl<R: BufRead> MboxReader<R> {
             return Ok(Some((at, line)));
         }
         let mut line = Vec::new();
-        let n = self.input.read_until(b'\n', &mut line)?;
+        let n = (&mut self.input)
+            .take(LINE_PIECE)
+            .read_until(b'\n', &mut line)?;
         if n == 0 {
             return Ok(None);
         }
@@ -156,7 +172,7 @@ impl<R: BufRead> MboxReader<R> {
             } else if let Some(n) = parse_content_length(&line) {
                 content_length = Some(n);
             }
-            bytes.extend_from_slice(&line);
+            self.keep(&mut bytes, &line);
         }
         if !in_headers {
             if let Some(n) = content_length.filter(|&n| n <= MAX_CONTENT_LENGTH) {
@@ -205,12 +221,12 @@ impl<R: BufRead> MboxReader<R> {
             let reached_end = lookahead.iter().all(|l| is_blank(l)) && self.at_end()?;
             if let Some(at) = found {
                 let line = lookahead.pop().expect("the envelope line");
-                bytes.extend_from_slice(&body);
+                self.keep(bytes, &body);
                 self.next_envelope = Some((at, line));
                 return Ok(());
             }
             if reached_end {
-                bytes.extend_from_slice(&body);
+                self.keep(bytes, &body);
                 return Ok(());
             }
             for line in lookahead.into_iter().rev() {
@@ -239,9 +255,27 @@ impl<R: BufRead> MboxReader<R> {
                     None => {}
                 }
             }
-            push_unquoted(bytes, &line);
+            let quotes = line.iter().take_while(|&&b| b == b'>').count();
+            if quotes > 0 && line[quotes..].starts_with(b"From ") {
+                self.keep(bytes, &line[1..]);
+            } else {
+                self.keep(bytes, &line);
+            }
         }
         Ok(())
+    }
+
+    /// Adds `part` to the message being read, until it passes [`MAX_MESSAGE`]: from then
+    /// on its bytes are dropped and only their number is kept.
+    fn keep(&mut self, bytes: &mut Vec<u8>, part: &[u8]) {
+        if self.dropped > 0 {
+            self.dropped += part.len() as u64;
+        } else if (bytes.len() + part.len()) as u64 > MAX_MESSAGE {
+            self.dropped = (bytes.len() + part.len()) as u64;
+            *bytes = Vec::new();
+        } else {
+            bytes.extend_from_slice(part);
+        }
     }
 
     fn finish(&mut self, offset: u64, envelope: Vec<u8>, mut bytes: Vec<u8>) -> MboxMessage {
@@ -253,20 +287,13 @@ impl<R: BufRead> MboxReader<R> {
                 bytes.truncate(bytes.len() - 1);
             }
         }
+        let too_large = std::mem::take(&mut self.dropped);
         MboxMessage {
             offset,
             envelope: String::from_utf8_lossy(trim_eol(&envelope)).into_owned(),
             bytes,
+            too_large: (too_large > 0).then_some(too_large),
         }
-    }
-}
-
-fn push_unquoted(bytes: &mut Vec<u8>, line: &[u8]) {
-    let quotes = line.iter().take_while(|&&b| b == b'>').count();
-    if quotes > 0 && line[quotes..].starts_with(b"From ") {
-        bytes.extend_from_slice(&line[1..]);
-    } else {
-        bytes.extend_from_slice(line);
     }
 }
 

@@ -529,6 +529,18 @@ fn read_mbox(
     let mut count = 0;
     for message in MboxReader::new(input) {
         let message = message?;
+        if let Some(size) = message.too_large {
+            on_event(Event::Error {
+                file: name.to_string(),
+                error: format!(
+                    "the message at byte {} is {size} bytes, larger than {} MiB: not read \
+                     (a decompression bomb, or no mail system's message)",
+                    message.offset,
+                    MAX_MESSAGE >> 20
+                ),
+            });
+            continue;
+        }
         count += 1;
         on_event(Event::Message {
             origin: Origin {
@@ -719,6 +731,60 @@ mod tests {
         let failed: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(failed, ["dump/1-huge.eml", "dump/3-bomb.zip!/bomb.eml"]);
         assert!(errors[0].1.contains("larger than 2 MiB"), "{:?}", errors[0]);
+    }
+
+    /// In an mbox, a message over the limit (made of lines, or of one line with no end,
+    /// gzipped as a bomb would be) is an error naming its place; the others are read whole.
+    #[test]
+    fn an_mbox_message_over_the_limit_is_an_error_and_the_others_are_read() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let envelope = "From a@example.org Mon Jan  1 00:00:00 2001\n";
+        let small = |i: usize| format!("{envelope}From: a@example.org\nSubject: {i}\n\nhi {i}\n\n");
+        let mut lines = format!("{envelope}From: b@example.org\nSubject: lines\n\n");
+        while (lines.len() as u64) < MAX_MESSAGE * 2 {
+            lines.push_str(&"y".repeat(99));
+            lines.push('\n');
+        }
+        lines.push('\n');
+        let one_line = format!(
+            "{envelope}From: c@example.org\nSubject: one line\n\n{}\n\n",
+            "z".repeat(MAX_MESSAGE as usize * 3)
+        );
+        let mbox = [small(1), lines.clone(), small(2), one_line, small(3)].concat();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(mbox.as_bytes()).unwrap();
+        std::fs::write(dir.path().join("list.mbox.gz"), gz.finish().unwrap()).unwrap();
+        let mut read = Vec::new();
+        let mut errors = Vec::new();
+        read_path(
+            dir.path(),
+            &ByteCounter::default(),
+            &mut |event| match event {
+                Event::Message { origin, bytes } => read.push((origin.offset, bytes)),
+                Event::Error { file, error } => errors.push((file, error)),
+                _ => {}
+            },
+        )
+        .unwrap();
+        let subjects: Vec<String> = read
+            .iter()
+            .map(|(_, b)| String::from_utf8_lossy(&b[..b.len().min(40)]).into_owned())
+            .collect();
+        assert_eq!(read.len(), 3, "{subjects:?}");
+        for (i, (_, bytes)) in read.iter().enumerate() {
+            // The blank line before the next envelope is the mbox's; the last keeps it.
+            let want = small(i + 1);
+            let end = want.len() - usize::from(i < 2);
+            assert_eq!(bytes.as_slice(), &want.as_bytes()[envelope.len()..end]);
+        }
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        let second = small(1).len();
+        assert!(
+            errors[0].1.contains(&format!("at byte {second} ")),
+            "{errors:?}"
+        );
+        assert!(errors[1].1.contains("larger than 2 MiB"), "{errors:?}");
     }
 
     #[test]
