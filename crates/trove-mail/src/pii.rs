@@ -91,15 +91,19 @@ impl Slot {
         Slot::Address,
     ];
 
+    /// The numbers' patterns (SSN, card, IBAN, phone) take ASCII digits only, as their
+    /// checks read them: `\d` also matches Arabic-Indic, Devanagari or fullwidth digits,
+    /// and such a match left the SSN's check fewer than nine digits to slice (a panic that
+    /// stopped a whole ingest). Dates and codes keep `\d`: they are taken as written.
     fn pattern(self) -> &'static str {
         match self {
-            Slot::Ssn => r"\b(\d{3})([- ])(\d{2})([- ])(\d{4})\b|\b(\d{9})\b",
-            Slot::Card => r"\b\d(?:[ -]?\d){12,18}\b",
-            Slot::Iban => r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b",
+            Slot::Ssn => r"\b([0-9]{3})([- ])([0-9]{2})([- ])([0-9]{4})\b|\b([0-9]{9})\b",
+            Slot::Card => r"\b[0-9](?:[ -]?[0-9]){12,18}\b",
+            Slot::Iban => r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b",
             // "(713) 853-6794", "713.853.6794", "713/853-6794", "512) 263-0177", an area
             // code at the end of a wrapped line, "+44 20 7783 7520".
             Slot::Phone => {
-                r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)|\b\d{3}\)?)(?:[ ./-]|\s)?\d{3}[ .-]\d{4}\b|\+\d{1,3}(?:[ .-]?\d){7,12}\b"
+                r"(?:\+[0-9]{1,3}[ .-]?)?(?:\([0-9]{3}\)|\b[0-9]{3}\)?)(?:[ ./-]|\s)?[0-9]{3}[ .-][0-9]{4}\b|\+[0-9]{1,3}(?:[ .-]?[0-9]){7,12}\b"
             }
             Slot::Passport => {
                 r"(?i)\bpassport(?:\s+(?:no\.?|number|num\.?|#))?\s*(?:is|:|#)?\s*([A-Z0-9]{6,9})\b"
@@ -313,12 +317,6 @@ impl Detector {
         for c in captures(Slot::Ssn) {
             let m = c.get(0).expect("group 0");
             let digits: String = m.as_str().chars().filter(char::is_ascii_digit).collect();
-            // `\d` also matches the digits of other scripts (Arabic-Indic, Devanagari,
-            // fullwidth): a US number is written in ASCII, and one that is not has fewer
-            // than nine of them to read (slicing them panicked, and took ingest down).
-            if digits.len() != 9 {
-                continue;
-            }
             let (a, g, s) = (
                 digits[..3].parse().unwrap_or(0),
                 digits[3..5].parse().unwrap_or(0),
@@ -655,9 +653,9 @@ mod tests {
         ];
         let d = Detector::new(&[], &[]).unwrap();
         for zero in ['\u{660}', '\u{6F0}', '\u{966}', '\u{9E6}', '\u{FF10}'] {
-            let script = |c: char| match c.to_digit(10) {
-                Some(v) if c.is_ascii_digit() => char::from_u32(zero as u32 + v).unwrap(),
-                _ => c,
+            let script = |c: char| {
+                c.to_digit(10)
+                    .map_or(c, |v| char::from_u32(zero as u32 + v).unwrap())
             };
             for example in examples {
                 let all: String = example.chars().map(script).collect();
