@@ -287,21 +287,18 @@ pub fn thread(emails: &[Links]) -> Forest {
             kept.push(node);
         }
     }
+    // The kept ones of a list of nodes, by their new places.
+    let renumber = |list: &[usize]| -> Vec<usize> {
+        list.iter()
+            .filter(|&&i| keep[i])
+            .map(|&i| new_index[i])
+            .collect()
+    };
     for node in &mut kept {
         node.parent = node.parent.map(|p| new_index[p]);
-        node.children = node
-            .children
-            .iter()
-            .filter(|&&c| keep[c])
-            .map(|&c| new_index[c])
-            .collect();
+        node.children = renumber(&node.children);
     }
-    forest.roots = forest
-        .roots
-        .iter()
-        .filter(|&&r| keep[r])
-        .map(|&r| new_index[r])
-        .collect();
+    forest.roots = renumber(&forest.roots);
     forest.nodes = kept;
     forest
 }
