@@ -353,14 +353,11 @@ pub fn router(state: Shared) -> Router {
 /// connection dropped without an answer, as a thread page once did.
 fn layered<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S> {
     routes
+        // The panic hook has already printed the message and where it was raised.
         .layer(CatchPanicLayer::custom(
-            |panic: Box<dyn std::any::Any + Send>| {
-                let why = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                WebError::Internal(format!("a handler panicked: {why}")).into_response()
+            |_: Box<dyn std::any::Any + Send>| {
+                WebError::Internal("a handler panicked (its message is above)".into())
+                    .into_response()
             },
         ))
         .layer(SetResponseHeaderLayer::if_not_present(
