@@ -41,10 +41,6 @@ pub struct MboxMessage {
 /// message limit whatever the input.
 const LINE_PIECE: u64 = 1 << 20;
 
-/// Messages larger than this are not taken from `Content-Length` (a corrupt length must
-/// not make us allocate gigabytes); the line scanner handles them instead.
-const MAX_CONTENT_LENGTH: usize = 256 << 20;
-
 pub struct MboxReader<R> {
     input: R,
     /// Lines read ahead and given back; consumed before `input`.
@@ -175,7 +171,10 @@ impl<R: BufRead> MboxReader<R> {
             self.keep(&mut bytes, &line);
         }
         if !in_headers {
-            if let Some(n) = content_length.filter(|&n| n <= MAX_CONTENT_LENGTH) {
+            // A length over the message limit is not believed (a corrupt one must not make
+            // us allocate gigabytes): the line scanner, which drops what passes the limit,
+            // reads such a body instead.
+            if let Some(n) = content_length.filter(|&n| n as u64 <= MAX_MESSAGE) {
                 self.read_counted_body(n, &mut bytes)?;
                 if self.next_envelope.is_some() || self.at_end()? {
                     return Ok(Some(self.finish(offset, envelope, bytes)));

@@ -373,14 +373,7 @@ fn detect_and_read(
             let mut bytes = Vec::new();
             input.take(MAX_MESSAGE + 1).read_to_end(&mut bytes)?;
             if bytes.len() as u64 > MAX_MESSAGE {
-                on_event(Event::Error {
-                    file: name.to_string(),
-                    error: format!(
-                        "a message larger than {} MiB is not read (a decompression bomb, or \
-                         no mail system's message)",
-                        MAX_MESSAGE >> 20
-                    ),
-                });
+                on_event(too_large(name, "a message"));
                 return Ok(());
             }
             emit_message(bytes, name, on_event);
@@ -530,15 +523,8 @@ fn read_mbox(
     for message in MboxReader::new(input) {
         let message = message?;
         if let Some(size) = message.too_large {
-            on_event(Event::Error {
-                file: name.to_string(),
-                error: format!(
-                    "the message at byte {} is {size} bytes, larger than {} MiB: not read \
-                     (a decompression bomb, or no mail system's message)",
-                    message.offset,
-                    MAX_MESSAGE >> 20
-                ),
-            });
+            let what = format!("the message at byte {} ({size} bytes)", message.offset);
+            on_event(too_large(name, &what));
             continue;
         }
         count += 1;
@@ -557,6 +543,18 @@ fn read_mbox(
         messages: count,
     });
     Ok(())
+}
+
+/// The error for `what`, a message of `file` over [`MAX_MESSAGE`].
+fn too_large(file: &str, what: &str) -> Event {
+    Event::Error {
+        file: file.to_string(),
+        error: format!(
+            "{what} is larger than {} MiB: not read (a decompression bomb, or no mail \
+             system's message)",
+            MAX_MESSAGE >> 20
+        ),
+    }
 }
 
 fn read_tar(
