@@ -611,6 +611,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut ws = Workspace::open(&workspace)?;
             let site = site.unwrap_or_else(|| ws.site_dir());
             let progress = progress::CountProgress::new("writing emails", quiet);
+            let _memory = trove_alloc::KeepFreedMemory::hold();
             let published = ws.publish_due(&site, time_now().unix_timestamp(), &|done, total| {
                 progress.update(done, total)
             });
@@ -1083,6 +1084,7 @@ fn release_now(
     quiet: bool,
 ) -> Result<()> {
     let progress = progress::CountProgress::new("writing emails", quiet);
+    let _memory = trove_alloc::KeepFreedMemory::hold();
     let outcome = ws.release(site, selection, title, &|done, total| {
         progress.update(done, total)
     });
