@@ -359,10 +359,15 @@ fn detect_and_read(
         }
         Kind::Tar => return read_tar(input, name, depth, on_event),
         Kind::Zip => {
-            // A zip inside a tar or gzip stream: it must be held to be read.
-            let mut bytes = Vec::new();
-            input.read_to_end(&mut bytes)?;
-            read_zip(io::Cursor::new(bytes), name, depth + 1, on_event);
+            // A zip inside a tar or gzip stream is read by seeking (its directory is at
+            // its end), so it is copied out of the stream first.
+            let spooled = spool(input).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("copying the zip out of its archive, to read it: {e}"),
+                )
+            })?;
+            read_zip(spooled, name, depth + 1, on_event);
         }
         Kind::Unsupported(reason) => on_event(Event::Skipped {
             file: name.to_string(),
@@ -384,6 +389,24 @@ fn detect_and_read(
         }),
     }
     Ok(())
+}
+
+/// How much of a zip inside a stream is held in memory; a larger one goes to an unnamed
+/// temporary file (`TMPDIR`). Read whole into memory, a zip of a few gigabytes in a
+/// `tar.gz` (an export of a whole mail system) took as much memory. Tests use a small
+/// one, to write little.
+#[cfg(not(test))]
+const SPOOL_IN_MEMORY: usize = 64 << 20;
+#[cfg(test)]
+const SPOOL_IN_MEMORY: usize = 64 << 10;
+
+/// The rest of `input`, held to be read with seeks from its start: in memory up to
+/// [`SPOOL_IN_MEMORY`], in a temporary file beyond it.
+fn spool(input: &mut dyn BufRead) -> io::Result<tempfile::SpooledTempFile> {
+    let mut spooled = tempfile::spooled_tempfile(SPOOL_IN_MEMORY);
+    io::copy(input, &mut spooled)?;
+    spooled.seek(io::SeekFrom::Start(0))?;
+    Ok(spooled)
 }
 
 /// What a file is, from its first bytes.
@@ -676,6 +699,21 @@ fn mbox_folder(name: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Messages read (origin, bytes) and errors (file, error), each in order.
+    type Read = (Vec<(Origin, Vec<u8>)>, Vec<(String, String)>);
+
+    /// What reading `path` gave.
+    fn read_all(path: &Path) -> Read {
+        let (mut read, mut errors) = (Vec::new(), Vec::new());
+        read_path(path, &ByteCounter::default(), &mut |event| match event {
+            Event::Message { origin, bytes } => read.push((origin, bytes)),
+            Event::Error { file, error } => errors.push((file, error)),
+            _ => {}
+        })
+        .unwrap();
+        (read, errors)
+    }
+
     #[test]
     fn maildir_folders() {
         let (o, skip) = maildir_origin("mail/.lists.dev/cur/123.host:2,FS");
@@ -716,19 +754,70 @@ mod tests {
         let zip = zip.finish().unwrap().into_inner();
         assert!(zip.len() < (MAX_MESSAGE / 10) as usize);
         std::fs::write(root.join("3-bomb.zip"), zip).unwrap();
-        let mut read = Vec::new();
-        let mut errors = Vec::new();
-        read_path(&root, &ByteCounter::default(), &mut |event| match event {
-            Event::Message { origin, bytes } => read.push((origin.file, bytes.len())),
-            Event::Error { file, error } => errors.push((file, error)),
-            _ => {}
-        })
-        .unwrap();
-        let names: Vec<&str> = read.iter().map(|(f, _)| f.as_str()).collect();
+        let (read, errors) = read_all(&root);
+        let names: Vec<&str> = read.iter().map(|(o, _)| o.file.as_str()).collect();
         assert_eq!(names, ["dump/2-fits.eml", "dump/3-bomb.zip!/small.eml"]);
         let failed: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(failed, ["dump/1-huge.eml", "dump/3-bomb.zip!/bomb.eml"]);
         assert!(errors[0].1.contains("larger than 2 MiB"), "{:?}", errors[0]);
+    }
+
+    /// A zip inside a tar.gz is read through a spool: from memory when small, from a
+    /// temporary file when over the limit, each read from its start.
+    #[test]
+    fn a_zip_inside_a_stream_is_spooled_and_read() {
+        use std::io::Write;
+        let message = |i: usize, fill: usize| {
+            format!(
+                "From: a@example.org\nMessage-ID: <{i}@example.org>\nSubject: {i}\n\n{}\n",
+                "w".repeat(fill)
+            )
+        };
+        let zip_of = |messages: &[String]| {
+            let mut zip = zip::ZipWriter::new(io::Cursor::new(Vec::new()));
+            for (i, m) in messages.iter().enumerate() {
+                let stored = zip::write::SimpleFileOptions::default()
+                    .compression_method(zip::CompressionMethod::Stored);
+                zip.start_file(format!("inbox/{i}.eml"), stored).unwrap();
+                zip.write_all(m.as_bytes()).unwrap();
+            }
+            zip.finish().unwrap().into_inner()
+        };
+        let small = vec![message(1, 10), message(2, 10)];
+        let large: Vec<String> = (3..8).map(|i| message(i, SPOOL_IN_MEMORY / 3)).collect();
+        let (small_zip, large_zip) = (zip_of(&small), zip_of(&large));
+        assert!(small_zip.len() < SPOOL_IN_MEMORY && large_zip.len() > SPOOL_IN_MEMORY);
+        for (zip, rolled) in [(&small_zip, false), (&large_zip, true)] {
+            let spooled = spool(&mut &zip[..]).unwrap();
+            assert_eq!(spooled.is_rolled(), rolled);
+        }
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, zip) in [("small.zip", &small_zip), ("large.zip", &large_zip)] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(zip.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, name, &zip[..]).unwrap();
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar.into_inner().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("export.tar.gz"), gz.finish().unwrap()).unwrap();
+        let (read, errors) = read_all(dir.path());
+        assert!(errors.is_empty(), "{errors:?}");
+        let files: Vec<&str> = read.iter().map(|(o, _)| o.file.as_str()).collect();
+        assert_eq!(files.len(), 7, "{files:?}");
+        assert!(
+            files[0].ends_with("export.tar!/small.zip!/inbox/0.eml"),
+            "{files:?}"
+        );
+        assert!(
+            files[6].ends_with("export.tar!/large.zip!/inbox/4.eml"),
+            "{files:?}"
+        );
+        for ((_, bytes), want) in read.iter().zip(small.iter().chain(&large)) {
+            assert_eq!(bytes.as_slice(), want.as_bytes());
+        }
     }
 
     /// In an mbox, a message over the limit (made of lines, or of one line with no end,
@@ -753,18 +842,7 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(mbox.as_bytes()).unwrap();
         std::fs::write(dir.path().join("list.mbox.gz"), gz.finish().unwrap()).unwrap();
-        let mut read = Vec::new();
-        let mut errors = Vec::new();
-        read_path(
-            dir.path(),
-            &ByteCounter::default(),
-            &mut |event| match event {
-                Event::Message { origin, bytes } => read.push((origin.offset, bytes)),
-                Event::Error { file, error } => errors.push((file, error)),
-                _ => {}
-            },
-        )
-        .unwrap();
+        let (read, errors) = read_all(dir.path());
         let subjects: Vec<String> = read
             .iter()
             .map(|(_, b)| String::from_utf8_lossy(&b[..b.len().min(40)]).into_owned())
