@@ -25,7 +25,8 @@ const MI_OPTION_PURGE_DELAY: c_int = 15;
 /// How long freed memory is kept while [`KeepFreedMemory`] lives, in milliseconds. Never
 /// purging (`-1`) took the faults of a 100,000-email release from 15,000–20,000 to 2,400,
 /// as this does, but a 1M release's peak from 1.98 to 2.81 GB (memory one stage freed
-/// and the next never asked for again); with ten seconds it was 2.24 GB.
+/// and the next never asked for again); with ten seconds it was 2.09 and 2.24 GB in two
+/// runs.
 const KEPT_FOR_MS: c_long = 10_000;
 
 unsafe extern "C" {
