@@ -268,7 +268,7 @@ fn read_whole(bytes: Vec<u8>, name: &str, on_event: &mut dyn FnMut(Event)) {
     match Kind::of(&bytes) {
         Kind::Message => emit_message(bytes, name, on_event),
         Kind::Zip => read_zip(io::Cursor::new(bytes), name, 0, on_event),
-        _ => read_stream(&mut bytes.as_slice(), name, 0, on_event),
+        _ => read_stream(&mut bytes.as_slice(), name, 0, None, on_event),
     }
 }
 
@@ -319,12 +319,20 @@ fn read_open(file: File, name: &str, counter: &ByteCounter, on_event: &mut dyn F
         read_zip(reader, name, 0, on_event);
         return;
     }
-    read_stream(&mut input, name, 0, on_event);
+    read_stream(&mut input, name, 0, None, on_event);
 }
 
-/// Reads one stream whose format is not yet known.
-fn read_stream(input: &mut dyn BufRead, name: &str, depth: usize, on_event: &mut dyn FnMut(Event)) {
-    if let Err(e) = detect_and_read(input, name, depth, on_event) {
+/// Reads one stream whose format is not yet known. `declared` is its size where its
+/// archive states it (a tar or zip member), so that a member too large to be one message
+/// is refused without being decompressed and held.
+fn read_stream(
+    input: &mut dyn BufRead,
+    name: &str,
+    depth: usize,
+    declared: Option<u64>,
+    on_event: &mut dyn FnMut(Event),
+) {
+    if let Err(e) = detect_and_read(input, name, depth, declared, on_event) {
         on_event(Event::Error {
             file: name.to_string(),
             error: e.to_string(),
@@ -336,6 +344,7 @@ fn detect_and_read(
     input: &mut dyn BufRead,
     name: &str,
     depth: usize,
+    declared: Option<u64>,
     on_event: &mut dyn FnMut(Event),
 ) -> io::Result<()> {
     let head = input.fill_buf()?.to_vec();
@@ -355,7 +364,7 @@ fn detect_and_read(
         Kind::Gzip => {
             let mut inner = BufReader::with_capacity(256 << 10, MultiGzDecoder::new(input));
             let inner_name = strip_gz(name);
-            return detect_and_read(&mut inner, &inner_name, depth + 1, on_event);
+            return detect_and_read(&mut inner, &inner_name, depth + 1, None, on_event);
         }
         Kind::Tar => return read_tar(input, name, depth, on_event),
         Kind::Zip => {
@@ -375,8 +384,11 @@ fn detect_and_read(
         }),
         Kind::Mbox => return read_mbox(input, name, on_event),
         Kind::Message => {
-            let mut bytes = Vec::new();
-            input.take(MAX_MESSAGE + 1).read_to_end(&mut bytes)?;
+            if declared.is_some_and(|size| size > MAX_MESSAGE) {
+                on_event(too_large(name, "a message"));
+                return Ok(());
+            }
+            let bytes = read_limited(input, MAX_MESSAGE)?;
             if bytes.len() as u64 > MAX_MESSAGE {
                 on_event(too_large(name, "a message"));
                 return Ok(());
@@ -389,6 +401,30 @@ fn detect_and_read(
         }),
     }
     Ok(())
+}
+
+/// The rest of `input` up to one byte past `limit` (so that a caller can tell it was
+/// over), in a buffer that grows by doubling but never past that: `read_to_end` doubles
+/// it at the last byte too, copying what it holds, and a message over 256 MiB cost 512
+/// MiB for that moment.
+fn read_limited(input: &mut dyn BufRead, limit: u64) -> io::Result<Vec<u8>> {
+    let most = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+    let mut input = input.take(most as u64);
+    let mut bytes = Vec::new();
+    loop {
+        let piece = input.fill_buf()?;
+        if piece.is_empty() {
+            return Ok(bytes);
+        }
+        let len = piece.len();
+        let wanted = bytes.len() + len;
+        if wanted > bytes.capacity() {
+            let capacity = wanted.max(bytes.capacity() * 2).min(most);
+            bytes.reserve_exact(capacity - bytes.len());
+        }
+        bytes.extend_from_slice(piece);
+        input.consume(len);
+    }
 }
 
 /// How much of a zip inside a stream is held in memory; a larger one goes to an unnamed
@@ -593,8 +629,9 @@ fn read_tar(
             continue;
         }
         let member = format!("{name}!/{}", entry.path()?.to_string_lossy());
+        let size = entry.size();
         let mut reader = BufReader::with_capacity(64 << 10, entry);
-        read_stream(&mut reader, &member, depth + 1, on_event);
+        read_stream(&mut reader, &member, depth + 1, Some(size), on_event);
     }
     on_event(Event::FileRead {
         file: name.to_string(),
@@ -633,8 +670,11 @@ fn read_zip<R: Read + Seek>(reader: R, name: &str, depth: usize, on_event: &mut 
             // A name that is not UTF-8 (nor CP437): the entry is still read, by number.
             Err(_) => format!("{name}!/#{i}"),
         };
+        // The size the zip states: a member that says less than it holds is still read
+        // no further than the limit.
+        let size = entry.size();
         let mut reader = BufReader::with_capacity(64 << 10, entry);
-        read_stream(&mut reader, &member, depth + 1, on_event);
+        read_stream(&mut reader, &member, depth + 1, Some(size), on_event);
     }
     on_event(Event::FileRead {
         file: name.to_string(),
@@ -760,6 +800,52 @@ mod tests {
         let failed: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(failed, ["dump/1-huge.eml", "dump/3-bomb.zip!/bomb.eml"]);
         assert!(errors[0].1.contains("larger than 2 MiB"), "{:?}", errors[0]);
+    }
+
+    /// A message read to its end is held whole, and one over the limit only to one byte
+    /// past it, in a buffer no larger.
+    #[test]
+    fn a_message_is_read_into_a_buffer_no_larger_than_the_limit() {
+        let limit = 100_000;
+        for size in [0, 1, 4_096, 99_999, 100_000, 100_001, 300_000] {
+            let text: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut input = BufReader::with_capacity(1_000, &text[..]);
+            let bytes = read_limited(&mut input, limit).unwrap();
+            let kept = size.min(limit as usize + 1);
+            assert_eq!(bytes, text[..kept], "{size}");
+            assert!(
+                bytes.capacity() <= limit as usize + 1,
+                "{size}: {}",
+                bytes.capacity()
+            );
+        }
+    }
+
+    /// An archive member whose stated size is over the limit, and which is a message, is
+    /// refused from its first bytes: the rest is not decompressed to find out.
+    #[test]
+    fn a_member_stated_too_large_is_refused_unread() {
+        let mut message = b"From: a@example.org\nSubject: big\n\n".to_vec();
+        message.resize(MAX_MESSAGE as usize * 3, b'x');
+        for (declared, refused_unread) in [(Some(message.len() as u64), true), (None, false)] {
+            let counter = ByteCounter::default();
+            let mut input = BufReader::with_capacity(
+                4096,
+                Counting {
+                    inner: &message[..],
+                    counter: counter.clone(),
+                },
+            );
+            let mut errors = Vec::new();
+            read_stream(&mut input, "a.zip!/big.eml", 1, declared, &mut |event| {
+                if let Event::Error { error, .. } = event {
+                    errors.push(error);
+                }
+            });
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(errors[0].contains("larger than 2 MiB"), "{errors:?}");
+            assert_eq!(counter.get() <= 4096, refused_unread, "{}", counter.get());
+        }
     }
 
     /// A zip inside a tar.gz is read through a spool: from memory when small, from a
