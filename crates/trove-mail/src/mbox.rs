@@ -254,12 +254,7 @@ impl<R: BufRead> MboxReader<R> {
                     None => {}
                 }
             }
-            let quotes = line.iter().take_while(|&&b| b == b'>').count();
-            if quotes > 0 && line[quotes..].starts_with(b"From ") {
-                self.keep(bytes, &line[1..]);
-            } else {
-                self.keep(bytes, &line);
-            }
+            self.keep(bytes, unquoted(&line));
         }
         Ok(())
     }
@@ -293,6 +288,16 @@ impl<R: BufRead> MboxReader<R> {
             bytes,
             too_large: (too_large > 0).then_some(too_large),
         }
+    }
+}
+
+/// A body line with mboxrd's quoting of `From ` taken off: one `>` fewer.
+fn unquoted(line: &[u8]) -> &[u8] {
+    let quotes = line.iter().take_while(|&&b| b == b'>').count();
+    if quotes > 0 && line[quotes..].starts_with(b"From ") {
+        &line[1..]
+    } else {
+        line
     }
 }
 
