@@ -120,11 +120,7 @@ fn guarded(format: &str, parse: impl FnOnce() -> Result<AttachmentText, String>)
         Ok(Ok(found)) => found,
         Ok(Err(e)) => AttachmentText::Unreadable(format!("{format} could not be read: {e}")),
         Err(panic) => {
-            let why = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "the parser failed".into());
+            let why = crate::panic_message(&*panic).unwrap_or_else(|| "the parser failed".into());
             AttachmentText::Unreadable(format!("{format} could not be read: {why}"))
         }
     }

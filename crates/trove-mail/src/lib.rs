@@ -15,3 +15,11 @@ pub mod sanitize;
 
 pub use parse::{Attachment, Defect, MailDate, Mailbox, Parsed, decoded_header_text, parse};
 pub use sanitize::sanitize_html;
+
+/// What a caught panic said (`panic!("…")` carries a `&str` or a `String`), if anything.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> Option<String> {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+}

@@ -181,7 +181,11 @@ impl BlobStore {
                 (frame, path)
             }
         };
-        let bytes = decompress(&frame).map_err(io_err(&path))?;
+        let bytes = decompress(&frame).map_err(|e| WorkspaceError::UnreadableBlob {
+            content_id: content_id.to_string(),
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         let found = hex::encode(Sha256::digest(&bytes));
         if found != content_id {
             return Err(WorkspaceError::DamagedBlob {

@@ -31,7 +31,7 @@ pub use catalogue::{SCHEMA_VERSION, Status, now_rfc3339};
 pub use config::Config;
 pub use dkim::{DkimSummary, KeyImport};
 pub use ingest::{IngestStats, Progress, StageTimes};
-pub use release::ReleaseOutcome;
+pub use release::{HeldBack, NOT_BUILT, ReleaseOutcome};
 pub use schedule::{Plan, Selection, parse_time, parse_until};
 
 use blobs::BlobStore;
@@ -68,6 +68,15 @@ pub enum WorkspaceError {
         content_id: String,
         path: PathBuf,
         found: String,
+    },
+    #[error(
+        "original {content_id} in {path} does not decompress ({reason}): the blob store is \
+         damaged; restore the workspace from a backup, or ingest the mail again into a new one"
+    )]
+    UnreadableBlob {
+        content_id: String,
+        path: PathBuf,
+        reason: String,
     },
     #[error(transparent)]
     Site(#[from] trove_site::SiteError),

@@ -31,6 +31,89 @@ pub struct ReleaseOutcome {
     pub manifest_sha256: String,
     /// A release interrupted earlier and finished now.
     pub resumed: bool,
+    /// Emails this release could not build, held back so that the rest went out.
+    pub held_back: Vec<HeldBack>,
+}
+
+/// The reason a [`HeldBack`] email is recorded under in `withheld`, and counted under in
+/// the signed register: public, so it says what happened and nothing of the email.
+pub const NOT_BUILT: &str = "could not be built";
+
+/// An email numbered for a release whose published form could not be made: its original
+/// is missing or damaged, or building it panicked. It is held back (`withheld`, reason
+/// [`NOT_BUILT`]), the release's later emails take the numbers up, and the release is
+/// written without it; it never takes a number, as other withheld emails do not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldBack {
+    pub content_id: String,
+    /// The number it had in the attempt that failed; never published.
+    pub number: u64,
+    /// What went wrong, for the publisher (stderr and the workspace's log), never the site.
+    pub error: String,
+}
+
+/// Why an email of a release was not built: something of that email alone, which holds
+/// it back, or something that stops the whole release (the disk, the catalogue).
+enum BuildError {
+    Email(i64, HeldBack),
+    Whole(WorkspaceError),
+}
+
+impl WorkspaceError {
+    /// An error that one email's original causes, which another attempt would meet again.
+    fn is_of_one_email(&self) -> bool {
+        matches!(
+            self,
+            WorkspaceError::MissingBlob { .. }
+                | WorkspaceError::DamagedBlob { .. }
+                | WorkspaceError::UnreadableBlob { .. }
+        )
+    }
+}
+
+/// Runs one email's build, turning a panic and an error of that email alone into
+/// [`BuildError::Email`], so that one email cannot stop a release from ever finishing.
+fn guarded<T>(
+    id: i64,
+    number: u64,
+    content_id: &str,
+    build: impl FnOnce() -> Result<T>,
+) -> Result<T, BuildError> {
+    let held = |error: String| {
+        BuildError::Email(
+            id,
+            HeldBack {
+                content_id: content_id.to_string(),
+                number,
+                error,
+            },
+        )
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)) {
+        Ok(Ok(built)) => Ok(built),
+        Ok(Err(e)) if e.is_of_one_email() => Err(held(e.to_string())),
+        Ok(Err(e)) => Err(BuildError::Whole(e)),
+        Err(panic) => {
+            let what = trove_mail::panic_message(&*panic).unwrap_or_else(|| "(no message)".into());
+            Err(held(format!("building it panicked: {what}")))
+        }
+    }
+}
+
+/// The packs a release over `numbers` writes in folders wholly past `last` (an empty
+/// range when `last` is below its first number): what a shorter release leaves behind.
+fn packs_past(numbers: NumberRange, last: u64) -> Vec<String> {
+    (numbers.first / 1000..=numbers.last / 1000)
+        .filter(|folder| numbers.first.max(folder * 1000) > last)
+        .map(|folder| trove_site::pack_path(folder, numbers.first))
+        .collect()
+}
+
+/// How one attempt at writing a release ended.
+enum Attempt {
+    Written(ReleaseOutcome),
+    /// Emails that could not be built, with their ids; nothing was published.
+    NotBuilt(Vec<(i64, HeldBack)>),
 }
 
 /// An email's published form, its files ready for the writer (serialised, hashed and
@@ -124,14 +207,124 @@ impl Workspace {
             .map_err(self.catalogue.err())
     }
 
+    /// Writes release `pending` (in state `writing`) into the site. An email that cannot
+    /// be built is held back and the release written again without it: a panic or a
+    /// damaged original must not leave a release that every later run resumes and fails.
     pub(crate) fn write_release(
+        &mut self,
+        site: &Site,
+        key: &trove_site::SigningKey,
+        pending: (u32, String, String, NumberRange),
+        resumed: bool,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<ReleaseOutcome> {
+        let (release, title, published_at, mut numbers) = pending;
+        let mut held_back = Vec::new();
+        loop {
+            let pending = (release, title.clone(), published_at.clone(), numbers);
+            match self.write_attempt(site, key, pending, resumed, progress)? {
+                Attempt::Written(mut outcome) => {
+                    outcome.held_back = held_back;
+                    return Ok(outcome);
+                }
+                Attempt::NotBuilt(failed) => {
+                    let renumbered = self.hold_back(release, numbers, &failed)?;
+                    // An earlier, interrupted attempt may have written packs for numbers
+                    // the release no longer reaches; the next attempt would not replace
+                    // them, and a reader looks in packs before the manifest's list.
+                    for rel in packs_past(numbers, renumbered.last) {
+                        let path = site.root().join(&rel);
+                        match std::fs::remove_file(&path) {
+                            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                                return Err(crate::io_err(&path)(e));
+                            }
+                            _ => {}
+                        }
+                    }
+                    numbers = renumbered;
+                    held_back.extend(failed.into_iter().map(|(_, h)| h));
+                }
+            }
+        }
+    }
+
+    /// Holds back emails of release `release` that could not be built and gives the
+    /// release's other emails consecutive numbers from its first again. Nothing of the
+    /// release is public yet (its manifest is written last), and its files written so far
+    /// are those of lower numbers, which keep theirs. Returns the release's new range.
+    fn hold_back(
+        &mut self,
+        release: u32,
+        numbers: NumberRange,
+        failed: &[(i64, HeldBack)],
+    ) -> Result<NumberRange> {
+        let (tx, cat_err) = self.catalogue.begin()?;
+        for (id, _) in failed {
+            tx.execute(
+                "INSERT INTO withheld (message, release, reason) VALUES (?1, ?2, ?3)",
+                params![id, release, NOT_BUILT],
+            )
+            .map_err(cat_err)?;
+            tx.execute(
+                "UPDATE messages SET number = NULL, release = NULL WHERE id = ?1",
+                [id],
+            )
+            .map_err(cat_err)?;
+        }
+        let ids: Vec<i64> = tx
+            .prepare("SELECT id FROM messages WHERE release = ?1 ORDER BY number")
+            .and_then(|mut s| s.query_map([release], |r| r.get(0))?.collect())
+            .map_err(cat_err)?;
+        // Negative first, out of the way of the numbers' unique index, then renumbered.
+        tx.execute(
+            "UPDATE messages SET number = -number WHERE release = ?1",
+            [release],
+        )
+        .map_err(cat_err)?;
+        {
+            let mut set = tx
+                .prepare("UPDATE messages SET number = ?2 WHERE id = ?1")
+                .map_err(cat_err)?;
+            for (i, id) in ids.iter().enumerate() {
+                set.execute(params![id, (numbers.first + i as u64) as i64])
+                    .map_err(cat_err)?;
+            }
+        }
+        let renumbered = NumberRange {
+            first: numbers.first,
+            last: numbers.first + ids.len() as u64 - 1,
+        };
+        tx.execute(
+            "UPDATE releases SET last = ?2 WHERE number = ?1",
+            params![release, renumbered.last as i64],
+        )
+        .map_err(cat_err)?;
+        tx.commit().map_err(cat_err)?;
+        for (_, h) in failed {
+            self.catalogue.log(
+                "release-held-back",
+                &serde_json::json!({
+                    "release": release, "content_id": h.content_id, "number": h.number,
+                    "error": h.error, "reason": NOT_BUILT,
+                })
+                .to_string(),
+            )?;
+        }
+        Ok(renumbered)
+    }
+
+    /// One attempt at writing release `release`: every email built and written, the
+    /// manifest signed, the index committed; or, when some email could not be built,
+    /// every such email found (the rest are still built, not written) and nothing
+    /// published.
+    fn write_attempt(
         &mut self,
         site: &Site,
         key: &trove_site::SigningKey,
         (release, title, published_at, numbers): (u32, String, String, NumberRange),
         resumed: bool,
         progress: &dyn Fn(u64, u64),
-    ) -> Result<ReleaseOutcome> {
+    ) -> Result<Attempt> {
         let policy = self.policy()?;
         // The release's rows are read a chunk of numbers at a time, on the build thread
         // (its own read-only connection): at 1M emails, every row at once was a
@@ -159,6 +352,7 @@ impl Workspace {
         index.delete_release(&index_writer, release);
         let mut done = 0;
         let mut threaded = Vec::with_capacity(count as usize);
+        let mut not_built = Vec::new();
         let build = |row: &Row| -> Result<Built> {
             let original = self.blobs.original(&row.content_id, row.packed)?;
             let raw = original.bytes;
@@ -202,7 +396,8 @@ impl Workspace {
         // The parallel build of the next chunk overlaps the writing of this one: the
         // writer, the manifest's file list and the index take emails one at a time.
         std::thread::scope(|scope| -> Result<()> {
-            let (built_tx, built_rx) = std::sync::mpsc::sync_channel::<Vec<Result<Built>>>(1);
+            let (built_tx, built_rx) =
+                std::sync::mpsc::sync_channel::<Vec<Result<Built, BuildError>>>(1);
             let (chunks, build, catalogue_path) = (&chunks, &build, &catalogue_path);
             // The numbering's log goes into the database while the emails are built.
             let checkpoint = scope.spawn(move || crate::catalogue::checkpoint(catalogue_path));
@@ -210,14 +405,17 @@ impl Workspace {
                 let conn = match crate::catalogue::open_read_only(catalogue_path) {
                     Ok(conn) => conn,
                     Err(e) => {
-                        let _ = built_tx.send(vec![Err(e)]);
+                        let _ = built_tx.send(vec![Err(BuildError::Whole(e))]);
                         return;
                     }
                 };
                 for &(first, last) in chunks {
                     let built = match release_rows(&conn, catalogue_path, release, first, last) {
-                        Ok(rows) => rows.par_iter().map(build).collect(),
-                        Err(e) => vec![Err(e)],
+                        Ok(rows) => rows
+                            .par_iter()
+                            .map(|row| guarded(row.id, row.number, &row.content_id, || build(row)))
+                            .collect(),
+                        Err(e) => vec![Err(BuildError::Whole(e))],
                     };
                     if built_tx.send(built).is_err() {
                         break;
@@ -227,7 +425,19 @@ impl Workspace {
             for built in built_rx {
                 let n = built.len() as u64;
                 for item in built {
-                    let (message, files, attachment_bytes, document) = item?;
+                    let (message, files, attachment_bytes, document) = match item {
+                        Ok(built) => built,
+                        Err(BuildError::Whole(e)) => return Err(e),
+                        Err(BuildError::Email(id, held)) => {
+                            not_built.push((id, held));
+                            continue;
+                        }
+                    };
+                    // After a failure nothing more is written: the attempt is made again
+                    // without the emails that failed, whose numbers the next ones take.
+                    if !not_built.is_empty() {
+                        continue;
+                    }
                     if let Some(r) = &message.redaction {
                         writer.register.add(r);
                     }
@@ -250,6 +460,9 @@ impl Workspace {
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })?;
+        if !not_built.is_empty() {
+            return Ok(Attempt::NotBuilt(not_built));
+        }
         writer.register.messages_withheld = self.withheld_in(release)?;
         let mut withdrawn = Vec::new();
         for w in self.withdrawals_in(release)? {
@@ -287,14 +500,15 @@ impl Workspace {
             })
             .to_string(),
         )?;
-        Ok(ReleaseOutcome {
+        Ok(Attempt::Written(ReleaseOutcome {
             release,
             title,
             numbers,
             files,
             manifest_sha256,
             resumed,
-        })
+            held_back: Vec::new(),
+        }))
     }
 }
 
@@ -671,6 +885,70 @@ fn published_form(row: &Row, release: u32, raw: &[u8]) -> (PublishedMessage, Vec
 
 #[cfg(test)]
 mod tests {
+    use super::{BuildError, guarded};
+    use crate::WorkspaceError;
+
+    /// A panic and a damaged original hold back that one email, with what went wrong; an
+    /// error of the machine (here the disk) stops the release as before.
+    #[test]
+    fn one_emails_panic_or_damage_holds_it_back_and_others_stop_the_release() {
+        let held = |r: Result<(), BuildError>| match r {
+            Err(BuildError::Email(id, h)) => (id, h.number, h.content_id, h.error),
+            Err(BuildError::Whole(e)) => panic!("held back, not stopped: {e}"),
+            Ok(()) => panic!("held back, not built"),
+        };
+        let (id, number, content_id, error) =
+            held(guarded(7, 41, "ab", || -> crate::Result<()> {
+                panic!("no part {}", 3)
+            }));
+        assert_eq!((id, number, content_id.as_str()), (7, 41, "ab"));
+        assert_eq!(error, "building it panicked: no part 3");
+        let damaged = || -> crate::Result<()> {
+            Err(WorkspaceError::UnreadableBlob {
+                content_id: "cd".into(),
+                path: "packs/00000001.pack".into(),
+                reason: "Unknown frame descriptor".into(),
+            })
+        };
+        let (_, _, _, error) = held(guarded(8, 42, "cd", damaged));
+        assert!(
+            error.contains("packs/00000001.pack does not decompress"),
+            "{error}"
+        );
+        let disk = || -> crate::Result<()> {
+            Err(WorkspaceError::Io {
+                path: "site".into(),
+                source: std::io::Error::other("no space left on device"),
+            })
+        };
+        assert!(matches!(
+            guarded(9, 43, "ef", disk),
+            Err(BuildError::Whole(WorkspaceError::Io { .. }))
+        ));
+        assert!(guarded(10, 44, "01", || Ok(())).is_ok());
+    }
+
+    /// Folders a release no longer reaches once shortened lose their pack; the folder of
+    /// its new last number keeps its pack, which the next attempt writes again.
+    #[test]
+    fn a_shortened_release_names_the_packs_past_its_end() {
+        let range = |first, last| trove_site::NumberRange { first, last };
+        assert_eq!(
+            super::packs_past(range(990, 2000), 1999),
+            ["messages/0002/2000.pack"]
+        );
+        assert!(super::packs_past(range(990, 2000), 2000).is_empty());
+        assert_eq!(
+            super::packs_past(range(990, 2000), 999),
+            ["messages/0001/1000.pack", "messages/0002/2000.pack"]
+        );
+        // Every email held back: the range is empty, and every pack goes.
+        assert_eq!(
+            super::packs_past(range(990, 991), 989),
+            ["messages/0000/990.pack"]
+        );
+    }
+
     /// Every chunk of a release searches the numbers' index; a plan that scans the
     /// messages table made release quadratic (2,000 scans of a million rows at 1M). The
     /// copies' folders and the packed place are searched by index too: nothing is scanned.

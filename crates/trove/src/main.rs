@@ -1073,6 +1073,15 @@ fn print_outcome(r: &trove_workspace::ReleaseOutcome) {
         "{verb} release {} \"{}\": {emails} ({} files), manifest sha256 {}",
         r.release, r.title, r.files, r.manifest_sha256
     );
+    for h in &r.held_back {
+        eprintln!(
+            "warning: release {}: email {} could not be built and is held back (the register counts it as \"{}\"; the emails after it took the numbers up): {}",
+            r.release,
+            h.content_id,
+            trove_workspace::NOT_BUILT,
+            h.error
+        );
+    }
 }
 
 /// Publishes `selection` now (and any planned release already due, first).

@@ -726,6 +726,90 @@ fn release_killed_at_any_point_then_rerun_publishes_every_email_once_and_verifie
     );
 }
 
+/// An email whose original is damaged in its pack cannot be built. Before, the release
+/// stopped there, stayed in state `writing`, and every later run resumed it and stopped
+/// again. Now it is held back with a warning naming it, the emails after it take the
+/// numbers up, the signed register counts it, and the site verifies.
+#[test]
+fn an_email_that_cannot_be_built_is_held_back_and_the_release_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = new_workspace(tmp.path());
+    run(&["ingest", "--quiet", p(&ws), p(&corpus("enron/allen-p"))]);
+    let messages = status(&ws)["messages"].as_u64().unwrap();
+    // Two emails' frames in the workspace's packs, damaged in their middle.
+    let db = rusqlite::Connection::open(ws.join("catalogue.sqlite")).unwrap();
+    let damaged: Vec<(String, i64, i64, i64)> = db
+        .prepare(
+            "SELECT m.content_id, p.pack, p.offset, p.length FROM messages m
+             JOIN packed p ON p.content_id = m.content_id ORDER BY m.content_id LIMIT 2",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    drop(db);
+    assert_eq!(damaged.len(), 2);
+    for (_, pack, offset, length) in &damaged {
+        let path = ws.join(format!("blobs/packs/{pack:08}.pack"));
+        let mut bytes = std::fs::read(&path).unwrap();
+        let middle = (offset + length / 2) as usize;
+        for b in &mut bytes[middle - 4..middle + 4] {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&path, bytes).unwrap();
+    }
+
+    let out = run(&["release", p(&ws), "--all", "--title", "One"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let published = messages - 2;
+    assert!(
+        stdout.contains(&format!("emails 1..={published} ")),
+        "{stdout}"
+    );
+    for (content_id, ..) in &damaged {
+        assert!(
+            stderr.contains(&format!(
+                "email {content_id} could not be built and is held back"
+            )),
+            "{stderr}"
+        );
+    }
+    let site = ws.join("site");
+    let out = run(&["verify", p(&site)]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{published} emails")),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(site.join("releases/000001.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["register"]["messages_withheld"]["could not be built"], 2,
+        "{}",
+        manifest["register"]
+    );
+    // Nothing is left past the new last number, and nothing is left to release.
+    let folder = (published + 1) / 1000;
+    assert!(
+        site_file(
+            &site,
+            &format!("messages/{folder:04}/{}.json", published + 1)
+        )
+        .is_none()
+    );
+    assert_eq!(status(&ws)["released"].as_u64().unwrap(), published);
+    let out = run(&["release", p(&ws), "--all"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Nothing to release"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 #[test]
 fn release_refuses_a_site_that_would_publish_the_workspace_or_someone_elses_directory() {
     let tmp = tempfile::tempdir().unwrap();
