@@ -13,7 +13,10 @@ pub mod pii;
 pub mod read;
 pub mod sanitize;
 
-pub use parse::{Attachment, Defect, MailDate, Mailbox, Parsed, decoded_header_text, parse};
+pub use parse::{
+    Attachment, Defect, MailDate, Mailbox, Parsed, decoded_header_text, parse,
+    parse_with_header_text,
+};
 pub use sanitize::sanitize_html;
 
 /// What a caught panic said (`panic!("…")` carries a `&str` or a `String`), if anything.

@@ -690,7 +690,7 @@ fn prepare_batch(
             let content_id = hex::encode(Sha256::digest(&p.bytes));
             let compressed = compress(&p.bytes);
             lap(&mut t, &store_ns);
-            let parsed = trove_mail::parse(&p.bytes);
+            let parsed = trove_mail::parse_with_header_text(&p.bytes);
             lap(&mut t, &parse_ns);
             let (dkim, arc) =
                 crate::dkim::authenticate(&p.bytes, keys, parsed.date.map(|d| d.timestamp));

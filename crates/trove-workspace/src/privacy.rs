@@ -1,6 +1,7 @@
 //! Personal data: the policy file (`policy.toml`), findings kept in the catalogue, the
 //! review, and redaction of the published form at release. Originals are never touched.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -411,12 +412,11 @@ pub(crate) fn scan_keeping_texts(
     scan_part(detector, "to", &people_line(&parsed.to), &mut out);
     scan_part(detector, "cc", &people_line(&parsed.cc), &mut out);
     // Every field, its encoded words ("=?utf-8?b?…?=") decoded.
-    scan_part(
-        detector,
-        "headers",
-        &trove_mail::decoded_header_text(&parsed.header_block),
-        &mut out,
-    );
+    let header_text = match &parsed.header_text {
+        Some(text) => Cow::Borrowed(text.as_str()),
+        None => Cow::Owned(trove_mail::decoded_header_text(&parsed.header_block)),
+    };
+    scan_part(detector, "headers", &header_text, &mut out);
     scan_part(detector, "text", &parsed.text, &mut out);
     if let Some(html) = &parsed.html {
         // The visible text: a value split by markup or written as character references
@@ -1099,7 +1099,8 @@ impl crate::Workspace {
         // detectors), so the texts kept for release are replaced with the new reading.
         let total = self.over_every_original(
             |raw, _| {
-                let (found, texts) = scan_keeping_texts(&trove_mail::parse(raw), &policy.detector);
+                let (found, texts) =
+                    scan_keeping_texts(&trove_mail::parse_with_header_text(raw), &policy.detector);
                 (encode_findings(&found), texts)
             },
             |tx, id, (found, texts)| {
