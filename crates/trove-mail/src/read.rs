@@ -369,14 +369,29 @@ fn detect_and_read(
         Kind::Tar => return read_tar(input, name, depth, on_event),
         Kind::Zip => {
             // A zip inside a tar or gzip stream is read by seeking (its directory is at
-            // its end), so it is copied out of the stream first.
-            let spooled = spool(input).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("copying the zip out of its archive, to read it: {e}"),
-                )
-            })?;
-            read_zip(spooled, name, depth + 1, on_event);
+            // its end), so it is copied out of the stream first, up to a ceiling; one
+            // its archive says is over it is not copied to find out.
+            let spooled = match declared {
+                Some(size) if size > MAX_SPOOLED => None,
+                _ => spool(input, MAX_SPOOLED).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("copying the zip out of its archive, to read it: {e}"),
+                    )
+                })?,
+            };
+            match spooled {
+                Some(spooled) => read_zip(spooled, name, depth + 1, on_event),
+                None => on_event(Event::Error {
+                    file: name.to_string(),
+                    error: format!(
+                        "a zip inside an archive, larger than {} MiB: not copied out to be \
+                         read (a decompression bomb, or take it out of its archive and ingest \
+                         it as a file of its own, which is read where it is)",
+                        MAX_SPOOLED >> 20
+                    ),
+                }),
+            }
         }
         Kind::Unsupported(reason) => on_event(Event::Skipped {
             file: name.to_string(),
@@ -436,13 +451,25 @@ const SPOOL_IN_MEMORY: usize = 64 << 20;
 #[cfg(test)]
 const SPOOL_IN_MEMORY: usize = 64 << 10;
 
+/// The largest zip copied out of a stream to be read. Beyond it the copy would only fill
+/// `TMPDIR` (a tmpfs, memory, on many systems): a gzip bomb whose content starts like a
+/// zip wrote until the disk was full. A zip file of its own is read where it is, at any
+/// size.
+#[cfg(not(test))]
+const MAX_SPOOLED: u64 = 4 << 30;
+#[cfg(test)]
+const MAX_SPOOLED: u64 = 1 << 20;
+
 /// The rest of `input`, held to be read with seeks from its start: in memory up to
-/// [`SPOOL_IN_MEMORY`], in a temporary file beyond it.
-fn spool(input: &mut dyn BufRead) -> io::Result<tempfile::SpooledTempFile> {
+/// [`SPOOL_IN_MEMORY`], in a temporary file beyond it; `None` when it is longer than
+/// `limit`, of which no more than one byte past `limit` is copied.
+fn spool(input: &mut dyn BufRead, limit: u64) -> io::Result<Option<tempfile::SpooledTempFile>> {
     let mut spooled = tempfile::spooled_tempfile(SPOOL_IN_MEMORY);
-    io::copy(input, &mut spooled)?;
+    if io::copy(&mut input.take(limit + 1), &mut spooled)? > limit {
+        return Ok(None);
+    }
     spooled.seek(io::SeekFrom::Start(0))?;
-    Ok(spooled)
+    Ok(Some(spooled))
 }
 
 /// What a file is, from its first bytes.
@@ -821,6 +848,26 @@ mod tests {
         }
     }
 
+    /// Reads `bytes` as archive member `name` whose archive states `declared`: the errors
+    /// it gave, and how many bytes it pulled from the input (in 4 KiB reads).
+    fn read_member(bytes: &[u8], name: &str, declared: Option<u64>) -> (Vec<String>, u64) {
+        let counter = ByteCounter::default();
+        let mut input = BufReader::with_capacity(
+            4096,
+            Counting {
+                inner: bytes,
+                counter: counter.clone(),
+            },
+        );
+        let mut errors = Vec::new();
+        read_stream(&mut input, name, 1, declared, &mut |event| {
+            if let Event::Error { error, .. } = event {
+                errors.push(error);
+            }
+        });
+        (errors, counter.get())
+    }
+
     /// An archive member whose stated size is over the limit, and which is a message, is
     /// refused from its first bytes: the rest is not decompressed to find out.
     #[test]
@@ -828,23 +875,25 @@ mod tests {
         let mut message = b"From: a@example.org\nSubject: big\n\n".to_vec();
         message.resize(MAX_MESSAGE as usize * 3, b'x');
         for (declared, refused_unread) in [(Some(message.len() as u64), true), (None, false)] {
-            let counter = ByteCounter::default();
-            let mut input = BufReader::with_capacity(
-                4096,
-                Counting {
-                    inner: &message[..],
-                    counter: counter.clone(),
-                },
-            );
-            let mut errors = Vec::new();
-            read_stream(&mut input, "a.zip!/big.eml", 1, declared, &mut |event| {
-                if let Event::Error { error, .. } = event {
-                    errors.push(error);
-                }
-            });
+            let (errors, read) = read_member(&message, "a.zip!/big.eml", declared);
             assert_eq!(errors.len(), 1, "{errors:?}");
             assert!(errors[0].contains("larger than 2 MiB"), "{errors:?}");
-            assert_eq!(counter.get() <= 4096, refused_unread, "{}", counter.get());
+            assert_eq!(read <= 4096, refused_unread, "{read}");
+        }
+    }
+
+    /// A zip inside a stream past the spool's ceiling is refused: from its first bytes when
+    /// its archive states its size, after copying no more than the ceiling otherwise.
+    #[test]
+    fn a_zip_past_the_spools_ceiling_is_refused_without_copying_it_all() {
+        let mut zip = b"PK\x03\x04".to_vec();
+        zip.resize(MAX_SPOOLED as usize * 3, 0);
+        for (declared, refused_unread) in [(Some(zip.len() as u64), true), (None, false)] {
+            let (errors, read) = read_member(&zip, "a.tar!/big.zip", declared);
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(errors[0].contains("larger than 1 MiB"), "{errors:?}");
+            assert_eq!(read <= 4096, refused_unread, "{read}");
+            assert!(read <= MAX_SPOOLED + 8192, "{read}");
         }
     }
 
@@ -874,7 +923,7 @@ mod tests {
         let (small_zip, large_zip) = (zip_of(&small), zip_of(&large));
         assert!(small_zip.len() < SPOOL_IN_MEMORY && large_zip.len() > SPOOL_IN_MEMORY);
         for (zip, rolled) in [(&small_zip, false), (&large_zip, true)] {
-            let spooled = spool(&mut &zip[..]).unwrap();
+            let spooled = spool(&mut &zip[..], MAX_SPOOLED).unwrap().unwrap();
             assert_eq!(spooled.is_rolled(), rolled);
         }
         let mut tar = tar::Builder::new(Vec::new());
