@@ -228,20 +228,7 @@ impl Workspace {
                     return Ok(outcome);
                 }
                 Attempt::NotBuilt(failed) => {
-                    let renumbered = self.hold_back(release, numbers, &failed)?;
-                    // An earlier, interrupted attempt may have written packs for numbers
-                    // the release no longer reaches; the next attempt would not replace
-                    // them, and a reader looks in packs before the manifest's list.
-                    for rel in packs_past(numbers, renumbered.last) {
-                        let path = site.root().join(&rel);
-                        match std::fs::remove_file(&path) {
-                            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                                return Err(crate::io_err(&path)(e));
-                            }
-                            _ => {}
-                        }
-                    }
-                    numbers = renumbered;
+                    numbers = self.hold_back(site, release, numbers, &failed)?;
                     held_back.extend(failed.into_iter().map(|(_, h)| h));
                 }
             }
@@ -254,6 +241,7 @@ impl Workspace {
     /// are those of lower numbers, which keep theirs. Returns the release's new range.
     fn hold_back(
         &mut self,
+        site: &Site,
         release: u32,
         numbers: NumberRange,
         failed: &[(i64, HeldBack)],
@@ -299,6 +287,19 @@ impl Workspace {
             params![release, renumbered.last as i64],
         )
         .map_err(cat_err)?;
+        // An earlier, interrupted attempt may have written packs for numbers the release
+        // no longer reaches: no later attempt would replace them, and a reader looks in
+        // packs before the manifests' lists. They go before the commit, so that a crash
+        // between the two leaves the old numbering, whose next attempt writes every pack.
+        for rel in packs_past(numbers, renumbered.last) {
+            let path = site.root().join(&rel);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(crate::io_err(&path)(e));
+                }
+                _ => {}
+            }
+        }
         tx.commit().map_err(cat_err)?;
         for (_, h) in failed {
             self.catalogue.log(

@@ -792,7 +792,11 @@ fn an_email_that_cannot_be_built_is_held_back_and_the_release_finishes() {
         "{}",
         manifest["register"]
     );
-    // Nothing is left past the new last number, and nothing is left to release.
+    // The index holds the published emails once each; nothing is left past the new last
+    // number, and nothing is left to release.
+    let out = run(&["search", p(&site), "", "--json", "--limit", "1"]);
+    let found: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(found["total"].as_u64().unwrap(), published);
     let folder = (published + 1) / 1000;
     assert!(
         site_file(
