@@ -232,7 +232,12 @@ pub struct Status {
     /// Skipped files by the reason given (`not mail`, `Outlook PST file: …`).
     pub skipped_by_reason: BTreeMap<String, u64>,
     pub released: u64,
+    /// Emails a later release may still take: neither released nor withheld.
     pub unreleased: u64,
+    /// Emails held back for good: by the policy when a release went live, or because a
+    /// release could not build them ([`crate::NOT_BUILT`]).
+    pub withheld: u64,
+    pub withheld_by_reason: BTreeMap<String, u64>,
     pub releases: u64,
     pub original_bytes: u64,
     /// Emails with at least one passing DKIM signature.
@@ -522,7 +527,19 @@ impl Catalogue {
             ..Status::default()
         };
         s.duplicates = one("SELECT count(*) FROM copies")?.saturating_sub(s.messages);
-        s.unreleased = s.messages - s.released;
+        // Reasons and their counts, from a `SELECT reason, count(*) … GROUP BY reason`.
+        let by_reason = |sql: &str| -> Result<BTreeMap<String, u64>> {
+            let mut stmt = self.conn.prepare(sql).map_err(self.err())?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                })
+                .map_err(self.err())?;
+            rows.collect::<rusqlite::Result<_>>().map_err(self.err())
+        };
+        s.withheld_by_reason = by_reason("SELECT reason, count(*) FROM withheld GROUP BY reason")?;
+        s.withheld = s.withheld_by_reason.values().sum();
+        s.unreleased = s.messages.saturating_sub(s.released + s.withheld);
         // Each email's DKIM status, by the definition the search index uses.
         let mut stmt = self
             .conn
@@ -543,17 +560,7 @@ impl Catalogue {
         }
         s.dkim_none = s.messages - signed;
         s.dkim_keys = one("SELECT count(*) FROM dkim_keys")?;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT reason, count(*) FROM skipped GROUP BY reason")
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(self.err())?;
-        for row in rows {
-            let (reason, n) = row.map_err(self.err())?;
-            s.skipped_by_reason.insert(reason, n as u64);
-        }
+        s.skipped_by_reason = by_reason("SELECT reason, count(*) FROM skipped GROUP BY reason")?;
         let mut stmt = self
             .conn
             .prepare("SELECT defects FROM messages WHERE defects != ''")

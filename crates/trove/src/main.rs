@@ -522,9 +522,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 println!("Workspace {}", workspace.display());
                 println!(
-                    "  emails:          {} ({} released, {} not yet)",
-                    s.messages, s.released, s.unreleased
+                    "  emails:          {} ({} released, {} not yet, {} held back)",
+                    s.messages, s.released, s.unreleased, s.withheld
                 );
+                for (reason, n) in &s.withheld_by_reason {
+                    println!("    {reason:<22} {n}");
+                }
                 println!("  files read:      {}", s.files_read);
                 println!(
                     "  duplicates:      {} (extra copies collapsed into their email)",

@@ -805,7 +805,10 @@ fn an_email_that_cannot_be_built_is_held_back_and_the_release_finishes() {
         )
         .is_none()
     );
-    assert_eq!(status(&ws)["released"].as_u64().unwrap(), published);
+    let s = status(&ws);
+    assert_eq!(s["released"].as_u64().unwrap(), published, "{s}");
+    assert_eq!(s["withheld_by_reason"]["could not be built"], 2, "{s}");
+    assert_eq!(s["unreleased"], 0, "{s}");
     let out = run(&["release", p(&ws), "--all"]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("Nothing to release"),
