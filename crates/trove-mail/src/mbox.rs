@@ -44,7 +44,7 @@ const LINE_PIECE: u64 = 1 << 20;
 pub struct MboxReader<R> {
     input: R,
     /// Lines read ahead and given back; consumed before `input`.
-    pushback: VecDeque<Vec<u8>>,
+    pushback: VecDeque<Line>,
     /// An envelope line already recognised, starting the next message.
     next_envelope: Option<(u64, Vec<u8>)>,
     /// Offset in the input of the next byte `read_line` returns.
@@ -53,6 +53,33 @@ pub struct MboxReader<R> {
     /// The size of the message being read once it has passed [`MAX_MESSAGE`] (its bytes
     /// are then dropped and the rest only counted); 0 before.
     dropped: u64,
+    /// The last piece `input` gave ended inside a line longer than [`LINE_PIECE`].
+    mid_line: bool,
+}
+
+/// A line of the mbox, or a piece of one longer than [`LINE_PIECE`].
+struct Line {
+    /// Its offset in the input.
+    at: u64,
+    /// Whether it starts a line: a long line's later pieces do not, and are never read
+    /// as an envelope, a blank line or a header (a piece that began `From ` once split a
+    /// message in two).
+    starts: bool,
+    bytes: Vec<u8>,
+}
+
+impl Line {
+    fn is_blank(&self) -> bool {
+        self.starts && is_blank(&self.bytes)
+    }
+
+    fn is_envelope(&self) -> bool {
+        self.starts && is_envelope(&self.bytes)
+    }
+
+    fn is_header(&self) -> bool {
+        self.starts && is_header_line(&self.bytes)
+    }
 }
 
 static ASCTIME: LazyLock<Regex> = LazyLock::new(|| {
@@ -97,49 +124,55 @@ impl<R: BufRead> MboxReader<R> {
             offset: 0,
             started: false,
             dropped: 0,
+            mid_line: false,
         }
     }
 
-    /// Reads one line (with its ending) into a new buffer; `None` at end of input.
-    fn read_line(&mut self) -> io::Result<Option<(u64, Vec<u8>)>> {
+    /// Reads one line (with its ending), or the next piece of a long one, into a new
+    /// buffer; `None` at end of input.
+    fn read_line(&mut self) -> io::Result<Option<Line>> {
         if let Some(line) = self.pushback.pop_front() {
-            let at = self.offset;
-            self.offset += line.len() as u64;
-            return Ok(Some((at, line)));
+            self.offset += line.bytes.len() as u64;
+            return Ok(Some(line));
         }
-        let mut line = Vec::new();
+        let mut bytes = Vec::new();
         let n = (&mut self.input)
             .take(LINE_PIECE)
-            .read_until(b'\n', &mut line)?;
+            .read_until(b'\n', &mut bytes)?;
         if n == 0 {
             return Ok(None);
         }
-        let at = self.offset;
+        let line = Line {
+            at: self.offset,
+            starts: !self.mid_line,
+            bytes,
+        };
         self.offset += n as u64;
-        Ok(Some((at, line)))
+        self.mid_line = !line.bytes.ends_with(b"\n");
+        Ok(Some(line))
     }
 
-    fn unread(&mut self, line: Vec<u8>) {
-        self.offset -= line.len() as u64;
+    fn unread(&mut self, line: Line) {
+        self.offset -= line.bytes.len() as u64;
         self.pushback.push_front(line);
     }
 
     /// Finds the first envelope line of the file, skipping a byte-order mark and blank lines.
     fn start(&mut self) -> io::Result<()> {
         self.started = true;
-        while let Some((at, mut line)) = self.read_line()? {
-            let mut at = at;
-            if at == 0 && line.starts_with(b"\xEF\xBB\xBF") {
-                line.drain(..3);
-                at = 3;
+        while let Some(mut line) = self.read_line()? {
+            if line.at == 0 && line.bytes.starts_with(b"\xEF\xBB\xBF") {
+                line.bytes.drain(..3);
+                line.at = 3;
             }
-            if is_blank(&line) {
+            if line.is_blank() {
                 continue;
             }
-            if line.starts_with(b"From ") {
-                self.next_envelope = Some((at, line));
+            if line.bytes.starts_with(b"From ") {
+                self.next_envelope = Some((line.at, line.bytes));
             } else {
                 // Not an mbox after all: hand the bytes back as one message without envelope.
+                let at = line.at;
                 self.unread(line);
                 self.next_envelope = Some((at, Vec::new()));
             }
@@ -160,15 +193,15 @@ impl<R: BufRead> MboxReader<R> {
         // Headers: up to and including the first blank line.
         let mut in_headers = true;
         while in_headers {
-            let Some((_, line)) = self.read_line()? else {
+            let Some(line) = self.read_line()? else {
                 break;
             };
-            if is_blank(&line) {
+            if line.is_blank() {
                 in_headers = false;
-            } else if let Some(n) = parse_content_length(&line) {
+            } else if let Some(n) = parse_content_length(&line.bytes).filter(|_| line.starts) {
                 content_length = Some(n);
             }
-            self.keep(&mut bytes, &line);
+            self.keep(&mut bytes, &line.bytes);
         }
         if !in_headers {
             // A length over the message limit is not believed (a corrupt one must not make
@@ -195,33 +228,33 @@ impl<R: BufRead> MboxReader<R> {
         let mut body = Vec::with_capacity(n);
         let mut lines = Vec::new();
         while body.len() < n {
-            let Some((_, line)) = self.read_line()? else {
+            let Some(line) = self.read_line()? else {
                 break;
             };
-            body.extend_from_slice(&line);
+            body.extend_from_slice(&line.bytes);
             lines.push(line);
         }
         if body.len() == n {
             // Allow the customary blank line between the body and the next envelope.
             let mut lookahead = Vec::new();
-            let mut found = None;
-            while let Some((at, line)) = self.read_line()? {
-                let blank = is_blank(&line);
-                let envelope = is_envelope(&line);
+            let mut found = false;
+            while let Some(line) = self.read_line()? {
+                let blank = line.is_blank();
+                let envelope = line.is_envelope();
                 lookahead.push(line);
                 if envelope {
-                    found = Some(at);
+                    found = true;
                     break;
                 }
                 if !blank || lookahead.len() > 1 {
                     break;
                 }
             }
-            let reached_end = lookahead.iter().all(|l| is_blank(l)) && self.at_end()?;
-            if let Some(at) = found {
+            let reached_end = lookahead.iter().all(Line::is_blank) && self.at_end()?;
+            if found {
                 let line = lookahead.pop().expect("the envelope line");
                 self.keep(bytes, &body);
-                self.next_envelope = Some((at, line));
+                self.next_envelope = Some((line.at, line.bytes));
                 return Ok(());
             }
             if reached_end {
@@ -240,21 +273,26 @@ impl<R: BufRead> MboxReader<R> {
 
     /// mboxo / mboxrd / pipermail: reads body lines until the next real envelope.
     fn read_scanned_body(&mut self, bytes: &mut Vec<u8>) -> io::Result<()> {
-        while let Some((at, line)) = self.read_line()? {
+        while let Some(line) = self.read_line()? {
             // No blank line is required before an envelope: Netscape wrote none (MimeKit's
             // content-length.mbox). The envelope's shape and the header line after it decide.
-            if is_envelope(&line) {
+            if line.is_envelope() {
                 match self.read_line()? {
-                    Some((_, next)) if is_header_line(&next) || is_envelope(&next) => {
+                    Some(next) if next.is_header() || next.is_envelope() => {
                         self.unread(next);
-                        self.next_envelope = Some((at, line));
+                        self.next_envelope = Some((line.at, line.bytes));
                         return Ok(());
                     }
-                    Some((_, next)) => self.unread(next),
+                    Some(next) => self.unread(next),
                     None => {}
                 }
             }
-            self.keep(bytes, unquoted(&line));
+            let kept = if line.starts {
+                unquoted(&line.bytes)
+            } else {
+                &line.bytes
+            };
+            self.keep(bytes, kept);
         }
         Ok(())
     }
@@ -328,6 +366,25 @@ mod tests {
                 (m.offset, String::from_utf8(m.bytes).unwrap())
             })
             .collect()
+    }
+
+    /// A line longer than a piece is one line: its later pieces are not read as lines of
+    /// their own, here an envelope followed by a header line, which split the message.
+    #[test]
+    fn a_long_lines_later_pieces_are_not_lines() {
+        let body = format!(
+            "{}From x@y Thu Jan  1 00:00:00 1970\nSubject: still the body\n\nend\n",
+            "a".repeat(LINE_PIECE as usize)
+        );
+        let mbox = format!("From a@b Thu Jan  1 00:00:00 1970\nSubject: long\n\n{body}");
+        let got = split(&mbox);
+        assert_eq!(
+            got.len(),
+            1,
+            "{:?}",
+            got.iter().map(|m| m.0).collect::<Vec<_>>()
+        );
+        assert_eq!(got[0].1, format!("Subject: long\n\n{body}"));
     }
 
     #[test]
