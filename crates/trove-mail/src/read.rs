@@ -382,15 +382,13 @@ fn detect_and_read(
             };
             match spooled {
                 Some(spooled) => read_zip(spooled, name, depth + 1, on_event),
-                None => on_event(Event::Error {
-                    file: name.to_string(),
-                    error: format!(
-                        "a zip inside an archive, larger than {} MiB: not copied out to be \
-                         read (a decompression bomb, or take it out of its archive and ingest \
-                         it as a file of its own, which is read where it is)",
-                        MAX_SPOOLED >> 20
-                    ),
-                }),
+                None => on_event(too_large(
+                    name,
+                    "a zip inside an archive",
+                    MAX_SPOOLED,
+                    "a decompression bomb; taken out and ingested as a file of its own, a \
+                     zip is read where it is, at any size",
+                )),
             }
         }
         Kind::Unsupported(reason) => on_event(Event::Skipped {
@@ -407,7 +405,7 @@ fn detect_and_read(
             };
             match bytes {
                 Some(bytes) => emit_message(bytes, name, on_event),
-                None => on_event(too_large(name, "a message")),
+                None => on_event(too_large(name, "a message", MAX_MESSAGE, NOT_A_MESSAGE)),
             }
         }
         Kind::NotMail => on_event(Event::Skipped {
@@ -610,7 +608,7 @@ fn read_mbox(
         let message = message?;
         if let Some(size) = message.too_large {
             let what = format!("the message at byte {} ({size} bytes)", message.offset);
-            on_event(too_large(name, &what));
+            on_event(too_large(name, &what, MAX_MESSAGE, NOT_A_MESSAGE));
             continue;
         }
         count += 1;
@@ -631,14 +629,17 @@ fn read_mbox(
     Ok(())
 }
 
-/// The error for `what`, a message of `file` over [`MAX_MESSAGE`].
-fn too_large(file: &str, what: &str) -> Event {
+/// What a message over [`MAX_MESSAGE`] most likely is.
+const NOT_A_MESSAGE: &str = "a decompression bomb, or no mail system's message";
+
+/// The error for `what`, a part of `file` over `limit` bytes and not read, and `why` it
+/// may be so large.
+fn too_large(file: &str, what: &str, limit: u64, why: &str) -> Event {
     Event::Error {
         file: file.to_string(),
         error: format!(
-            "{what} is larger than {} MiB: not read (a decompression bomb, or no mail \
-             system's message)",
-            MAX_MESSAGE >> 20
+            "{what} is larger than {} MiB: not read ({why})",
+            limit >> 20
         ),
     }
 }
