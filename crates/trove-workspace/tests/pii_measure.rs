@@ -96,7 +96,7 @@ fn precision_and_recall_on_the_labelled_corpus_sample() {
             let sampled = in_sample(&key);
             corpus_size += 1;
             sample_size += sampled as u64;
-            for f in scan(&trove_mail::parse(&bytes), &detector) {
+            for f in scan(&trove_mail::parse_with_header_text(&bytes), &detector) {
                 if RARE.contains(&f.kind.as_str())
                     || (sampled && SAMPLED.contains(&f.kind.as_str()))
                 {
@@ -217,7 +217,7 @@ fn dump_sample() {
     let detector = Detector::new(&[], &[]).unwrap();
     for rel in ["enron", "lists"] {
         for (key, bytes) in emails(rel).into_iter().filter(|(k, _)| in_sample(k)) {
-            let parsed = trove_mail::parse(&bytes);
+            let parsed = trove_mail::parse_with_header_text(&bytes);
             let found = scan(&parsed, &detector);
             for f in &found {
                 print_finding(&key, f);
@@ -273,7 +273,7 @@ fn dump_rare() {
     .collect();
     for rel in ["enron", "lists"] {
         for (key, bytes) in emails(rel) {
-            let parsed = trove_mail::parse(&bytes);
+            let parsed = trove_mail::parse_with_header_text(&bytes);
             let found = scan(&parsed, &detector);
             for f in found.iter().filter(|f| RARE.contains(&f.kind.as_str())) {
                 print_finding(&key, f);
@@ -492,7 +492,7 @@ fn planted_values_are_found_when_valid_and_left_when_not() {
                 .collect::<String>()
         };
         let hit = scan(
-            &trove_mail::parse(&email_with(carrier, &sentence)),
+            &trove_mail::parse_with_header_text(&email_with(carrier, &sentence)),
             &detector,
         )
         .iter()
