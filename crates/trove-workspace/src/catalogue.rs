@@ -520,7 +520,6 @@ impl Catalogue {
             messages: one("SELECT count(*) FROM messages")?,
             files_read: one("SELECT count(*) FROM files")?,
             flagged: one("SELECT count(*) FROM messages WHERE defects != ''")?,
-            skipped_files: one("SELECT count(*) FROM skipped")?,
             released: one("SELECT count(*) FROM messages WHERE number IS NOT NULL")?,
             releases: one("SELECT count(*) FROM releases WHERE state = 'published'")?,
             original_bytes: one("SELECT coalesce(sum(size), 0) FROM messages")?,
@@ -561,6 +560,7 @@ impl Catalogue {
         s.dkim_none = s.messages - signed;
         s.dkim_keys = one("SELECT count(*) FROM dkim_keys")?;
         s.skipped_by_reason = by_reason("SELECT reason, count(*) FROM skipped GROUP BY reason")?;
+        s.skipped_files = s.skipped_by_reason.values().sum();
         let mut stmt = self
             .conn
             .prepare("SELECT defects FROM messages WHERE defects != ''")
