@@ -479,7 +479,7 @@ pub fn decoded_header_text(header_block: &str) -> String {
     // `message_parser` is: its map of fields was made again for every email.
     static PARSER: std::sync::OnceLock<MessageParser> = std::sync::OnceLock::new();
     let parser = PARSER.get_or_init(|| {
-        LEFT_OUT.iter().cloned().fold(
+        SIGNATURES.iter().chain(&IDENTIFIERS).cloned().fold(
             MessageParser::new()
                 .with_address_headers()
                 .with_mime_headers()
@@ -504,14 +504,10 @@ static SIGNATURES: [HeaderName<'static>; 4] = [
     HeaderName::Other(Cow::Borrowed("X-Google-DKIM-Signature")),
 ];
 
-/// The fields the detectors' header text leaves out: the signatures, and message
-/// identifiers, which are machine-made (`<CA+JMMq9…@mail.gmail.com>`) and feed the
-/// detectors false addresses. So is any other field whose name ends in `Message-ID`.
-static LEFT_OUT: [HeaderName<'static>; 9] = [
-    HeaderName::DkimSignature,
-    HeaderName::ArcSeal,
-    HeaderName::ArcMessageSignature,
-    HeaderName::Other(Cow::Borrowed("X-Google-DKIM-Signature")),
+/// Message identifiers are machine-made (`<CA+JMMq9…@mail.gmail.com>`) and feed the
+/// detectors false addresses: the header text leaves them out with the [`SIGNATURES`],
+/// and so any other field whose name ends in `Message-ID`.
+static IDENTIFIERS: [HeaderName<'static>; 5] = [
     HeaderName::InReplyTo,
     HeaderName::References,
     HeaderName::ContentId,
@@ -519,16 +515,22 @@ static LEFT_OUT: [HeaderName<'static>; 9] = [
     HeaderName::ResentMessageId,
 ];
 
-/// The top-level fields of `message`, one `Name: value` line each, but for [`LEFT_OUT`]:
+/// A field the detectors' header text leaves out.
+fn left_out(name: &HeaderName<'_>) -> bool {
+    let text = name.as_str().as_bytes();
+    SIGNATURES.contains(name)
+        || IDENTIFIERS.contains(name)
+        || (text.len() >= 10 && text[text.len() - 10..].eq_ignore_ascii_case(b"message-id"))
+}
+
+/// The top-level fields of `message`, one `Name: value` line each, but those
+/// [`left_out`]:
 /// addresses and text as parsed, other values (dates, content types) as written in
 /// `raw`, the bytes `message` was parsed from.
 fn render_header_text(message: &mail_parser::Message<'_>, raw: &[u8]) -> String {
     let mut out = String::with_capacity(message.root_part().offset_body as usize);
     for h in message.headers() {
-        let name = h.name().as_bytes();
-        if LEFT_OUT.contains(&h.name)
-            || (name.len() >= 10 && name[name.len() - 10..].eq_ignore_ascii_case(b"message-id"))
-        {
+        if left_out(&h.name) {
             continue;
         }
         let value = match h.value() {
