@@ -176,7 +176,7 @@ const PASSWORD_STOPWORDS: &[&str] = &[
 /// What [`label`] writes: never context for a detector.
 static LABEL: LazyLock<Regex> = LazyLock::new(|| re(r"\[[A-Z_-]+ REDACTED\]"));
 static EMAIL: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)\b[a-z0-9._%+-]+@([a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,})\b"));
+    LazyLock::new(|| re(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\b"));
 
 /// US Social Security numbers the SSA never issues: area 000, 666 or 900–999, group 00,
 /// serial 0000, and the numbers made famous by advertising (078-05-1120, 219-09-9999).
@@ -403,9 +403,11 @@ impl Detector {
             let confidence = if m.as_str().contains(',') { 0.75 } else { 0.5 };
             push("address", m.start(), m.end(), confidence);
         }
-        for c in EMAIL.captures_iter(text) {
-            let m = c.get(0).expect("group 0");
-            let domain = c.get(1).expect("group 1").as_str().to_ascii_lowercase();
+        // A match's domain is what follows its one '@' (the local part takes none): found
+        // without the capture engines, which cost a tenth of the detectors' time.
+        for m in EMAIL.find_iter(text) {
+            let (_, domain) = m.as_str().split_once('@').expect("an address has an '@'");
+            let domain = domain.to_ascii_lowercase();
             let public = self.public_domains.iter().any(|d| {
                 domain
                     .strip_suffix(d.as_str())

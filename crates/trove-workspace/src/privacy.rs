@@ -383,25 +383,10 @@ fn people_line(list: &[trove_mail::Mailbox]) -> String {
         .join(", ")
 }
 
-/// Every finding in an email's parts, as ingest sees them.
-pub fn scan(parsed: &Parsed, detector: &Detector) -> Vec<PartFinding> {
-    scan_keeping_texts(parsed, detector).0
-}
-
-/// The text read from one attachment in a document format, by its number (from 1), or
-/// `None` where none could be read: what [`scan_keeping_texts`] keeps for the catalogue's
-/// `attachment_texts`.
-pub(crate) type DocumentText = (u32, Option<String>);
-
-/// [`scan`], and the text of each attachment in a document format (not plain text, which
-/// costs nothing to read again), so that a release indexes it without reading the
-/// document a second time: PDF text was 3.5 % of a 100k release's `perf` samples.
-pub(crate) fn scan_keeping_texts(
-    parsed: &Parsed,
-    detector: &Detector,
-) -> (Vec<PartFinding>, Vec<DocumentText>) {
+/// The findings in an email's own text, its attachments aside: subject, people, header
+/// section, body and the HTML's visible text.
+pub fn scan_own_text(parsed: &Parsed, detector: &Detector) -> Vec<PartFinding> {
     let mut out = Vec::new();
-    let mut texts = Vec::new();
     scan_part(
         detector,
         "subject",
@@ -423,6 +408,28 @@ pub(crate) fn scan_keeping_texts(
         // is found whole (the span is then in this text, not in the HTML source).
         scan_part(detector, "html", &html_text(html), &mut out);
     }
+    out
+}
+
+/// Every finding in an email's parts, as ingest sees them.
+pub fn scan(parsed: &Parsed, detector: &Detector) -> Vec<PartFinding> {
+    scan_keeping_texts(parsed, detector).0
+}
+
+/// The text read from one attachment in a document format, by its number (from 1), or
+/// `None` where none could be read: what [`scan_keeping_texts`] keeps for the catalogue's
+/// `attachment_texts`.
+pub(crate) type DocumentText = (u32, Option<String>);
+
+/// [`scan`], and the text of each attachment in a document format (not plain text, which
+/// costs nothing to read again), so that a release indexes it without reading the
+/// document a second time: PDF text was 3.5 % of a 100k release's `perf` samples.
+pub(crate) fn scan_keeping_texts(
+    parsed: &Parsed,
+    detector: &Detector,
+) -> (Vec<PartFinding>, Vec<DocumentText>) {
+    let mut out = scan_own_text(parsed, detector);
+    let mut texts = Vec::new();
     for (i, a) in parsed.attachments.iter().enumerate() {
         if let Some(name) = &a.filename {
             scan_part(detector, &format!("filename:{}", i + 1), name, &mut out);
