@@ -624,85 +624,75 @@ fn mask_field(
 /// The visible text of HTML: tags dropped, character references decoded, so that a value
 /// split by markup (`123-<b>45</b>-6789`) or written as `&#49;23-…` is seen whole.
 fn html_text(html: &str) -> String {
+    // Elements that separate words; inline ones (b, i, span, a) do not.
+    const BLOCKS: [&str; 19] = [
+        "p",
+        "br",
+        "div",
+        "li",
+        "tr",
+        "td",
+        "th",
+        "table",
+        "ul",
+        "ol",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "blockquote",
+        "pre",
+        "hr",
+    ];
     let mut out = String::with_capacity(html.len());
-    let mut in_tag = false;
-    let mut tag = String::new();
     let mut rest = html;
-    while let Some(c) = rest.chars().next() {
-        if in_tag {
-            if c == '>' {
-                in_tag = false;
-                // Block elements separate words; inline ones (b, i, span, a) do not.
-                let name: String = tag
-                    .trim_start_matches('/')
-                    .chars()
-                    .take_while(char::is_ascii_alphanumeric)
-                    .collect::<String>()
-                    .to_ascii_lowercase();
-                if matches!(
-                    name.as_str(),
-                    "p" | "br"
-                        | "div"
-                        | "li"
-                        | "tr"
-                        | "td"
-                        | "th"
-                        | "table"
-                        | "ul"
-                        | "ol"
-                        | "h1"
-                        | "h2"
-                        | "h3"
-                        | "h4"
-                        | "h5"
-                        | "h6"
-                        | "blockquote"
-                        | "pre"
-                        | "hr"
-                ) {
-                    out.push('\n');
-                }
-            } else {
-                tag.push(c);
+    // Text runs are copied whole, up to the next tag or reference ('<' and '&' are ASCII,
+    // so every cut is at a character's boundary).
+    while let Some(at) = memchr::memchr2(b'<', b'&', rest.as_bytes()) {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        if rest.starts_with('<') {
+            // A tag runs to the next '>'; one that never closes hides the rest.
+            let Some(end) = rest.find('>') else {
+                return out;
+            };
+            let tag = rest[1..end].trim_start_matches('/');
+            let name = &tag[..tag
+                .find(|c: char| !c.is_ascii_alphanumeric())
+                .unwrap_or(tag.len())];
+            if BLOCKS.iter().any(|b| name.eq_ignore_ascii_case(b)) {
+                out.push('\n');
             }
-            rest = &rest[c.len_utf8()..];
+            rest = &rest[end + 1..];
             continue;
         }
-        match c {
-            '<' => {
-                in_tag = true;
-                tag.clear();
+        if let Some(end) = rest[..rest.floor_char_boundary(12)].find(';') {
+            let entity = &rest[1..end];
+            let decoded = match entity {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" | "#39" => Some('\''),
+                "nbsp" => Some(' '),
+                e if e.starts_with("#x") || e.starts_with("#X") => u32::from_str_radix(&e[2..], 16)
+                    .ok()
+                    .and_then(char::from_u32),
+                e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
+                _ => None,
+            };
+            if let Some(d) = decoded {
+                out.push(d);
+                rest = &rest[end + 1..];
+                continue;
             }
-            '&' => {
-                if let Some(end) = rest[..rest.floor_char_boundary(12)].find(';') {
-                    let entity = &rest[1..end];
-                    let decoded = match entity {
-                        "amp" => Some('&'),
-                        "lt" => Some('<'),
-                        "gt" => Some('>'),
-                        "quot" => Some('"'),
-                        "apos" | "#39" => Some('\''),
-                        "nbsp" => Some(' '),
-                        e if e.starts_with("#x") || e.starts_with("#X") => {
-                            u32::from_str_radix(&e[2..], 16)
-                                .ok()
-                                .and_then(char::from_u32)
-                        }
-                        e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
-                        _ => None,
-                    };
-                    if let Some(d) = decoded {
-                        out.push(d);
-                        rest = &rest[end + 1..];
-                        continue;
-                    }
-                }
-                out.push('&');
-            }
-            c => out.push(c),
         }
-        rest = &rest[c.len_utf8()..];
+        out.push('&');
+        rest = &rest[1..];
     }
+    out.push_str(rest);
     out
 }
 
