@@ -603,6 +603,21 @@ pub(crate) fn checkpoint(path: &Path) -> Result<()> {
         .map_err(db_err(path))
 }
 
+/// The write-ahead log of the catalogue at `path`.
+pub(crate) fn log_path(path: &Path) -> PathBuf {
+    let mut log = path.as_os_str().to_owned();
+    log.push("-wal");
+    PathBuf::from(log)
+}
+
+/// Copies the whole write-ahead log into the database on `conn`, waiting for readers to
+/// finish with it, and truncates it, so that the next commit writes the log from its
+/// start.
+pub(crate) fn checkpoint_restarting(conn: &Connection, path: &Path) -> Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .map_err(db_err(path))
+}
+
 /// Maps a SQLite error to one naming the catalogue file. Borrowing only the path, it can
 /// be used while a transaction holds the connection.
 pub(crate) fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> WorkspaceError + Copy + '_ {
