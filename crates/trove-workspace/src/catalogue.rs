@@ -599,6 +599,13 @@ pub(crate) fn checkpoint(path: &Path) -> Result<()> {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(db_err(path))?;
+    checkpoint_on(&conn, path)
+}
+
+/// [`checkpoint`] on a connection already open (as SQLite's automatic checkpoint does
+/// after a commit). Once all of the log is copied, the next transaction writes it again
+/// from its start.
+pub(crate) fn checkpoint_on(conn: &Connection, path: &Path) -> Result<()> {
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
         .map_err(db_err(path))
 }
@@ -608,14 +615,6 @@ pub(crate) fn log_path(path: &Path) -> PathBuf {
     let mut log = path.as_os_str().to_owned();
     log.push("-wal");
     PathBuf::from(log)
-}
-
-/// Copies the whole write-ahead log into the database on `conn`, waiting for readers to
-/// finish with it, and truncates it, so that the next commit writes the log from its
-/// start.
-pub(crate) fn checkpoint_restarting(conn: &Connection, path: &Path) -> Result<()> {
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .map_err(db_err(path))
 }
 
 /// Maps a SQLite error to one naming the catalogue file. Borrowing only the path, it can
