@@ -247,12 +247,8 @@ impl Workspace {
         failed: &[(i64, HeldBack)],
     ) -> Result<NumberRange> {
         let (tx, cat_err) = self.catalogue.begin()?;
+        withhold(&tx, release, failed.iter().map(|(id, _)| (*id, NOT_BUILT))).map_err(cat_err)?;
         for (id, _) in failed {
-            tx.execute(
-                "INSERT INTO withheld (message, release, reason) VALUES (?1, ?2, ?3)",
-                params![id, release, NOT_BUILT],
-            )
-            .map_err(cat_err)?;
             tx.execute(
                 "UPDATE messages SET number = NULL, release = NULL WHERE id = ?1",
                 [id],
@@ -269,15 +265,7 @@ impl Workspace {
             [release],
         )
         .map_err(cat_err)?;
-        {
-            let mut set = tx
-                .prepare("UPDATE messages SET number = ?2 WHERE id = ?1")
-                .map_err(cat_err)?;
-            for (i, id) in ids.iter().enumerate() {
-                set.execute(params![id, (numbers.first + i as u64) as i64])
-                    .map_err(cat_err)?;
-            }
-        }
+        number_in_order(&tx, release, numbers.first, &ids).map_err(cat_err)?;
         let renumbered = NumberRange {
             first: numbers.first,
             last: numbers.first + ids.len() as u64 - 1,
@@ -520,6 +508,35 @@ pub(crate) fn next_release(conn: &rusqlite::Connection) -> rusqlite::Result<(u32
         [],
         |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64)),
     )
+}
+
+/// Records emails held back from `release`, each under its reason: they take no number,
+/// and no later release takes them.
+pub(crate) fn withhold<'a>(
+    conn: &rusqlite::Connection,
+    release: u32,
+    held: impl IntoIterator<Item = (i64, &'a str)>,
+) -> rusqlite::Result<()> {
+    let mut insert =
+        conn.prepare("INSERT INTO withheld (message, release, reason) VALUES (?1, ?2, ?3)")?;
+    for (id, reason) in held {
+        insert.execute(params![id, release, reason])?;
+    }
+    Ok(())
+}
+
+/// Gives the emails `ids`, in their order, the numbers of `release` from `first` on.
+pub(crate) fn number_in_order(
+    conn: &rusqlite::Connection,
+    release: u32,
+    first: u64,
+    ids: &[i64],
+) -> rusqlite::Result<()> {
+    let mut set = conn.prepare("UPDATE messages SET number = ?2, release = ?3 WHERE id = ?1")?;
+    for (i, id) in ids.iter().enumerate() {
+        set.execute(params![id, (first + i as u64) as i64, release])?;
+    }
+    Ok(())
 }
 
 /// Records `release` in state `writing`: numbered and committed before anything is

@@ -579,13 +579,11 @@ fn number_plan(
     withheld: &[(i64, String)],
 ) -> rusqlite::Result<bool> {
     let (release, next_number) = crate::release::next_release(tx)?;
-    {
-        let mut hold =
-            tx.prepare("INSERT INTO withheld (message, release, reason) VALUES (?1, ?2, ?3)")?;
-        for (id, reason) in withheld {
-            hold.execute(params![id, release, reason])?;
-        }
-    }
+    crate::release::withhold(
+        tx,
+        release,
+        withheld.iter().map(|(id, reason)| (*id, reason.as_str())),
+    )?;
     if ids.is_empty() {
         tx.execute("UPDATE plans SET state = 'empty' WHERE id = ?1", [plan])?;
         return Ok(false);
@@ -599,12 +597,7 @@ fn number_plan(
         first: next_number,
         last: next_number + ids.len() as u64 - 1,
     };
-    {
-        let mut set = tx.prepare("UPDATE messages SET number = ?2, release = ?3 WHERE id = ?1")?;
-        for (i, id) in ids.iter().enumerate() {
-            set.execute(params![id, (numbers.first + i as u64) as i64, release])?;
-        }
-    }
+    crate::release::number_in_order(tx, release, numbers.first, ids)?;
     crate::release::record_writing(tx, release, &title, numbers)?;
     tx.execute(
         "UPDATE plans SET state = 'published', release = ?2 WHERE id = ?1",
