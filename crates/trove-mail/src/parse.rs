@@ -523,9 +523,8 @@ fn left_out(name: &HeaderName<'_>) -> bool {
         || (text.len() >= 10 && text[text.len() - 10..].eq_ignore_ascii_case(b"message-id"))
 }
 
-/// The top-level fields of `message`, one `Name: value` line each, but those
-/// [`left_out`]:
-/// addresses and text as parsed, other values (dates, content types) as written in
+/// The top-level fields of `message` but those [`left_out`], one `Name: value` line
+/// each: addresses and text as parsed, other values (dates, content types) as written in
 /// `raw`, the bytes `message` was parsed from.
 fn render_header_text(message: &mail_parser::Message<'_>, raw: &[u8]) -> String {
     let mut out = String::with_capacity(message.root_part().offset_body as usize);

@@ -404,7 +404,8 @@ impl Detector {
             push("address", m.start(), m.end(), confidence);
         }
         // A match's domain is what follows its one '@' (the local part takes none): found
-        // without the capture engines, which cost a tenth of the detectors' time.
+        // without the capture engines, which took the detectors on an email's own text
+        // from 10.5 to 13.2 µs (`cargo bench -p trove-workspace --bench scan`).
         for m in EMAIL.find_iter(text) {
             let (_, domain) = m.as_str().split_once('@').expect("an address has an '@'");
             let domain = domain.to_ascii_lowercase();

@@ -195,6 +195,12 @@ impl Workspace {
         let blobs = &self.blobs;
         let loose = blobs.has_loose();
         let catalogue = &mut self.catalogue;
+        let mut next_pack: u32 = catalogue
+            .conn
+            .query_row("SELECT COALESCE(MAX(pack), 0) + 1 FROM packed", [], |r| {
+                r.get(0)
+            })
+            .map_err(catalogue.err())?;
         // The large cache is for this ingest only: the connection lives on (`trove demo`
         // releases with it next) and gets back the size it had.
         let cache_before: i64 = catalogue
@@ -205,15 +211,10 @@ impl Workspace {
             .conn
             .execute_batch(&format!("PRAGMA cache_size = -{INGEST_CACHE_KIB}"))
             .map_err(catalogue.err())?;
-        // Checkpoints are ingest's own (`Commits`) while it runs.
-        let autocheckpoint = catalogue.set_autocheckpoint(0)?;
-        let mut next_pack: u32 = catalogue
-            .conn
-            .query_row("SELECT COALESCE(MAX(pack), 0) + 1 FROM packed", [], |r| {
-                r.get(0)
-            })
-            .map_err(catalogue.err())?;
         let (keys, policy) = (&keys, &policy);
+        // Checkpoints are ingest's own (`Commits`) while it runs. Once this and the cache
+        // are set, nothing returns before the end of the run, which gives both back.
+        let autocheckpoint = catalogue.set_autocheckpoint(0)?;
         let failed = AtomicBool::new(false);
         let all_read = AtomicBool::new(false);
         let outcome = std::thread::scope(|scope| -> Result<()> {
