@@ -19,7 +19,14 @@ static CLEANER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
 
 /// Sanitised HTML, safe to embed in a page (no scripts, no styles, nothing fetched).
 pub fn sanitize_html(html: &str) -> String {
-    CLEANER.clean(html).to_string()
+    // Serialised into a buffer sized for the input, not through `Display`, which
+    // serialises into a buffer of its own and copies that into a `String` that grows.
+    let mut out = Vec::with_capacity(html.len());
+    CLEANER
+        .clean(html)
+        .write_to(&mut out)
+        .expect("writing to a Vec does not fail");
+    String::from_utf8(out).expect("html5ever writes UTF-8")
 }
 
 #[cfg(test)]

@@ -409,12 +409,24 @@ fn read_links(dir: &Path) -> Result<Vec<Links>> {
 
 /// Writes both derived files for `emails` (sorted by number).
 fn write_threads(dir: &Path, emails: &[Links]) -> Result<()> {
-    let mut text = String::with_capacity(emails.len() * 120);
+    // Each line is written straight into one buffer, sized for the ids it will hold: a
+    // `String` per line, copied in and dropped, and a buffer outgrowing a guess of 120
+    // bytes a line (a reply's references run to several hundred) were 1.3 of this
+    // function's 2.3 % of a 100k release's samples.
+    let ids: usize = emails
+        .iter()
+        .map(|e| {
+            let listed = e.in_reply_to.iter().chain(&e.references);
+            e.message_id.as_ref().map_or(0, String::len)
+                + listed.map(|i| i.len() + 3).sum::<usize>()
+        })
+        .sum();
+    let mut text = Vec::with_capacity(ids + emails.len() * 48);
     for e in emails {
-        text.push_str(&serde_json::to_string(e).expect("plain data"));
-        text.push('\n');
+        serde_json::to_writer(&mut text, e).expect("plain data");
+        text.push(b'\n');
     }
-    write_atomic(&dir.join(LINKS_FILE), text.as_bytes())?;
+    write_atomic(&dir.join(LINKS_FILE), &text)?;
     let of = thread_numbers(emails);
     let max = emails.iter().map(|e| e.number).max().unwrap_or(0);
     let mut bin = vec![0u8; max as usize * 8];
