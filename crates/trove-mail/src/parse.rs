@@ -571,6 +571,14 @@ fn ids(value: &HeaderValue<'_>) -> Vec<String> {
 
 /// Decodes one text part from its transfer-decoded bytes, recording the charset used.
 fn decode_text(raw: &[u8], part: &MessagePart<'_>, out: &mut Parsed) -> String {
+    let declared = part
+        .content_type()
+        .and_then(|ct| ct.attribute("charset"))
+        .map(|c| c.trim().to_ascii_lowercase());
+    if let Some((text, used)) = decoded_alike(part, declared.as_deref()) {
+        out.charsets.push(used);
+        return text;
+    }
     let body = raw
         .get(part.offset_body as usize..part.offset_end as usize)
         .unwrap_or_default();
@@ -591,13 +599,44 @@ fn decode_text(raw: &[u8], part: &MessagePart<'_>, out: &mut Parsed) -> String {
         },
         Encoding::None => Cow::Borrowed(body),
     };
-    let declared = part
-        .content_type()
-        .and_then(|ct| ct.attribute("charset"))
-        .map(|c| c.trim().to_ascii_lowercase());
     let (text, used) = decode_charset(&bytes, declared.as_deref(), &mut out.defects);
     out.charsets.push(used);
     text
+}
+
+/// The text mail-parser already made of a quoted-printable part, with the charset
+/// [`decode_charset`] would record, when that text is the one [`decode_charset`] would
+/// make of the decoded bytes: declared UTF-8 and holding no replacement character (so
+/// the bytes were valid UTF-8), or declared ASCII (or nothing) and all ASCII (so the
+/// bytes were ASCII). Decoding the part's quoted-printable a second time, to read its
+/// bytes, was 1.3 % of a 100k release's samples and of a 100k ingest's.
+fn decoded_alike(part: &MessagePart<'_>, declared: Option<&str>) -> Option<(String, String)> {
+    let (PartType::Text(text) | PartType::Html(text)) = &part.body else {
+        return None;
+    };
+    // mail-parser's base64 drops a last group cut short (`…refrisain` read as `…refrisai`
+    // in a generated email), which [`decode_text`] keeps; its quoted-printable is the same
+    // on the shared and generated corpora, and reads the `=` a sender left unencoded
+    // (`charset=utf-8` in an HTML part) as written, where the strict decoder gives up and
+    // leaves every `=C3=B6` of the part undecoded.
+    if part.encoding != Encoding::QuotedPrintable {
+        return None;
+    }
+    let is_ascii_label = matches!(
+        declared,
+        None | Some("us-ascii" | "ascii" | "ansi_x3.4-1968")
+    );
+    let utf8 = declared
+        .and_then(|d| encoding_rs::Encoding::for_label(d.as_bytes()))
+        .is_some_and(|e| e == encoding_rs::UTF_8);
+    let used = if text.is_ascii() && (is_ascii_label || utf8) {
+        declared.unwrap_or("us-ascii")
+    } else if utf8 && !text.contains('\u{FFFD}') {
+        "utf-8"
+    } else {
+        return None;
+    };
+    Some((text.to_string(), used.to_string()))
 }
 
 /// Decodes `bytes` declared as `declared`; returns the text and a note of the charset used.
@@ -784,6 +823,40 @@ mod tests {
         let c = parse(b"Message-ID: <1@x>\nFrom: a@x\nTo: b@x\nDate: Mon, 1 Jan 2001 10:00:00 +0000\nSubject: s\n\nother body\n");
         assert_eq!(a.fingerprint(), b.fingerprint());
         assert_ne!(a.fingerprint(), c.fingerprint());
+    }
+
+    /// A quoted-printable part is read as mail-parser decoded it: with an `=` the sender
+    /// left unencoded, its encoded bytes are still decoded (the strict decoder gave up on
+    /// the whole part), in the charset recorded as before. A base64 part whose last group
+    /// is cut short keeps that group's bytes, which mail-parser's decoder drops.
+    #[test]
+    fn text_parts_are_decoded_once_and_kept_whole() {
+        let mail = |encoding: &str, body: &str| {
+            format!(
+                "From: a@a.example\r\nSubject: s\r\nMIME-Version: 1.0\r\n\
+                 Content-Type: text/plain; charset=utf-8\r\n\
+                 Content-Transfer-Encoding: {encoding}\r\n\r\n{body}\r\n"
+            )
+        };
+        let qp = crate::parse(
+            mail(
+                "quoted-printable",
+                "charset=utf-8 h=C3=B6h=C3=B6 caf=C3=A9=\r\ns",
+            )
+            .as_bytes(),
+        );
+        assert_eq!(qp.text.trim_end(), "charset=utf-8 höhö cafés");
+        assert_eq!(qp.charsets, ["utf-8"]);
+        let plain = crate::parse(mail("quoted-printable", "plain=20words").as_bytes());
+        assert_eq!(
+            (plain.text.trim_end(), &plain.charsets[..]),
+            ("plain words", &["utf-8".to_string()][..])
+        );
+        // Base64 without its padding: the last group holds two bytes, then one.
+        let two = crate::parse(mail("base64", "cmVmcmlzYWk").as_bytes());
+        assert_eq!(two.text.trim_end(), "refrisai");
+        let one = crate::parse(mail("base64", "cmVmcmlzYWlubg").as_bytes());
+        assert_eq!(one.text.trim_end(), "refrisainn");
     }
 }
 
