@@ -157,6 +157,9 @@ def cmd_report(a):
     w(f"Corpus: `../shared/bench/gen_corpus.py -n {a.n} --seed 42`: {n_files:,} message files, "
       f"{mail[0] / 1e6:,.0f} MB of mail ({mail[1] / 1e6:,.0f} MB on disk as a Maildir).")
     w(f"Command: `N={a.n} scripts/bench` (peers: {a.peers or 'none'}).")
+    if a.smoke != "1":
+        w("trove's build: " + ("profile-guided (`scripts/build-pgo`)." if a.pgo == "1"
+                               else "`cargo build --release` (`PGO=0`)."))
     w("")
     w("## Building the archive")
     w("")
@@ -235,6 +238,7 @@ def main():
     r.add_argument("--n", type=int, required=True)
     r.add_argument("--peers", default="")
     r.add_argument("--smoke", default="0")
+    r.add_argument("--pgo", default="0")
     a = ap.parse_args()
     {"search": cmd_search, "report": cmd_report}[a.cmd](a)
 
