@@ -649,20 +649,19 @@ pub fn decode_charset(
     defects: &mut Vec<Defect>,
 ) -> (String, String) {
     let declared_enc = declared.and_then(|d| encoding_rs::Encoding::for_label(d.as_bytes()));
-    let is_ascii_label = is_ascii_label(declared);
-    if bytes.is_ascii() && (is_ascii_label || declared_enc.is_some_and(|e| e.is_ascii_compatible()))
-    {
+    let ascii_label = is_ascii_label(declared);
+    if bytes.is_ascii() && (ascii_label || declared_enc.is_some_and(|e| e.is_ascii_compatible())) {
         let text = String::from_utf8(bytes.to_vec()).expect("ascii is utf-8");
         return (text, declared.unwrap_or("us-ascii").to_string());
     }
-    if is_ascii_label || declared_enc == Some(encoding_rs::UTF_8) {
+    if ascii_label || declared_enc == Some(encoding_rs::UTF_8) {
         if let Ok(text) = std::str::from_utf8(bytes) {
-            let used = if is_ascii_label {
+            let used = if ascii_label {
                 "utf-8 (detected; declared us-ascii)"
             } else {
                 "utf-8"
             };
-            if is_ascii_label && declared.is_some() {
+            if ascii_label && declared.is_some() {
                 push_once(defects, Defect::CharsetMislabelled);
             }
             return (text.to_string(), used.to_string());
