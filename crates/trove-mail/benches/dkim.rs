@@ -3,23 +3,11 @@
 
 use std::hint::black_box;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use trove_mail::dkim::{KeyStore, verify};
 
-fn per_call(mut f: impl FnMut()) -> Duration {
-    // Warm up, then run for about a second.
-    for _ in 0..20 {
-        f();
-    }
-    let start = Instant::now();
-    let mut n = 0u32;
-    while start.elapsed() < Duration::from_secs(1) {
-        f();
-        n += 1;
-    }
-    start.elapsed() / n
-}
+mod common;
+use common::per_call;
 
 fn main() {
     let dkim = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/dkim");

@@ -9,6 +9,7 @@ pub mod dkim;
 pub mod extract;
 pub mod mbox;
 pub mod parse;
+mod pdf;
 pub mod pii;
 pub mod read;
 pub mod sanitize;
