@@ -149,10 +149,15 @@ fn pdf(bytes: &[u8]) -> Result<AttachmentText, String> {
     if doc.is_encrypted() {
         doc.decrypt("").map_err(|e| e.to_string())?;
     }
-    // The same text, read by trove where its fonts allow (`pdf.rs`), by pdf-extract where not.
+    // The same text, read by trove where its fonts allow (`pdf.rs`), by pdf-extract where
+    // not; neither reads a document that would take pdf-extract's thread's stack.
     let text = match crate::pdf::simple_text(&doc) {
-        Some(text) => text,
-        None => by_pdf_extract(doc)?,
+        Ok(Some(text)) => text,
+        Ok(None) => {
+            crate::pdf::forms_end(&doc).map_err(|refused| refused.0.to_string())?;
+            by_pdf_extract(doc)?
+        }
+        Err(refused) => return Err(refused.0.to_string()),
     };
     Ok(AttachmentText::Text {
         format: "pdf",

@@ -23,9 +23,10 @@ mod core14;
 use pdf_extract::content::Content;
 use pdf_extract::{Dictionary, Document, Object};
 
-/// The text of `doc` as pdf-extract's plain-text output writes it, or `None` when a page
-/// uses something only pdf-extract reads (see the module's documentation).
-pub(crate) fn simple_text(doc: &Document) -> Option<String> {
+/// The text of `doc` as pdf-extract's plain-text output writes it, `Ok(None)` when a
+/// page uses something only pdf-extract reads (see the module's documentation), `Err`
+/// for a document pdf-extract must not be given.
+pub(crate) fn simple_text(doc: &Document) -> Result<Option<String>, Refused> {
     let mut out = Output {
         text: String::new(),
         last_end: 100000.,
@@ -35,63 +36,183 @@ pub(crate) fn simple_text(doc: &Document) -> Option<String> {
     };
     let empty = Dictionary::new();
     for page in doc.get_pages().into_values() {
-        let dict = doc.get_object(page).ok()?.as_dict().ok()?;
-        let resources = match inherited(doc, dict, b"Resources", |o| Some(o.as_dict().ok()))? {
-            Some(r) => r,
-            None => &empty,
+        let Some(dict) = doc.get_object(page).ok().and_then(|o| o.as_dict().ok()) else {
+            return Ok(None);
         };
-        let media_box = inherited(doc, dict, b"MediaBox", |o| {
+        let Some(resources) = inherited(doc, dict, b"Resources", |o| Some(o.as_dict().ok()))?
+        else {
+            return Ok(None);
+        };
+        let Some(media_box) = inherited(doc, dict, b"MediaBox", |o| {
             let array = o.as_array().ok()?;
             Some(Some(
                 array.iter().map(number).collect::<Option<Vec<f64>>>()?,
             ))
-        })??;
-        let [_, lly, _, ury, ..] = media_box[..] else {
-            return None;
+        })?
+        else {
+            return Ok(None);
         };
-        // pdf-extract reads the art box too, and stops on one that is not four numbers.
-        if let Some(Object::Array(art)) = get(doc, dict, b"ArtBox")?
-            && (art.len() < 4 || !art.iter().all(|o| number(o).is_some()))
-        {
-            return None;
+        let resources = resources.unwrap_or(&empty);
+        if read_page(doc, page, dict, resources, media_box, &mut out).is_none() {
+            return Ok(None);
         }
-        out.flip = Matrix([1., 0., 0., -1., 0., ury - lly]);
-        // The page's fonts first: one only pdf-extract reads sends the document there
-        // before its content is inflated and parsed for nothing.
-        let mut fonts = Vec::new();
-        if let Some(Object::Dictionary(named)) = get(doc, resources, b"Font")? {
-            for (name, font) in named {
-                let font = deref(doc, font)?.as_dict().ok()?;
-                fonts.push((name.clone(), simple_font(doc, font)?));
-            }
-        }
-        let content = Content::decode(&doc.get_page_content(page).ok()?).ok()?;
-        Page { fonts }.run(&content.operations, &mut out)?;
     }
-    Some(out.text)
+    Ok(Some(out.text))
+}
+
+/// One page's text into `out`; `None` as [`simple_text`].
+fn read_page(
+    doc: &Document,
+    page: pdf_extract::ObjectId,
+    dict: &Dictionary,
+    resources: &Dictionary,
+    media_box: Option<Vec<f64>>,
+    out: &mut Output,
+) -> Option<()> {
+    let [_, lly, _, ury, ..] = media_box?[..] else {
+        return None;
+    };
+    // pdf-extract reads the art box too, and stops on one that is not four numbers.
+    if let Some(Object::Array(art)) = get(doc, dict, b"ArtBox")?
+        && (art.len() < 4 || !art.iter().all(|o| number(o).is_some()))
+    {
+        return None;
+    }
+    out.flip = Matrix([1., 0., 0., -1., 0., ury - lly]);
+    // The page's fonts first: one only pdf-extract reads sends the document there
+    // before its content is inflated and parsed for nothing.
+    let mut fonts = Vec::new();
+    if let Some(Object::Dictionary(named)) = get(doc, resources, b"Font")? {
+        for (name, font) in named {
+            let font = deref(doc, font)?.as_dict().ok()?;
+            fonts.push((name.clone(), simple_font(doc, font)?));
+        }
+    }
+    let content = Content::decode(&doc.get_page_content(page).ok()?).ok()?;
+    Page { fonts }.run(&content.operations, out)
 }
 
 /// `key` of a page or of the first of its ancestors whose `key`, dereferenced, `read`
 /// accepts (`Some(None)` from `read`: not this one, ask the parent), as pdf-extract's
 /// `get_inherited`. `None`: a reference or a value pdf-extract would stop on.
+///
+/// `Err` when the ancestors loop before one holds `key`: pdf-extract would follow them
+/// until its thread's stack ran out, which ends the process.
 fn inherited<'a, T>(
     doc: &'a Document,
     mut dict: &'a Dictionary,
     key: &[u8],
     read: impl Fn(&'a Object) -> Option<Option<T>>,
-) -> Option<Option<T>> {
+) -> Result<Option<Option<T>>, Refused> {
+    let mut seen = Vec::new();
     loop {
-        if let Ok(o) = dict.get(key)
-            && let Some(found) = read(deref(doc, o)?)?
-        {
-            return Some(Some(found));
+        if let Ok(o) = dict.get(key) {
+            let Some(o) = deref(doc, o) else {
+                return Ok(None);
+            };
+            match read(o) {
+                None => return Ok(None),
+                Some(Some(found)) => return Ok(Some(Some(found))),
+                Some(None) => {}
+            }
         }
-        let parent = dict.get(b"Parent").and_then(Object::as_reference);
-        match parent.and_then(|id| doc.get_dictionary(id)) {
+        let Ok(parent) = dict.get(b"Parent").and_then(Object::as_reference) else {
+            return Ok(Some(None));
+        };
+        if seen.contains(&parent) {
+            return Err(Refused("its page tree loops: a page is its own ancestor"));
+        }
+        seen.push(parent);
+        match doc.get_dictionary(parent) {
             Ok(p) => dict = p,
-            Err(_) => return Some(None),
+            Err(_) => return Ok(Some(None)),
         }
     }
+}
+
+/// Why a PDF is read by neither reader: pdf-extract would end the process on it, or run
+/// without end.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Refused(pub(crate) &'static str);
+
+/// How deep pdf-extract may run forms inside forms, and how many it may run for one
+/// document, before trove refuses the document (no real one comes near either).
+const FORMS_DEEP: usize = 64;
+const FORMS_RUN: usize = 10_000;
+
+/// `Err` when pdf-extract, running `doc`'s pages, would run a form inside itself or run
+/// forms without end. Its `Do` runs a form's content with no bound on the depth, so a form
+/// that shows itself (or two that show each other) runs until the thread's stack is gone,
+/// which ends the process: an ingest, with every other email of the run. Asked only of a
+/// document this module leaves to pdf-extract.
+pub(crate) fn forms_end(doc: &Document) -> Result<(), Refused> {
+    let empty = Dictionary::new();
+    let mut run = 0;
+    for page in doc.get_pages().into_values() {
+        let Ok(dict) = doc.get_dictionary(page) else {
+            continue;
+        };
+        let resources = inherited(doc, dict, b"Resources", |o| Some(o.as_dict().ok()))?;
+        let resources = resources.flatten().unwrap_or(&empty);
+        if let Ok(content) = doc.get_page_content(page) {
+            forms_of(doc, &content, resources, &mut Vec::new(), &mut run)?;
+        }
+    }
+    Ok(())
+}
+
+/// [`forms_end`] for one content stream, run with `resources` inside the forms `chain`.
+fn forms_of(
+    doc: &Document,
+    content: &[u8],
+    resources: &Dictionary,
+    chain: &mut Vec<pdf_extract::ObjectId>,
+    run: &mut usize,
+) -> Result<(), Refused> {
+    if !content.windows(2).any(|w| w == b"Do") {
+        return Ok(());
+    }
+    // Content pdf-extract cannot decode stops it, with a panic it recovers from.
+    let Ok(content) = Content::decode(content) else {
+        return Ok(());
+    };
+    let xobjects = match get(doc, resources, b"XObject") {
+        Some(Some(Object::Dictionary(x))) => x,
+        _ => return Ok(()),
+    };
+    for op in content.operations.iter().filter(|op| op.operator == "Do") {
+        let Some(name) = op.operands.first().and_then(|o| o.as_name().ok()) else {
+            continue;
+        };
+        // A form written in place cannot hold itself; one by reference can.
+        let Ok(Object::Reference(id)) = xobjects.get(name) else {
+            continue;
+        };
+        if chain.contains(id) {
+            return Err(Refused("a form in it shows itself, without end"));
+        }
+        *run += 1;
+        if chain.len() >= FORMS_DEEP || *run > FORMS_RUN {
+            return Err(Refused(
+                "its forms run inside each other too deep or too often",
+            ));
+        }
+        let Ok(Object::Stream(form)) = doc.get_object(*id) else {
+            continue;
+        };
+        let inner = match get(doc, &form.dict, b"Resources") {
+            Some(Some(Object::Dictionary(r))) => r,
+            _ => resources,
+        };
+        let bytes = form
+            .decompressed_content()
+            .unwrap_or_else(|_| form.content.clone());
+        chain.push(*id);
+        let ended = forms_of(doc, &bytes, inner, chain, run);
+        chain.pop();
+        ended?;
+    }
+    Ok(())
 }
 
 /// The object `o` refers to, or `o`; `None` for a reference to nothing (pdf-extract
@@ -466,11 +587,11 @@ fn simple_font(doc: &Document, font: &Dictionary) -> Option<Font> {
     let mut widths: [Option<f64>; 256] = [None; 256];
     let mut table = encoding.copied();
     if let (Some(first), Some(last), Some(given)) = (first, last, given) {
-        if first + given.len() as i64 - 1 != last {
+        if first.checked_add(given.len() as i64 - 1)? != last {
             return None;
         }
         for (i, w) in given.into_iter().enumerate() {
-            if let Ok(code) = usize::try_from(first + i as i64)
+            if let Ok(code) = usize::try_from(first.saturating_add(i as i64))
                 && code < 256
             {
                 widths[code] = Some(w);
@@ -607,6 +728,11 @@ pub(crate) mod tests {
             kids.join(" "),
             kids.len()
         );
+        pdf_of(&objects)
+    }
+
+    /// A PDF of `objects`, numbered from 1, the first the catalogue.
+    pub(crate) fn pdf_of(objects: &[String]) -> Vec<u8> {
         let mut out = b"%PDF-1.4\n".to_vec();
         let mut offsets = Vec::new();
         for (i, o) in objects.iter().enumerate() {
@@ -632,7 +758,7 @@ pub(crate) mod tests {
     /// document to pdf-extract, or pdf-extract stops).
     pub(crate) fn both(bytes: &[u8]) -> (Option<String>, Option<String>) {
         let doc = Document::load_mem(bytes).expect("the test's PDF loads");
-        let ours = simple_text(&doc);
+        let ours = simple_text(&doc).expect("no test PDF loops");
         let theirs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             crate::extract::by_pdf_extract(doc).ok()
         }))
@@ -834,6 +960,72 @@ pub(crate) mod tests {
         assert_eq!(text.trim(), "Jane Roe");
     }
 
+    /// A page that is its own parent and has no media box: pdf-extract would look for the
+    /// box up that chain until its thread's stack ran out, which ends the process (an
+    /// ingest of every other email with it). trove refuses the document instead.
+    #[test]
+    fn a_page_tree_that_loops_is_refused() {
+        let content = "BT /F1 11 Tf 72 740 Td (Jane Roe) Tj ET";
+        let objects = [
+            "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+            "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+            "<< /Type /Page /Parent 3 0 R /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>"
+                .to_string(),
+            format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
+            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+        ];
+        let bytes = pdf_of(&objects);
+        let doc = Document::load_mem(&bytes).expect("the test's PDF loads");
+        assert!(simple_text(&doc).is_err());
+        let read = crate::extract::attachment_text("application/pdf", Some("loop.pdf"), &bytes);
+        assert!(
+            matches!(&read, crate::extract::AttachmentText::Unreadable(why) if why.contains("loops")),
+            "{read:?}"
+        );
+    }
+
+    /// A form that shows itself: pdf-extract would run it inside itself until its
+    /// thread's stack ran out. trove refuses the document instead.
+    #[test]
+    fn a_form_that_shows_itself_is_refused() {
+        let with_form = |form: &str| {
+            let content = "BT /F1 11 Tf 72 740 Td (Jane Roe) Tj ET /X0 Do";
+            pdf_of(&[
+                "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+                "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+                 /Resources << /Font << /F1 5 0 R >> /XObject << /X0 6 0 R >> >> >>"
+                    .to_string(),
+                format!(
+                    "<< /Length {} >>\nstream\n{content}\nendstream",
+                    content.len()
+                ),
+                "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+                format!(
+                    "<< /Type /XObject /Subtype /Form /BBox [0 0 10 10] \
+                     /Resources << /XObject << /X0 6 0 R >> >> /Length {} >>\nstream\n{form}\nendstream",
+                    form.len()
+                ),
+            ])
+        };
+        let bytes = with_form("q /X0 Do Q");
+        let doc = Document::load_mem(&bytes).expect("the test's PDF loads");
+        assert_eq!(
+            simple_text(&doc),
+            Ok(None),
+            "left to pdf-extract, which must not get it"
+        );
+        assert!(forms_end(&doc).is_err());
+        let read = crate::extract::attachment_text("application/pdf", Some("form.pdf"), &bytes);
+        assert!(
+            matches!(&read, crate::extract::AttachmentText::Unreadable(why) if why.contains("itself")),
+            "{read:?}"
+        );
+        // The same form, not shown from inside itself, is run by pdf-extract as before.
+        let doc = Document::load_mem(&with_form("q 1 0 0 1 0 0 cm Q")).expect("loads");
+        assert_eq!(forms_end(&doc), Ok(()));
+    }
+
     /// The repository's PDFs made by other programs: where trove reads one itself, its
     /// text is pdf-extract's.
     #[test]
@@ -867,7 +1059,7 @@ pub(crate) mod tests {
                 continue;
             }
             total += 1;
-            let Some(ours) = simple_text(&doc) else {
+            let Ok(Some(ours)) = simple_text(&doc) else {
                 continue;
             };
             ours_read += 1;
