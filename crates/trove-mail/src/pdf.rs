@@ -12,11 +12,13 @@
 //! is checked against pdf-extract's on every generated PDF and on fonts × encodings × all
 //! 256 codes (the tests below and in `extract.rs`).
 //!
-//! It answers `None`, and pdf-extract reads the document, whenever a page holds anything
-//! it does not read exactly as pdf-extract does: a composite or Type 3 font, a font with a
-//! `ToUnicode` map, an embedded Type 1 or CFF program or an encoding with `Differences`,
-//! a form or image (`Do`), an extended graphics state (`gs`), a named colour space, or any
-//! operand pdf-extract would stop on.
+//! It answers `Ok(None)`, and pdf-extract reads the document, whenever a page holds
+//! anything it does not read exactly as pdf-extract does: a composite or Type 3 font, a
+//! font with a `ToUnicode` map, an embedded Type 1 or CFF program or an encoding with
+//! `Differences`, a form or image (`Do`), an extended graphics state (`gs`), a named
+//! colour space, or any operand pdf-extract would stop on. It answers `Err` ([`Refused`])
+//! for a document pdf-extract would never finish, and [`forms_end`] says the same of the
+//! forms of one left to pdf-extract.
 
 mod core14;
 
@@ -97,7 +99,7 @@ fn read_page(
 /// `get_inherited`. `None`: a reference or a value pdf-extract would stop on.
 ///
 /// `Err` when the ancestors loop before one holds `key`: pdf-extract would follow them
-/// until its thread's stack ran out, which ends the process.
+/// round the loop for ever (its lookup is a tail call; no answer in 20 s).
 fn inherited<'a, T>(
     doc: &'a Document,
     mut dict: &'a Dictionary,
