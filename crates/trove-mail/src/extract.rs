@@ -150,7 +150,7 @@ fn pdf(bytes: &[u8]) -> Result<AttachmentText, String> {
         doc.decrypt("").map_err(|e| e.to_string())?;
     }
     // The same text, read by trove where its fonts allow (`pdf.rs`), by pdf-extract where
-    // not; neither reads a document that would take pdf-extract's thread's stack.
+    // not; neither is given a document pdf-extract would never finish.
     let text = match crate::pdf::simple_text(&doc) {
         Ok(Some(text)) => text,
         Ok(None) => {
@@ -165,6 +165,7 @@ fn pdf(bytes: &[u8]) -> Result<AttachmentText, String> {
     })
 }
 
+/// `doc`'s text by pdf-extract's plain-text output, its `'` and `"` spelled out first.
 pub(crate) fn by_pdf_extract(mut doc: pdf_extract::Document) -> Result<String, String> {
     spell_out_next_line_shows(&mut doc);
     let mut text = String::new();
